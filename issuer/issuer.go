@@ -1,0 +1,445 @@
+package issuer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Config is one site's issuing policy over a shared Core.
+type Config struct {
+	// Issuer is the `iss` of tokens; when empty, callers pass one per request.
+	Issuer string
+	// Audience is the `aud` of access tokens; when empty, the issuer.
+	Audience      string
+	Alg           string
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
+	SingleSession bool
+	// Users and Clients declared in configuration; they take precedence
+	// over the store's.
+	Users   []User
+	Clients []Client
+}
+
+// Issuer mints and checks tokens for one site.
+type Issuer struct {
+	core    *Core
+	cfg     Config
+	users   map[string]User
+	clients map[string]Client
+	// clientOK caches the keyed hash of configured clients' secrets once a
+	// slow argon2id/bcrypt check has passed, so client_credentials stays fast.
+	clientOK sync.Map // client id -> keyed hash of the verified secret
+	// dummyHash is verified when a user does not exist, so a login for an
+	// unknown name costs as much as one for a known name.
+	dummyHash string
+}
+
+// New returns an Issuer for cfg over core.
+func New(core *Core, cfg Config) (*Issuer, error) {
+	if cfg.Alg == "" {
+		cfg.Alg = AlgEdDSA
+	}
+	if !ValidAlg(cfg.Alg) {
+		return nil, fmt.Errorf("unsupported signing algorithm %q", cfg.Alg)
+	}
+	if cfg.AccessTTL <= 0 {
+		cfg.AccessTTL = 15 * time.Minute
+	}
+	if cfg.RefreshTTL <= 0 {
+		cfg.RefreshTTL = 30 * 24 * time.Hour
+	}
+	i := &Issuer{core: core, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}}
+	for _, u := range cfg.Users {
+		if err := CheckHashFormat(u.PasswordHash); err != nil {
+			return nil, fmt.Errorf("user %s: %w", u.Name, err)
+		}
+		i.users[u.Name] = u
+	}
+	for _, c := range cfg.Clients {
+		if err := CheckHashFormat(c.SecretHash); err != nil {
+			return nil, fmt.Errorf("client %s: %w", c.ID, err)
+		}
+		i.clients[c.ID] = c
+	}
+	var err error
+	if i.dummyHash, err = HashPassword("tokengate-dummy"); err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+// Core returns the shared core.
+func (i *Issuer) Core() *Core { return i.core }
+
+// Config returns the effective configuration.
+func (i *Issuer) Config() Config { return i.cfg }
+
+// ErrInvalidCredentials says a name or secret did not match; deliberately
+// the same whether the account exists or not.
+var ErrInvalidCredentials = errors.New("invalid credentials")
+
+// AuthenticateUser checks a user's password.
+func (i *Issuer) AuthenticateUser(ctx context.Context, name, password string) (User, error) {
+	u, err := i.lookupUser(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		_, _ = VerifyPassword(i.dummyHash, password)
+		return User{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return User{}, err
+	}
+	ok, err := VerifyPassword(u.PasswordHash, password)
+	if err != nil {
+		return User{}, fmt.Errorf("verifying password of user %s: %w", name, err)
+	}
+	if !ok {
+		return User{}, ErrInvalidCredentials
+	}
+	return u, nil
+}
+
+func (i *Issuer) lookupUser(ctx context.Context, name string) (User, error) {
+	if u, ok := i.users[name]; ok {
+		return u, nil
+	}
+	if name == "" {
+		return User{}, ErrNotFound
+	}
+	u, err := i.core.store.GetUser(ctx, name)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return User{}, fmt.Errorf("looking up user: %w", err)
+	}
+	return u, err
+}
+
+// LookupClient returns a client by id without authenticating it.
+func (i *Issuer) LookupClient(ctx context.Context, id string) (Client, error) {
+	if c, ok := i.clients[id]; ok {
+		return c, nil
+	}
+	if id == "" {
+		return Client{}, ErrNotFound
+	}
+	c, err := i.core.store.GetClient(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Client{}, fmt.Errorf("looking up client: %w", err)
+	}
+	return c, err
+}
+
+// AuthenticateClient checks a client's secret.
+func (i *Issuer) AuthenticateClient(ctx context.Context, id, secret string) (Client, error) {
+	c, err := i.LookupClient(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Client{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return Client{}, err
+	}
+	if ok, err := i.verifyClientSecret(c, secret); err != nil {
+		return Client{}, err
+	} else if !ok {
+		return Client{}, ErrInvalidCredentials
+	}
+	return c, nil
+}
+
+func (i *Issuer) verifyClientSecret(c Client, secret string) (bool, error) {
+	if !strings.HasPrefix(c.SecretHash, "$") { // a generated secret's keyed hash
+		return i.core.hasher.Verify(c.SecretHash, secret), nil
+	}
+	keyed := i.core.hasher.Hash(secret)
+	if prev, ok := i.clientOK.Load(c.ID); ok && i.core.hasher.Verify(prev.(string), secret) {
+		return true, nil
+	}
+	ok, err := VerifyPassword(c.SecretHash, secret)
+	if err != nil {
+		return false, fmt.Errorf("verifying secret of client %s: %w", c.ID, err)
+	}
+	if ok {
+		i.clientOK.Store(c.ID, keyed)
+	}
+	return ok, nil
+}
+
+// Principal is whoever a token is about.
+type Principal struct {
+	Kind    string // "user", "client" or "entity"
+	Name    string // user name, client id or entity id, as looked up
+	Subject string
+	Roles   []string
+	Scopes  []string // scopes it may be granted
+}
+
+// UserPrincipal and ClientPrincipal describe a principal for minting.
+func UserPrincipal(u User) Principal {
+	return Principal{Kind: "user", Name: u.Name, Subject: u.Subject(), Roles: u.Roles, Scopes: u.Scopes}
+}
+
+// ClientPrincipal is the principal of a client acting for itself.
+func ClientPrincipal(c Client) Principal {
+	return Principal{Kind: "client", Name: c.ID, Subject: c.ID, Roles: c.Roles, Scopes: c.Scopes}
+}
+
+// AccessClaims are the claims of an access token (RFC 9068).
+type AccessClaims struct {
+	jwt.RegisteredClaims
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope,omitempty"`
+	Roles    []string `json:"roles,omitempty"`
+	// SID ties the token to its refresh-token family so that revoking the
+	// family revokes it too.
+	SID string `json:"sid,omitempty"`
+}
+
+// HasRole reports whether the token carries role.
+func (c *AccessClaims) HasRole(role string) bool { return slices.Contains(c.Roles, role) }
+
+// HasScope reports whether the token was granted scope.
+func (c *AccessClaims) HasScope(scope string) bool {
+	for s := range strings.FieldsSeq(c.Scope) {
+		if s == scope {
+			return true
+		}
+	}
+	return false
+}
+
+// GrantScope returns the scope to grant: all allowed scopes when none is
+// requested, else the request if it is a subset of allowed.
+func GrantScope(requested string, allowed []string) (string, bool) {
+	if strings.TrimSpace(requested) == "" {
+		return strings.Join(allowed, " "), true
+	}
+	var granted []string
+	for s := range strings.FieldsSeq(requested) {
+		if !slices.Contains(allowed, s) {
+			return "", false
+		}
+		if !slices.Contains(granted, s) {
+			granted = append(granted, s)
+		}
+	}
+	return strings.Join(granted, " "), true
+}
+
+// Grant is what to mint.
+type Grant struct {
+	Principal Principal
+	ClientID  string // the client the token is for; "" when none authenticated
+	Scope     string // already checked with GrantScope
+	Issuer    string // used when Config.Issuer is empty
+	Refresh   bool   // also issue a refresh token
+	Family    string // refresh family to continue; "" starts a new one
+	AccessTTL time.Duration
+}
+
+// Tokens is what was minted.
+type Tokens struct {
+	AccessToken  string
+	Claims       *AccessClaims
+	ExpiresIn    int64 // seconds
+	RefreshToken string
+}
+
+// Issue mints an access token (and a refresh token when asked).
+func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
+	now := i.core.now()
+	key := i.core.keys.Load().signer(i.cfg.Alg, now)
+	if key == nil || !key.CanSign() {
+		return Tokens{}, fmt.Errorf("no usable %s signing key", i.cfg.Alg)
+	}
+	ttl := i.cfg.AccessTTL
+	if g.AccessTTL > 0 {
+		ttl = g.AccessTTL
+	}
+	iss := i.IssuerFor(g.Issuer)
+	jti, err := randomID()
+	if err != nil {
+		return Tokens{}, err
+	}
+	clientID := g.ClientID
+	if clientID == "" {
+		clientID = g.Principal.Name // RFC 9068 requires client_id; a principal acting alone is its own client
+	}
+	family := g.Family
+	if g.Refresh && family == "" {
+		if family, err = randomID(); err != nil {
+			return Tokens{}, err
+		}
+	}
+	claims := &AccessClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    iss,
+			Subject:   g.Principal.Subject,
+			Audience:  jwt.ClaimStrings{i.AudienceFor(iss)},
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        jti,
+		},
+		ClientID: clientID,
+		Scope:    g.Scope,
+		Roles:    g.Principal.Roles,
+		SID:      family,
+	}
+	tok := jwt.NewWithClaims(key.method, claims)
+	tok.Header["typ"] = "at+jwt"
+	tok.Header["kid"] = key.KID
+	signed, err := tok.SignedString(key.private)
+	if err != nil {
+		return Tokens{}, fmt.Errorf("signing access token: %w", err)
+	}
+	out := Tokens{AccessToken: signed, Claims: claims, ExpiresIn: int64(ttl / time.Second)}
+	if g.Refresh {
+		rt, err := NewSecret("tgr_")
+		if err != nil {
+			return Tokens{}, err
+		}
+		rec := RefreshRecord{Hash: hashToken(rt), Family: family, Subject: g.Principal.Subject,
+			Kind: g.Principal.Kind, Principal: g.Principal.Name, ClientID: g.ClientID, Scope: g.Scope,
+			Audience: iss, ExpiresAt: now.Add(i.cfg.RefreshTTL)}
+		if err := i.core.store.CreateRefresh(ctx, rec); err != nil {
+			return Tokens{}, fmt.Errorf("storing refresh token: %w", err)
+		}
+		out.RefreshToken = rt
+	}
+	if i.cfg.SingleSession {
+		if err := i.core.Revoke(ctx, Revocation{Kind: RevokeSubject, Key: claims.Subject, Keep: jti,
+			At: now, ExpiresAt: now.Add(ttl + Leeway)}); err != nil {
+			return Tokens{}, err
+		}
+	}
+	return out, nil
+}
+
+// IssuerFor returns the `iss` to use: the configured one, else fallback.
+func (i *Issuer) IssuerFor(fallback string) string {
+	if i.cfg.Issuer != "" {
+		return i.cfg.Issuer
+	}
+	return fallback
+}
+
+// AudienceFor returns the `aud` to use for tokens of issuer iss.
+func (i *Issuer) AudienceFor(iss string) string {
+	if i.cfg.Audience != "" {
+		return i.cfg.Audience
+	}
+	return iss
+}
+
+func randomID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("reading random id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// Refresh errors.
+var (
+	ErrRefreshInvalid = errors.New("refresh token is invalid, expired or revoked")
+	ErrClientMismatch = errors.New("refresh token was issued to another client")
+)
+
+// Refresh exchanges a refresh token for new tokens, rotating it. A reused
+// token revokes its whole family. clientID is the authenticated client ("" if none).
+func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string) (Tokens, Principal, error) {
+	now := i.core.now()
+	rec, err := i.core.store.UseRefresh(ctx, hashToken(token), now)
+	switch {
+	case errors.Is(err, ErrRefreshReused):
+		if rerr := i.revokeFamily(ctx, rec.Family, now); rerr != nil {
+			return Tokens{}, Principal{}, rerr
+		}
+		return Tokens{}, Principal{}, err
+	case errors.Is(err, ErrNotFound):
+		return Tokens{}, Principal{}, ErrRefreshInvalid
+	case err != nil:
+		return Tokens{}, Principal{}, fmt.Errorf("using refresh token: %w", err)
+	}
+	if !now.Before(rec.ExpiresAt) || rec.Audience != i.IssuerFor(iss) {
+		return Tokens{}, Principal{}, ErrRefreshInvalid
+	}
+	if rec.ClientID != clientID {
+		return Tokens{}, Principal{}, ErrClientMismatch
+	}
+	// Re-read the principal so removed accounts and changed roles take effect.
+	var p Principal
+	switch rec.Kind {
+	case "user":
+		u, err := i.lookupUser(ctx, rec.Principal)
+		if err != nil {
+			return Tokens{}, Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
+		}
+		p = UserPrincipal(u)
+	case "client":
+		c, err := i.LookupClient(ctx, rec.Principal)
+		if err != nil {
+			return Tokens{}, Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
+		}
+		p = ClientPrincipal(c)
+	default:
+		return Tokens{}, Principal{}, ErrRefreshInvalid
+	}
+	if p.Subject != rec.Subject {
+		return Tokens{}, Principal{}, ErrRefreshInvalid
+	}
+	granted := rec.Scope
+	if strings.TrimSpace(scope) != "" { // RFC 6749 §6: may narrow, never widen
+		var ok bool
+		if granted, ok = GrantScope(scope, strings.Fields(rec.Scope)); !ok {
+			return Tokens{}, p, ErrScopeWidened
+		}
+	}
+	toks, err := i.Issue(ctx, Grant{Principal: p, ClientID: rec.ClientID, Scope: granted, Issuer: iss, Refresh: true, Family: rec.Family})
+	return toks, p, err
+}
+
+// ErrScopeWidened says a refresh asked for a scope the grant did not have.
+var ErrScopeWidened = errors.New("requested scope exceeds the original grant")
+
+func (i *Issuer) revokeFamily(ctx context.Context, family string, now time.Time) error {
+	if err := i.core.store.RevokeFamily(ctx, family); err != nil {
+		return fmt.Errorf("revoking refresh family: %w", err)
+	}
+	return i.core.Revoke(ctx, Revocation{Kind: RevokeSession, Key: family, ExpiresAt: now.Add(i.cfg.AccessTTL + Leeway)})
+}
+
+// RevokeToken revokes an access or refresh token (RFC 7009). It reports
+// false, nil for a token it does not know, which callers answer with 200
+// all the same. clientID, when not "", must own the token.
+func (i *Issuer) RevokeToken(ctx context.Context, token, clientID, iss string) (bool, error) {
+	now := i.core.now()
+	if strings.HasPrefix(token, "tgr_") {
+		rec, err := i.core.store.GetRefresh(ctx, hashToken(token))
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("looking up refresh token: %w", err)
+		}
+		if clientID != "" && rec.ClientID != clientID {
+			return false, nil
+		}
+		return true, i.revokeFamily(ctx, rec.Family, now)
+	}
+	c, err := i.Verify(token, iss, "")
+	if err != nil {
+		return false, nil
+	}
+	if clientID != "" && c.ClientID != clientID {
+		return false, nil
+	}
+	return true, i.core.Revoke(ctx, Revocation{Kind: RevokeJTI, Key: c.ID, ExpiresAt: c.ExpiresAt.Add(Leeway)})
+}

@@ -1,0 +1,186 @@
+package issuer
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Supported signing algorithms.
+const (
+	AlgEdDSA = "EdDSA"
+	AlgES256 = "ES256"
+	AlgRS256 = "RS256"
+	AlgHS256 = "HS256"
+)
+
+// ValidAlg reports whether alg is a signing algorithm tokengate supports.
+func ValidAlg(alg string) bool {
+	switch alg {
+	case AlgEdDSA, AlgES256, AlgRS256, AlgHS256:
+		return true
+	}
+	return false
+}
+
+// SigningKey is a usable key: private half for signing, public half (or the
+// HMAC secret) for verifying, pinned to exactly one algorithm.
+type SigningKey struct {
+	KID        string
+	Alg        string
+	Seq        int64
+	ActivateAt time.Time
+	method     jwt.SigningMethod
+	private    crypto.PrivateKey // nil when the key could not be unsealed
+	verify     any               // what jwt's Keyfunc returns for this key
+	jwk        map[string]any    // nil for HMAC keys, which are never published
+}
+
+// GenerateKey makes a new key for alg and seals its private half.
+func GenerateKey(alg string, seq int64, mk *MasterKey, now, activateAt time.Time) (KeyRecord, error) {
+	var priv any
+	var err error
+	switch alg {
+	case AlgEdDSA:
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	case AlgES256:
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case AlgRS256:
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	case AlgHS256:
+		b := make([]byte, 32)
+		_, err = rand.Read(b)
+		priv = b
+	default:
+		return KeyRecord{}, fmt.Errorf("unsupported signing algorithm %q", alg)
+	}
+	if err != nil {
+		return KeyRecord{}, fmt.Errorf("generating %s key: %w", alg, err)
+	}
+	var privDER, pubDER []byte
+	if b, ok := priv.([]byte); ok {
+		privDER = b
+	} else {
+		if privDER, err = x509.MarshalPKCS8PrivateKey(priv); err != nil {
+			return KeyRecord{}, fmt.Errorf("encoding private key: %w", err)
+		}
+		if pubDER, err = x509.MarshalPKIXPublicKey(priv.(crypto.Signer).Public()); err != nil {
+			return KeyRecord{}, fmt.Errorf("encoding public key: %w", err)
+		}
+	}
+	kid := newKID(alg, privDER, pubDER)
+	sealed, err := mk.Seal(keyLabel(kid), privDER)
+	if err != nil {
+		return KeyRecord{}, fmt.Errorf("sealing private key: %w", err)
+	}
+	rec := KeyRecord{KID: kid, Alg: alg, Seq: seq, Private: sealed, CreatedAt: now.UTC(), ActivateAt: activateAt.UTC()}
+	if pubDER != nil {
+		rec.Public = base64.StdEncoding.EncodeToString(pubDER)
+	}
+	return rec, nil
+}
+
+func keyLabel(kid string) string { return "tokengate signing key " + kid }
+
+// newKID derives a key id from key material (RFC 7638 in spirit: stable and
+// collision-free) without revealing anything about an HMAC secret.
+func newKID(alg string, privDER, pubDER []byte) string {
+	nonce := make([]byte, 8)
+	_, _ = rand.Read(nonce)
+	h := sha256.New()
+	h.Write([]byte(alg))
+	if pubDER != nil {
+		h.Write(pubDER)
+	}
+	h.Write(nonce) // HMAC keys have no public half; never hash the secret
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:12])
+}
+
+// loadKey turns a stored record into a SigningKey. With a nil or wrong master
+// key a sealed private half stays nil: the key still verifies (asymmetric)
+// but cannot sign.
+func loadKey(rec KeyRecord, mk *MasterKey) (*SigningKey, error) {
+	k := &SigningKey{KID: rec.KID, Alg: rec.Alg, Seq: rec.Seq, ActivateAt: rec.ActivateAt}
+	privDER, openErr := mk.Open(keyLabel(rec.KID), rec.Private)
+	switch rec.Alg {
+	case AlgHS256:
+		k.method = jwt.SigningMethodHS256
+		if openErr != nil {
+			return nil, fmt.Errorf("HS256 key %s: %w", rec.KID, openErr)
+		}
+		k.private, k.verify = privDER, privDER
+		return k, nil
+	case AlgEdDSA:
+		k.method = jwt.SigningMethodEdDSA
+	case AlgES256:
+		k.method = jwt.SigningMethodES256
+	case AlgRS256:
+		k.method = jwt.SigningMethodRS256
+	default:
+		return nil, fmt.Errorf("key %s: unsupported algorithm %q", rec.KID, rec.Alg)
+	}
+	pubDER, err := base64.StdEncoding.DecodeString(rec.Public)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: decoding public key: %w", rec.KID, err)
+	}
+	pub, err := x509.ParsePKIXPublicKey(pubDER)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: parsing public key: %w", rec.KID, err)
+	}
+	// Pin the public key type to the algorithm so a record can never make an
+	// RSA key verify EdDSA or the like.
+	switch p := pub.(type) {
+	case ed25519.PublicKey:
+		if rec.Alg != AlgEdDSA {
+			return nil, fmt.Errorf("key %s: Ed25519 key stored as %s", rec.KID, rec.Alg)
+		}
+		k.verify = p
+		k.jwk = map[string]any{"kty": "OKP", "crv": "Ed25519", "x": b64(p)}
+	case *ecdsa.PublicKey:
+		if rec.Alg != AlgES256 || p.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("key %s: ECDSA key stored as %s", rec.KID, rec.Alg)
+		}
+		k.verify = p
+		pt, err := p.Bytes() // 0x04 || X || Y
+		if err != nil {
+			return nil, fmt.Errorf("key %s: encoding public point: %w", rec.KID, err)
+		}
+		k.jwk = map[string]any{"kty": "EC", "crv": "P-256", "x": b64(pt[1:33]), "y": b64(pt[33:])}
+	case *rsa.PublicKey:
+		if rec.Alg != AlgRS256 {
+			return nil, fmt.Errorf("key %s: RSA key stored as %s", rec.KID, rec.Alg)
+		}
+		k.verify = p
+		k.jwk = map[string]any{"kty": "RSA", "n": b64(p.N.Bytes()), "e": b64(big.NewInt(int64(p.E)).Bytes())}
+	default:
+		return nil, fmt.Errorf("key %s: unsupported public key type %T", rec.KID, pub)
+	}
+	k.jwk["kid"], k.jwk["alg"], k.jwk["use"] = rec.KID, rec.Alg, "sig"
+	if openErr == nil {
+		priv, err := x509.ParsePKCS8PrivateKey(privDER)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: parsing private key: %w", rec.KID, err)
+		}
+		k.private = priv
+	}
+	return k, nil
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// CanSign reports whether the private half is available.
+func (k *SigningKey) CanSign() bool { return k.private != nil }
+
+// JWK returns the public JWK, or nil for HMAC keys.
+func (k *SigningKey) JWK() map[string]any { return k.jwk }

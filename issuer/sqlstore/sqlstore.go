@@ -1,0 +1,404 @@
+// Package sqlstore implements issuer.Store on SQLite (pure Go, embedded)
+// and PostgreSQL (for several Caddy instances sharing one store). Both run
+// the same SQL; the dialect only rewrites placeholders and a few DDL types.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+// Store is an issuer.Store over database/sql.
+type Store struct {
+	db       *sql.DB
+	postgres bool
+}
+
+var _ issuer.Store = (*Store)(nil)
+
+// Open connects to driver ("sqlite" or "postgres") at dsn (a file path for
+// SQLite) and migrates the schema to the current version.
+func Open(ctx context.Context, driver, dsn string) (*Store, error) {
+	var s Store
+	var err error
+	switch driver {
+	case "sqlite":
+		if s.db, err = openSQLite(dsn); err != nil {
+			return nil, err
+		}
+	case "postgres":
+		s.postgres = true
+		if s.db, err = sql.Open("pgx", dsn); err != nil {
+			return nil, fmt.Errorf("opening postgres: %w", err)
+		}
+		s.db.SetMaxOpenConns(16)
+	default:
+		return nil, fmt.Errorf("unknown store driver %q (want sqlite or postgres)", driver)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("connecting to %s store: %w", driver, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return &s, nil
+}
+
+func openSQLite(path string) (*sql.DB, error) {
+	if path == "" {
+		return nil, errors.New("sqlite store needs a file path")
+	}
+	if path != ":memory:" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("creating store directory: %w", err)
+		}
+		// Create the file ourselves so it is never world-readable.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("creating store file: %w", err)
+		}
+		f.Close()
+	}
+	// WAL lets readers run beside the writer; immediate transactions take
+	// the write lock up front so two writers queue instead of deadlocking.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite store: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	return db, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// q rewrites ? placeholders to $n for PostgreSQL.
+func (s *Store) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.db.ExecContext(ctx, s.q(query), args...)
+}
+
+func ns(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func joinList(l []string) string  { return strings.Join(l, " ") }
+func splitList(s string) []string { return strings.Fields(s) }
+
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, issuer.ErrNotFound)
+	}
+	return fmt.Errorf("reading %s: %w", what, err)
+}
+
+func mustAffect(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("deleting %s: %w", what, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("%s: %w", what, issuer.ErrNotFound)
+	}
+	return nil
+}
+
+// PutUser implements issuer.Store.
+func (s *Store) PutUser(ctx context.Context, u issuer.User) error {
+	_, err := s.exec(ctx, `INSERT INTO tg_users (name, id, password_hash, roles, scopes) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET id = excluded.id, password_hash = excluded.password_hash,
+		roles = excluded.roles, scopes = excluded.scopes`,
+		u.Name, u.ID, u.PasswordHash, joinList(u.Roles), joinList(u.Scopes))
+	if err != nil {
+		return fmt.Errorf("storing user %s: %w", u.Name, err)
+	}
+	return nil
+}
+
+const userCols = `SELECT name, id, password_hash, roles, scopes FROM tg_users`
+
+func scanUser(row interface{ Scan(...any) error }) (issuer.User, error) {
+	var u issuer.User
+	var roles, scopes string
+	err := row.Scan(&u.Name, &u.ID, &u.PasswordHash, &roles, &scopes)
+	u.Roles, u.Scopes = splitList(roles), splitList(scopes)
+	return u, err
+}
+
+// GetUser implements issuer.Store.
+func (s *Store) GetUser(ctx context.Context, name string) (issuer.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, s.q(userCols+` WHERE name = ?`), name))
+	if err != nil {
+		return issuer.User{}, notFound(err, "user "+name)
+	}
+	return u, nil
+}
+
+// ListUsers implements issuer.Store.
+func (s *Store) ListUsers(ctx context.Context) ([]issuer.User, error) {
+	return list(ctx, s, userCols+` ORDER BY name`, scanUser)
+}
+
+// DeleteUser implements issuer.Store.
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	res, err := s.exec(ctx, `DELETE FROM tg_users WHERE name = ?`, name)
+	return mustAffect(res, err, "user "+name)
+}
+
+// PutClient implements issuer.Store.
+func (s *Store) PutClient(ctx context.Context, c issuer.Client) error {
+	_, err := s.exec(ctx, `INSERT INTO tg_clients (id, secret_hash, roles, scopes) VALUES (?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, roles = excluded.roles, scopes = excluded.scopes`,
+		c.ID, c.SecretHash, joinList(c.Roles), joinList(c.Scopes))
+	if err != nil {
+		return fmt.Errorf("storing client %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+const clientCols = `SELECT id, secret_hash, roles, scopes FROM tg_clients`
+
+func scanClient(row interface{ Scan(...any) error }) (issuer.Client, error) {
+	var c issuer.Client
+	var roles, scopes string
+	err := row.Scan(&c.ID, &c.SecretHash, &roles, &scopes)
+	c.Roles, c.Scopes = splitList(roles), splitList(scopes)
+	return c, err
+}
+
+// GetClient implements issuer.Store.
+func (s *Store) GetClient(ctx context.Context, id string) (issuer.Client, error) {
+	c, err := scanClient(s.db.QueryRowContext(ctx, s.q(clientCols+` WHERE id = ?`), id))
+	if err != nil {
+		return issuer.Client{}, notFound(err, "client "+id)
+	}
+	return c, nil
+}
+
+// ListClients implements issuer.Store.
+func (s *Store) ListClients(ctx context.Context) ([]issuer.Client, error) {
+	return list(ctx, s, clientCols+` ORDER BY id`, scanClient)
+}
+
+// DeleteClient implements issuer.Store.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	res, err := s.exec(ctx, `DELETE FROM tg_clients WHERE id = ?`, id)
+	return mustAffect(res, err, "client "+id)
+}
+
+// AddKey implements issuer.Store. The UNIQUE (alg, seq) constraint elects
+// one winner among concurrent rotations.
+func (s *Store) AddKey(ctx context.Context, k issuer.KeyRecord) error {
+	res, err := s.exec(ctx, `INSERT INTO tg_keys (kid, alg, seq, private, public, created_at, activate_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		k.KID, k.Alg, k.Seq, k.Private, k.Public, ns(k.CreatedAt), ns(k.ActivateAt))
+	if err != nil {
+		return fmt.Errorf("storing key %s: %w", k.KID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("%s key %d: %w", k.Alg, k.Seq, issuer.ErrConflict)
+	}
+	return nil
+}
+
+// ListKeys implements issuer.Store.
+func (s *Store) ListKeys(ctx context.Context) ([]issuer.KeyRecord, error) {
+	return list(ctx, s, `SELECT kid, alg, seq, private, public, created_at, activate_at FROM tg_keys ORDER BY alg, seq`,
+		func(row interface{ Scan(...any) error }) (issuer.KeyRecord, error) {
+			var k issuer.KeyRecord
+			var created, activate int64
+			err := row.Scan(&k.KID, &k.Alg, &k.Seq, &k.Private, &k.Public, &created, &activate)
+			k.CreatedAt, k.ActivateAt = fromNS(created), fromNS(activate)
+			return k, err
+		})
+}
+
+// DeleteKey implements issuer.Store.
+func (s *Store) DeleteKey(ctx context.Context, kid string) error {
+	res, err := s.exec(ctx, `DELETE FROM tg_keys WHERE kid = ?`, kid)
+	return mustAffect(res, err, "key "+kid)
+}
+
+// CreateRefresh implements issuer.Store.
+func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord) error {
+	_, err := s.exec(ctx, `INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, audience, expires_at, used_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
+		r.Hash, r.Family, r.Subject, r.Kind, r.Principal, r.ClientID, r.Scope, r.Audience, ns(r.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("storing refresh token: %w", err)
+	}
+	return nil
+}
+
+const refreshCols = `SELECT hash, family, subject, kind, principal, client_id, scope, audience, expires_at, used_at, revoked FROM tg_refresh`
+
+// getRefresh returns the record and whether its family was revoked.
+func (s *Store) getRefresh(ctx context.Context, hash string) (issuer.RefreshRecord, bool, error) {
+	var r issuer.RefreshRecord
+	var exp, used int64
+	var revoked int
+	err := s.db.QueryRowContext(ctx, s.q(refreshCols+` WHERE hash = ?`), hash).Scan(
+		&r.Hash, &r.Family, &r.Subject, &r.Kind, &r.Principal, &r.ClientID, &r.Scope, &r.Audience, &exp, &used, &revoked)
+	if err != nil {
+		return r, false, notFound(err, "refresh token")
+	}
+	r.ExpiresAt, r.UsedAt = fromNS(exp), fromNS(used)
+	return r, revoked != 0, nil
+}
+
+// GetRefresh implements issuer.Store; revoked tokens are not found.
+func (s *Store) GetRefresh(ctx context.Context, hash string) (issuer.RefreshRecord, error) {
+	r, revoked, err := s.getRefresh(ctx, hash)
+	if err == nil && revoked {
+		err = fmt.Errorf("refresh token: %w", issuer.ErrNotFound)
+	}
+	return r, err
+}
+
+// UseRefresh implements issuer.Store: one conditional UPDATE decides which
+// of two concurrent exchanges wins.
+func (s *Store) UseRefresh(ctx context.Context, hash string, now time.Time) (issuer.RefreshRecord, error) {
+	res, err := s.exec(ctx, `UPDATE tg_refresh SET used_at = ? WHERE hash = ? AND used_at = 0 AND revoked = 0`, ns(now), hash)
+	if err != nil {
+		return issuer.RefreshRecord{}, fmt.Errorf("using refresh token: %w", err)
+	}
+	won, _ := res.RowsAffected()
+	r, revoked, err := s.getRefresh(ctx, hash)
+	switch {
+	case err != nil:
+		return r, err
+	case won == 1:
+		return r, nil
+	case !r.UsedAt.IsZero():
+		return r, issuer.ErrRefreshReused
+	case revoked:
+		return r, fmt.Errorf("refresh token revoked: %w", issuer.ErrNotFound)
+	}
+	return r, fmt.Errorf("refresh token: %w", issuer.ErrNotFound)
+}
+
+// RevokeFamily implements issuer.Store.
+func (s *Store) RevokeFamily(ctx context.Context, family string) error {
+	if _, err := s.exec(ctx, `UPDATE tg_refresh SET revoked = 1 WHERE family = ?`, family); err != nil {
+		return fmt.Errorf("revoking refresh family: %w", err)
+	}
+	return nil
+}
+
+// AddRevocation implements issuer.Store.
+func (s *Store) AddRevocation(ctx context.Context, r issuer.Revocation) error {
+	_, err := s.exec(ctx, `INSERT INTO tg_revocations (kind, rkey, keep, at, expires_at) VALUES (?, ?, ?, ?, ?)`,
+		r.Kind, r.Key, r.Keep, ns(r.At), ns(r.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("storing revocation: %w", err)
+	}
+	return nil
+}
+
+// RevocationsSince implements issuer.Store.
+func (s *Store) RevocationsSince(ctx context.Context, after int64) ([]issuer.Revocation, error) {
+	return list(ctx, s, `SELECT id, kind, rkey, keep, at, expires_at FROM tg_revocations WHERE id > `+fmt.Sprint(after)+` ORDER BY id`,
+		func(row interface{ Scan(...any) error }) (issuer.Revocation, error) {
+			var r issuer.Revocation
+			var at, exp int64
+			err := row.Scan(&r.ID, &r.Kind, &r.Key, &r.Keep, &at, &exp)
+			r.At, r.ExpiresAt = fromNS(at), fromNS(exp)
+			return r, err
+		})
+}
+
+// PurgeExpired implements issuer.Store.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
+	if _, err := s.exec(ctx, `DELETE FROM tg_refresh WHERE expires_at < ?`, ns(now)); err != nil {
+		return fmt.Errorf("purging refresh tokens: %w", err)
+	}
+	// Keep the newest revocation so IDs never restart below what peers saw.
+	if _, err := s.exec(ctx, `DELETE FROM tg_revocations WHERE expires_at < ? AND id < (SELECT MAX(id) FROM tg_revocations)`, ns(now)); err != nil {
+		return fmt.Errorf("purging revocations: %w", err)
+	}
+	return nil
+}
+
+// Setting implements issuer.Store.
+func (s *Store) Setting(ctx context.Context, name string, create func() (string, error)) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM tg_settings WHERE name = ?`), name).Scan(&v)
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("reading setting %s: %w", name, err)
+	}
+	nv, err := create()
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.exec(ctx, `INSERT INTO tg_settings (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING`, name, nv); err != nil {
+		return "", fmt.Errorf("storing setting %s: %w", name, err)
+	}
+	// Read back: a concurrent creator may have won.
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM tg_settings WHERE name = ?`), name).Scan(&v); err != nil {
+		return "", fmt.Errorf("reading setting %s: %w", name, err)
+	}
+	return v, nil
+}
+
+func list[T any](ctx context.Context, s *Store, query string, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query))
+	if err != nil {
+		return nil, fmt.Errorf("listing: %w", err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scanning: %w", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,126 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store errors that callers branch on.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+	// ErrRefreshReused says a refresh token was presented after it had
+	// already been exchanged: the sign of a stolen token.
+	ErrRefreshReused = errors.New("refresh token already used")
+)
+
+// Store persists everything an issuer needs. Implementations must be safe
+// for concurrent use and for several processes sharing one database; every
+// method that decides a race (UseRefresh, AddKey) decides it in the database.
+type Store interface {
+	PutUser(ctx context.Context, u User) error // insert or replace
+	GetUser(ctx context.Context, name string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	DeleteUser(ctx context.Context, name string) error
+
+	PutClient(ctx context.Context, c Client) error // insert or replace
+	GetClient(ctx context.Context, id string) (Client, error)
+	ListClients(ctx context.Context) ([]Client, error)
+	DeleteClient(ctx context.Context, id string) error
+
+	// AddKey inserts a signing key; ErrConflict if (Alg, Seq) is taken,
+	// which is how concurrent rotations elect exactly one winner.
+	AddKey(ctx context.Context, k KeyRecord) error
+	ListKeys(ctx context.Context) ([]KeyRecord, error)
+	DeleteKey(ctx context.Context, kid string) error
+
+	CreateRefresh(ctx context.Context, r RefreshRecord) error
+	GetRefresh(ctx context.Context, hash string) (RefreshRecord, error)
+	// UseRefresh atomically marks the token with this hash used and returns
+	// it; ErrRefreshReused (with the record) if it was used before.
+	UseRefresh(ctx context.Context, hash string, now time.Time) (RefreshRecord, error)
+	RevokeFamily(ctx context.Context, family string) error
+
+	// AddRevocation records a revoked access token, session or subject.
+	AddRevocation(ctx context.Context, r Revocation) error
+	// RevocationsSince lists revocations with ID > after, oldest first.
+	RevocationsSince(ctx context.Context, after int64) ([]Revocation, error)
+	// PurgeExpired drops refresh tokens and revocations that can no longer matter.
+	PurgeExpired(ctx context.Context, now time.Time) error
+
+	// Setting returns the named setting, storing create()'s value first if
+	// there is none; concurrent callers all see the first value stored.
+	Setting(ctx context.Context, name string, create func() (string, error)) (string, error)
+
+	Close() error
+}
+
+// User is a person who signs in with a password.
+type User struct {
+	Name         string
+	ID           string // stable subject; defaults to Name
+	PasswordHash string // argon2id PHC or bcrypt
+	Roles        []string
+	Scopes       []string // scopes the user may be granted
+}
+
+// Subject is the `sub` of a user's tokens.
+func (u User) Subject() string {
+	if u.ID != "" {
+		return u.ID
+	}
+	return u.Name
+}
+
+// Client is an OAuth 2.0 confidential client.
+type Client struct {
+	ID string
+	// SecretHash is a SecretHasher hash for generated secrets, or an
+	// argon2id/bcrypt hash for secrets declared in configuration.
+	SecretHash string
+	Roles      []string
+	Scopes     []string
+}
+
+// KeyRecord is a signing key as stored.
+type KeyRecord struct {
+	KID        string
+	Alg        string
+	Seq        int64  // per algorithm; the highest active one signs
+	Private    string // sealed under the master key (or marked plain)
+	Public     string // base64 DER (PKIX); empty for HMAC keys
+	CreatedAt  time.Time
+	ActivateAt time.Time // signs from then on; published in JWKS before
+}
+
+// RefreshRecord is a refresh token as stored: only its hash is kept.
+type RefreshRecord struct {
+	Hash      string
+	Family    string // every token rotated from one grant shares it
+	Subject   string
+	Kind      string // "user" or "client" or "entity"
+	Principal string // user name or client id, to re-read roles on refresh
+	ClientID  string // client the token was issued to, "" for none
+	Scope     string
+	Audience  string
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero while unused
+}
+
+// Revocation kinds.
+const (
+	RevokeJTI     = "jti" // one access token
+	RevokeSession = "sid" // every access token of a refresh family
+	RevokeSubject = "sub" // every token of Key issued at or before At, except Keep
+)
+
+// Revocation says some access tokens must no longer be accepted.
+type Revocation struct {
+	ID        int64
+	Kind      string
+	Key       string
+	Keep      string    // RevokeSubject: the jti that stays valid
+	At        time.Time // RevokeSubject: cut-off issue time
+	ExpiresAt time.Time // when the entry can be forgotten
+}
