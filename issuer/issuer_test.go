@@ -1,0 +1,368 @@
+package issuer_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
+)
+
+// clock is a controllable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const iss = "https://gw.example"
+
+func newCore(t *testing.T, clk *clock, mk *issuer.MasterKey) (*issuer.Core, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tg.db")
+	return openCoreAt(t, path, clk, mk), path
+}
+
+func openCoreAt(t *testing.T, path string, clk *clock, mk *issuer.MasterKey) *issuer.Core {
+	t.Helper()
+	st, err := sqlstore.Open(context.Background(), "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{MasterKey: mk, Clock: clk.Now, SyncInterval: -1, Retention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { core.Close() })
+	return core
+}
+
+func newIssuer(t *testing.T, core *issuer.Core, cfg issuer.Config) *issuer.Issuer {
+	t.Helper()
+	if cfg.Alg == "" {
+		cfg.Alg = issuer.AlgEdDSA
+	}
+	if err := core.EnsureKey(context.Background(), cfg.Alg); err != nil {
+		t.Fatal(err)
+	}
+	is, err := issuer.New(core, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return is
+}
+
+func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
+	for _, alg := range []string{issuer.AlgEdDSA, issuer.AlgES256, issuer.AlgRS256, issuer.AlgHS256} {
+		t.Run(alg, func(t *testing.T) {
+			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			core, _ := newCore(t, clk, nil)
+			is := newIssuer(t, core, issuer.Config{Alg: alg, Audience: "orders", AccessTTL: 10 * time.Minute})
+			p := issuer.Principal{Kind: "user", Name: "alice", Subject: "u-1", Roles: []string{"admin"}}
+			toks, err := is.Issue(context.Background(), issuer.Grant{Principal: p, ClientID: "web", Scope: "a b", Issuer: iss})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hdr, claims := decode(t, toks.AccessToken)
+			if hdr["typ"] != "at+jwt" || hdr["alg"] != alg || hdr["kid"] == "" {
+				t.Fatalf("header %v", hdr)
+			}
+			for k, want := range map[string]any{"iss": iss, "sub": "u-1", "client_id": "web", "scope": "a b"} {
+				if claims[k] != want {
+					t.Errorf("claim %s = %v, want %v", k, claims[k], want)
+				}
+			}
+			if aud, _ := claims["aud"].([]any); len(aud) != 1 || aud[0] != "orders" {
+				t.Errorf("aud = %v", claims["aud"])
+			}
+			if claims["exp"].(float64)-claims["iat"].(float64) != 600 || claims["jti"] == "" {
+				t.Errorf("exp/iat/jti = %v %v %v", claims["exp"], claims["iat"], claims["jti"])
+			}
+			c, err := is.Verify(toks.AccessToken, iss, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.HasRole("admin") || !c.HasScope("b") || c.HasScope("c") {
+				t.Fatalf("claims %+v", c)
+			}
+			jwks := core.JWKS()["keys"].([]map[string]any)
+			if alg == issuer.AlgHS256 && len(jwks) != 0 {
+				t.Fatalf("HMAC key published: %v", jwks)
+			}
+			if alg != issuer.AlgHS256 && (len(jwks) != 1 || jwks[0]["kid"] != hdr["kid"] || jwks[0]["alg"] != alg) {
+				t.Fatalf("JWKS %v", jwks)
+			}
+		})
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	core, _ := newCore(t, clk, nil)
+	is := newIssuer(t, core, issuer.Config{AccessTTL: 10 * time.Minute})
+	ctx := context.Background()
+	p := issuer.Principal{Kind: "user", Name: "alice", Subject: "alice"}
+	good, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _ := decode(t, good.AccessToken)
+	parts := strings.Split(good.AccessToken, ".")
+	// An HS256 token keyed with the published public key: the classic confusion attack.
+	jwk := core.JWKS()["keys"].([]map[string]any)[0]
+	pub, _ := base64.RawURLEncoding.DecodeString(jwk["x"].(string))
+	hmacConf := sign(t, jwt.SigningMethodHS256, hdr["kid"].(string), pub, claimsFor(clk.Now()))
+	none := sign(t, jwt.SigningMethodNone, hdr["kid"].(string), jwt.UnsafeAllowNoneSignatureType, claimsFor(clk.Now()))
+	unknownKid := strings.Replace(good.AccessToken, parts[0], b64json(t, map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": "nope"}), 1)
+	tampered := parts[0] + "." + b64json(t, map[string]any{"sub": "root", "iss": iss, "aud": iss, "exp": 9999999999, "iat": clk.Now().Unix(), "jti": "x"}) + "." + parts[2]
+
+	cases := []struct {
+		name, token, iss string
+		want            error
+	}{
+		{"empty", "", iss, issuer.ErrTokenMalformed},
+		{"garbage", "a.b.c", iss, issuer.ErrTokenMalformed},
+		{"tampered payload", tampered, iss, issuer.ErrTokenSignature},
+		{"alg none", none, iss, issuer.ErrTokenSignature}, // refused before any key is looked up
+		{"HMAC with the public key", hmacConf, iss, issuer.ErrTokenKey},
+		{"unknown kid", unknownKid, iss, issuer.ErrTokenKey},
+		{"wrong issuer", good.AccessToken, "https://other.example", issuer.ErrTokenIssuer},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := is.Verify(tc.token, tc.iss, ""); !errors.Is(err, tc.want) {
+				t.Fatalf("Verify = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	t.Run("wrong audience", func(t *testing.T) {
+		if _, err := is.Verify(good.AccessToken, iss, "other"); !errors.Is(err, issuer.ErrTokenAudience) {
+			t.Fatalf("Verify = %v", err)
+		}
+	})
+	t.Run("expiry with leeway", func(t *testing.T) {
+		clk.Add(10*time.Minute + issuer.Leeway - time.Second)
+		if _, err := is.Verify(good.AccessToken, iss, ""); err != nil {
+			t.Fatalf("within leeway: %v", err)
+		}
+		clk.Add(2 * time.Second)
+		if _, err := is.Verify(good.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenExpired) {
+			t.Fatalf("after leeway: %v", err)
+		}
+	})
+	t.Run("issued in the future", func(t *testing.T) {
+		future, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(-2 * time.Minute)
+		defer clk.Add(2 * time.Minute)
+		if _, err := is.Verify(future.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenNotYet) {
+			t.Fatalf("Verify = %v", err)
+		}
+	})
+	t.Run("revoked", func(t *testing.T) {
+		tok, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := is.RevokeToken(ctx, tok.AccessToken, "", iss); !ok || err != nil {
+			t.Fatalf("RevokeToken = %v, %v", ok, err)
+		}
+		if _, err := is.Verify(tok.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+			t.Fatalf("Verify = %v", err)
+		}
+	})
+}
+
+func TestRefreshRotationAndReuse(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	core, _ := newCore(t, clk, nil)
+	hash, _ := issuer.HashPassword("pw")
+	is := newIssuer(t, core, issuer.Config{Users: []issuer.User{{Name: "alice", PasswordHash: hash, Roles: []string{"r"}, Scopes: []string{"a", "b"}}}})
+	ctx := context.Background()
+	u, err := is.AuthenticateUser(ctx, "alice", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Issuer: iss, Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(first.RefreshToken, "tgr_") || len(first.RefreshToken) < 40 {
+		t.Fatalf("refresh token %q", first.RefreshToken)
+	}
+	if _, _, err := is.Refresh(ctx, first.RefreshToken, "other", "", iss); !errors.Is(err, issuer.ErrClientMismatch) {
+		t.Fatalf("refresh by another client: %v", err)
+	}
+	// The mismatched attempt consumed the token: its next use is a reuse.
+	first, err = is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Issuer: iss, Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := is.Refresh(ctx, first.RefreshToken, "web", "a c", iss); !errors.Is(err, issuer.ErrScopeWidened) {
+		t.Fatalf("widening scope: %v", err)
+	}
+	first, _ = is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Issuer: iss, Refresh: true})
+	second, _, err := is.Refresh(ctx, first.RefreshToken, "web", "a", iss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.RefreshToken == first.RefreshToken || second.Claims.Scope != "a" || second.Claims.SID != first.Claims.SID {
+		t.Fatalf("rotation: %+v", second.Claims)
+	}
+	third, _, err := is.Refresh(ctx, second.RefreshToken, "web", "", iss)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replaying the first token revokes the family: the live refresh token
+	// and every access token of the family stop working.
+	if _, _, err := is.Refresh(ctx, first.RefreshToken, "web", "", iss); !errors.Is(err, issuer.ErrRefreshReused) {
+		t.Fatalf("reuse: %v", err)
+	}
+	if _, _, err := is.Refresh(ctx, third.RefreshToken, "web", "", iss); !errors.Is(err, issuer.ErrRefreshInvalid) {
+		t.Fatalf("descendant after reuse: %v", err)
+	}
+	for _, tok := range []string{second.AccessToken, third.AccessToken} {
+		if _, err := is.Verify(tok, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+			t.Fatalf("family access token: %v", err)
+		}
+	}
+	t.Run("expired", func(t *testing.T) {
+		tok, _ := is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), Issuer: iss, Refresh: true})
+		clk.Add(31 * 24 * time.Hour)
+		if _, _, err := is.Refresh(ctx, tok.RefreshToken, "", "", iss); !errors.Is(err, issuer.ErrRefreshInvalid) {
+			t.Fatalf("expired refresh: %v", err)
+		}
+	})
+}
+
+func TestAuthenticate(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	core, _ := newCore(t, clk, nil)
+	ctx := context.Background()
+	bcryptRaw, err := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	must(t, err)
+	bcryptHash := string(bcryptRaw)
+	argon, _ := issuer.HashPassword("s3cret")
+	gen, _ := issuer.NewSecret("tgs_")
+	must(t, core.Store().PutClient(ctx, issuer.Client{ID: "stored", SecretHash: core.Hasher().Hash(gen)}))
+	must(t, core.Store().PutUser(ctx, issuer.User{Name: "carol", PasswordHash: argon}))
+	is := newIssuer(t, core, issuer.Config{
+		Users:   []issuer.User{{Name: "bob", PasswordHash: bcryptHash}},
+		Clients: []issuer.Client{{ID: "cfg", SecretHash: argon}},
+	})
+	for _, tc := range []struct {
+		user, pw string
+		ok       bool
+	}{{"bob", "secret", true}, {"bob", "Secret", false}, {"carol", "s3cret", true}, {"carol", "", false}, {"nobody", "x", false}} {
+		_, err := is.AuthenticateUser(ctx, tc.user, tc.pw)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, issuer.ErrInvalidCredentials)) {
+			t.Errorf("AuthenticateUser(%s) = %v", tc.user, err)
+		}
+	}
+	for _, tc := range []struct {
+		id, secret string
+		ok         bool
+	}{{"stored", gen, true}, {"stored", gen + "x", false}, {"cfg", "s3cret", true}, {"cfg", "s3cret", true}, {"cfg", "nope", false}, {"nobody", gen, false}} {
+		_, err := is.AuthenticateClient(ctx, tc.id, tc.secret)
+		if (err == nil) != tc.ok {
+			t.Errorf("AuthenticateClient(%s) = %v", tc.id, err)
+		}
+	}
+}
+
+func TestPrivateKeysSealedUnderMasterKey(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	mkStr, _ := issuer.NewMasterKeyString()
+	mk, err := issuer.ParseMasterKey(mkStr)
+	must(t, err)
+	core, path := newCore(t, clk, mk)
+	is := newIssuer(t, core, issuer.Config{})
+	recs, err := core.Store().ListKeys(context.Background())
+	must(t, err)
+	if len(recs) != 1 || !strings.HasPrefix(recs[0].Private, "gcm1:") {
+		t.Fatalf("stored private key not sealed: %.12q", recs[0].Private)
+	}
+	tok, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: iss})
+	must(t, err)
+	core.Close()
+	// Without the master key the key still verifies but cannot sign.
+	core2 := openCoreAt(t, path, clk, nil)
+	if err := core2.EnsureKey(context.Background(), issuer.AlgEdDSA); !errors.Is(err, issuer.ErrNoMasterKey) {
+		t.Fatalf("EnsureKey without master key: %v", err)
+	}
+	is2, err := issuer.New(core2, issuer.Config{})
+	must(t, err)
+	if _, err := is2.Verify(tok.AccessToken, iss, ""); err != nil {
+		t.Fatalf("verify without master key: %v", err)
+	}
+	if _, err := issuer.ParseMasterKey("short"); err == nil {
+		t.Fatal("short master key accepted")
+	}
+}
+
+func TestGrantScope(t *testing.T) {
+	allowed := []string{"a", "b"}
+	for _, tc := range []struct {
+		req, want string
+		ok        bool
+	}{{"", "a b", true}, {"a", "a", true}, {"b a a", "b a", true}, {"a c", "", false}} {
+		got, ok := issuer.GrantScope(tc.req, allowed)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("GrantScope(%q) = %q, %v", tc.req, got, ok)
+		}
+	}
+}
+
+func claimsFor(now time.Time) jwt.MapClaims {
+	return jwt.MapClaims{"iss": iss, "aud": iss, "sub": "root", "jti": "j", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+}
+
+func sign(t *testing.T, m jwt.SigningMethod, kid string, key any, claims jwt.MapClaims) string {
+	tok := jwt.NewWithClaims(m, claims)
+	tok.Header["kid"], tok.Header["typ"] = kid, "at+jwt"
+	s, err := tok.SignedString(key)
+	must(t, err)
+	return s
+}
+
+func decode(t *testing.T, tok string) (map[string]any, map[string]any) {
+	parts := strings.Split(tok, ".")
+	var h, c map[string]any
+	for i, dst := range []*map[string]any{&h, &c} {
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		must(t, err)
+		must(t, json.Unmarshal(b, dst))
+	}
+	return h, c
+}
+
+func b64json(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	must(t, err)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
