@@ -42,8 +42,8 @@ type Core struct {
 	keys    atomic.Pointer[keyring]
 	revoked *revocationSet
 
-	retention time.Duration
-	keyMu     sync.Mutex // serialises key reloads and rotations in this process
+	retention atomic.Int64 // time.Duration; see CoreOptions.Retention
+	keyMu     sync.Mutex   // serialises key reloads and rotations in this process
 	stop      chan struct{}
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -53,16 +53,17 @@ type Core struct {
 // sync. The Core owns store from then on and closes it in Close.
 func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error) {
 	c := &Core{store: store, mk: opts.MasterKey, now: opts.Clock, log: opts.Logger,
-		revoked: newRevocationSet(), retention: opts.Retention, stop: make(chan struct{})}
+		revoked: newRevocationSet(), stop: make(chan struct{})}
 	if c.now == nil {
 		c.now = time.Now
 	}
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
-	if c.retention <= 0 {
-		c.retention = 24 * time.Hour
+	if opts.Retention <= 0 {
+		opts.Retention = 24 * time.Hour
 	}
+	c.retention.Store(int64(opts.Retention))
 	hk, err := store.Setting(ctx, "secret_hash_key", func() (string, error) {
 		s, err := NewMasterKeyString()
 		return s, err
@@ -176,8 +177,28 @@ func (c *Core) ReloadKeys(ctx context.Context) error {
 		}
 		keys = append(keys, k)
 	}
-	c.keys.Store(newKeyring(keys, c.retention))
+	c.keys.Store(newKeyring(keys, time.Duration(c.retention.Load())))
 	return nil
+}
+
+// EnsureRetention makes superseded keys verify for at least d, as a site
+// with a longer access-token lifetime needs.
+func (c *Core) EnsureRetention(d time.Duration) {
+	for {
+		cur := c.retention.Load()
+		if int64(d) <= cur {
+			return
+		}
+		if c.retention.CompareAndSwap(cur, int64(d)) {
+			kr := c.keys.Load()
+			var keys []*SigningKey
+			for _, k := range kr.byKID {
+				keys = append(keys, k)
+			}
+			c.keys.Store(newKeyring(keys, d))
+			return
+		}
+	}
 }
 
 // EnsureKey makes sure alg has a key that can sign, creating the first one.

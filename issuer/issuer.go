@@ -443,3 +443,13 @@ func (i *Issuer) RevokeToken(ctx context.Context, token, clientID, iss string) (
 	}
 	return true, i.core.Revoke(ctx, Revocation{Kind: RevokeJTI, Key: c.ID, ExpiresAt: c.ExpiresAt.Add(Leeway)})
 }
+
+// RefreshInfo returns the record of a live (unused, unexpired, unrevoked)
+// refresh token of issuer iss, for introspection.
+func (i *Issuer) RefreshInfo(ctx context.Context, token, iss string) (RefreshRecord, bool) {
+	rec, err := i.core.store.GetRefresh(ctx, hashToken(token))
+	if err != nil || !rec.UsedAt.IsZero() || !i.core.now().Before(rec.ExpiresAt) || rec.Audience != i.IssuerFor(iss) {
+		return RefreshRecord{}, false
+	}
+	return rec, true
+}

@@ -134,7 +134,7 @@ func TestVerifyRejects(t *testing.T) {
 
 	cases := []struct {
 		name, token, iss string
-		want            error
+		want             error
 	}{
 		{"empty", "", iss, issuer.ErrTokenMalformed},
 		{"garbage", "a.b.c", iss, issuer.ErrTokenMalformed},

@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -81,6 +82,13 @@ type Client struct {
 	SecretHash string
 	Roles      []string
 	Scopes     []string
+	// Grants limits the grant types the client may use; empty allows all.
+	Grants []string
+}
+
+// AllowsGrant reports whether the client may use grant type g.
+func (c Client) AllowsGrant(g string) bool {
+	return len(c.Grants) == 0 || slices.Contains(c.Grants, g)
 }
 
 // KeyRecord is a signing key as stored.

@@ -14,7 +14,8 @@ var migrations = []string{
 	// 1: principals, keys, refresh tokens, revocations, settings.
 	`CREATE TABLE tg_users (name TEXT PRIMARY KEY, id TEXT NOT NULL, password_hash TEXT NOT NULL,
 		roles TEXT NOT NULL, scopes TEXT NOT NULL);
-	CREATE TABLE tg_clients (id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, roles TEXT NOT NULL, scopes TEXT NOT NULL);
+	CREATE TABLE tg_clients (id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, roles TEXT NOT NULL, scopes TEXT NOT NULL,
+		grants TEXT NOT NULL);
 	CREATE TABLE tg_keys (kid TEXT PRIMARY KEY, alg TEXT NOT NULL, seq BIGINT NOT NULL, private TEXT NOT NULL,
 		public TEXT NOT NULL, created_at BIGINT NOT NULL, activate_at BIGINT NOT NULL, UNIQUE (alg, seq));
 	CREATE TABLE tg_refresh (hash TEXT PRIMARY KEY, family TEXT NOT NULL, subject TEXT NOT NULL, kind TEXT NOT NULL,

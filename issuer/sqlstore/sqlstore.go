@@ -187,22 +187,23 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 
 // PutClient implements issuer.Store.
 func (s *Store) PutClient(ctx context.Context, c issuer.Client) error {
-	_, err := s.exec(ctx, `INSERT INTO tg_clients (id, secret_hash, roles, scopes) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, roles = excluded.roles, scopes = excluded.scopes`,
-		c.ID, c.SecretHash, joinList(c.Roles), joinList(c.Scopes))
+	_, err := s.exec(ctx, `INSERT INTO tg_clients (id, secret_hash, roles, scopes, grants) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, roles = excluded.roles,
+		scopes = excluded.scopes, grants = excluded.grants`,
+		c.ID, c.SecretHash, joinList(c.Roles), joinList(c.Scopes), joinList(c.Grants))
 	if err != nil {
 		return fmt.Errorf("storing client %s: %w", c.ID, err)
 	}
 	return nil
 }
 
-const clientCols = `SELECT id, secret_hash, roles, scopes FROM tg_clients`
+const clientCols = `SELECT id, secret_hash, roles, scopes, grants FROM tg_clients`
 
 func scanClient(row interface{ Scan(...any) error }) (issuer.Client, error) {
 	var c issuer.Client
-	var roles, scopes string
-	err := row.Scan(&c.ID, &c.SecretHash, &roles, &scopes)
-	c.Roles, c.Scopes = splitList(roles), splitList(scopes)
+	var roles, scopes, grants string
+	err := row.Scan(&c.ID, &c.SecretHash, &roles, &scopes, &grants)
+	c.Roles, c.Scopes, c.Grants = splitList(roles), splitList(scopes), splitList(grants)
 	return c, err
 }
 

@@ -45,10 +45,10 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 	})
 	t.Run("clients", func(t *testing.T) {
 		s := open(t)
-		must(t, s.PutClient(ctx, issuer.Client{ID: "c1", SecretHash: "abc", Roles: []string{"r"}, Scopes: []string{"x", "y"}}))
+		must(t, s.PutClient(ctx, issuer.Client{ID: "c1", SecretHash: "abc", Roles: []string{"r"}, Scopes: []string{"x", "y"}, Grants: []string{"client_credentials"}}))
 		c, err := s.GetClient(ctx, "c1")
 		must(t, err)
-		if c.SecretHash != "abc" || len(c.Scopes) != 2 {
+		if c.SecretHash != "abc" || len(c.Scopes) != 2 || !c.AllowsGrant("client_credentials") || c.AllowsGrant("password") {
 			t.Fatalf("GetClient = %+v", c)
 		}
 		l, err := s.ListClients(ctx)

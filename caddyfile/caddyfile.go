@@ -1,0 +1,177 @@
+// Package caddyfile parses the tokengate directive's block into its JSON
+// configuration. The syntax is documented on tokengate.Handler.UnmarshalCaddyfile.
+package caddyfile
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/tokengate/caddy-tokengate/config"
+)
+
+// Parse reads one `tokengate` directive (the dispenser positioned on it)
+// into g.
+func Parse(d *caddyfile.Dispenser, g *config.Gateway) error {
+	d.Next() // the directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if err := parseOption(d, g); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
+	switch opt := d.Val(); opt {
+	case "issuer":
+		return oneArg(d, &g.Issuer)
+	case "audience":
+		return oneArg(d, &g.Audience)
+	case "master_key":
+		return oneArg(d, &g.MasterKey)
+	case "signing_alg":
+		return oneArg(d, &g.SigningAlg)
+	case "realm":
+		return oneArg(d, &g.Realm)
+	case "key_rotation":
+		return duration(d, &g.KeyRotation)
+	case "access_ttl":
+		return duration(d, &g.AccessTTL)
+	case "refresh_ttl":
+		return duration(d, &g.RefreshTTL)
+	case "secret_ttl":
+		return duration(d, &g.SecretTTL)
+	case "single_session":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		g.SingleSession = true
+	case "issuing":
+		var v string
+		if err := oneArg(d, &v); err != nil {
+			return err
+		}
+		switch v {
+		case "off":
+			g.DisableIssuing = true
+		case "on":
+			g.DisableIssuing = false
+		default:
+			return d.Errf("issuing: want on or off, got %q", v)
+		}
+	case "store":
+		args := d.RemainingArgs()
+		if len(args) != 2 {
+			return d.Err("store: want `store sqlite <path>` or `store postgres <dsn>`")
+		}
+		if args[0] != "sqlite" && args[0] != "postgres" {
+			return d.Errf("store: unknown driver %q (want sqlite or postgres)", args[0])
+		}
+		g.Store = &config.Store{Driver: args[0], DSN: args[1]}
+	case "user":
+		args := d.RemainingArgs()
+		if len(args) < 2 {
+			return d.Err("user: want `user <name> <password-hash> [roles ...] [scopes ...]`")
+		}
+		lists, err := keywordLists(d, args[2:], "roles", "scopes")
+		if err != nil {
+			return err
+		}
+		g.Users = append(g.Users, config.User{Name: args[0], PasswordHash: args[1], Roles: lists["roles"], Scopes: lists["scopes"]})
+	case "client":
+		args := d.RemainingArgs()
+		if len(args) < 2 {
+			return d.Err("client: want `client <id> <secret-hash> [roles ...] [scopes ...] [grants ...]`")
+		}
+		lists, err := keywordLists(d, args[2:], "roles", "scopes", "grants")
+		if err != nil {
+			return err
+		}
+		g.Clients = append(g.Clients, config.Client{ID: args[0], SecretHash: args[1], Roles: lists["roles"],
+			Scopes: lists["scopes"], Grants: lists["grants"]})
+	case "allow":
+		paths := d.RemainingArgs()
+		if len(paths) == 0 {
+			return d.ArgErr()
+		}
+		g.Allow = append(g.Allow, paths...)
+	case "require":
+		args := d.RemainingArgs()
+		if len(args) < 3 || (args[1] != "role" && args[1] != "scope") {
+			return d.Err("require: want `require <path> role|scope <values...>`")
+		}
+		g.Require = append(g.Require, config.Requirement{Path: []string{args[0]}, Kind: args[1], Values: splitValues(args[2:])})
+	case "forward_header":
+		args := d.RemainingArgs()
+		if len(args) != 2 {
+			return d.Err("forward_header: want `forward_header <Header> <claim>`")
+		}
+		g.ForwardHeaders = append(g.ForwardHeaders, config.ForwardHeader{Header: args[0], Claim: args[1]})
+	default:
+		return d.Errf("unrecognized tokengate option %q", opt)
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %v", d.Val(), err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s must be positive", s)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// keywordLists reads `kw v1 v2 kw2 v3` into lists keyed by keyword.
+func keywordLists(d *caddyfile.Dispenser, args []string, keywords ...string) (map[string][]string, error) {
+	out := map[string][]string{}
+	cur := ""
+	for _, a := range args {
+		if slices.Contains(keywords, a) {
+			cur = a
+			continue
+		}
+		if cur == "" {
+			return nil, d.Errf("unexpected %q: want one of %s followed by values", a, strings.Join(keywords, ", "))
+		}
+		out[cur] = append(out[cur], splitValues([]string{a})...)
+	}
+	return out, nil
+}
+
+// splitValues accepts `a b` and `a,b` alike.
+func splitValues(args []string) []string {
+	var out []string
+	for _, a := range args {
+		for v := range strings.SplitSeq(a, ",") {
+			if v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}

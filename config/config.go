@@ -1,0 +1,112 @@
+// Package config holds the JSON configuration of the tokengate handler. It
+// lives apart from the handler so that the Caddyfile parser can fill it
+// without importing the module that registers the parser.
+package config
+
+import "github.com/caddyserver/caddy/v2"
+
+// Gateway is the configuration of one tokengate handler.
+type Gateway struct {
+	// The `iss` of issued tokens and the issuer tokens must have. Default:
+	// the scheme and host of each request (https://api.example.com), so
+	// a token is only valid on the host that issued it.
+	Issuer string `json:"issuer,omitempty"`
+
+	// The `aud` put in access tokens and required of them. Default: the issuer.
+	Audience string `json:"audience,omitempty"`
+
+	// Where users, clients, keys and tokens are kept. Default: SQLite at
+	// tokengate/tokengate.db in Caddy's data directory. Sites naming the
+	// same store share one issuer.
+	Store *Store `json:"store,omitempty"`
+
+	// 32 random bytes as 64 hex digits or base64; encrypts private keys at
+	// rest. Placeholders such as {env.TOKENGATE_MASTER_KEY} are expanded.
+	MasterKey string `json:"master_key,omitempty"`
+
+	// EdDSA (default), ES256, RS256 or HS256.
+	SigningAlg string `json:"signing_alg,omitempty"`
+
+	// How often signing keys rotate. Default 720h; 0 uses the default.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+
+	// Lifetime of access tokens. Default 15m.
+	AccessTTL caddy.Duration `json:"access_ttl,omitempty"`
+
+	// Lifetime of refresh tokens. Default 720h.
+	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
+
+	// Default lifetime of an entity secret. Default 90 days.
+	SecretTTL caddy.Duration `json:"secret_ttl,omitempty"`
+
+	// When set, a new access token for a subject revokes its older ones.
+	SingleSession bool `json:"single_session,omitempty"`
+
+	// Users who sign in with a password (grant_type=password).
+	Users []User `json:"users,omitempty"`
+
+	// OAuth 2.0 clients (grant_type=client_credentials).
+	Clients []Client `json:"clients,omitempty"`
+
+	// When true, the site only validates tokens: /token and the other
+	// issuing routes are not served (the guard still runs).
+	DisableIssuing bool `json:"disable_issuing,omitempty"`
+
+	// Paths that need no token, matched as Caddy's path matcher does.
+	Allow []string `json:"allow,omitempty"`
+
+	// Role or scope requirements on paths.
+	Require []Requirement `json:"require,omitempty"`
+
+	// Request headers set from token claims for the upstream. Any copy the
+	// caller sent is removed first, on every request.
+	ForwardHeaders []ForwardHeader `json:"forward_headers,omitempty"`
+
+	// The realm of WWW-Authenticate challenges. Default "tokengate".
+	Realm string `json:"realm,omitempty"`
+}
+
+// Store names a database.
+type Store struct {
+	// "sqlite" or "postgres".
+	Driver string `json:"driver"`
+	// A file path for sqlite, a connection string for postgres.
+	// Placeholders are expanded.
+	DSN string `json:"dsn"`
+}
+
+// User is a user declared in the configuration.
+type User struct {
+	Name string `json:"name"`
+	// argon2id PHC string or bcrypt hash (`caddy hash-password`).
+	PasswordHash string   `json:"password_hash"`
+	Roles        []string `json:"roles,omitempty"`
+	Scopes       []string `json:"scopes,omitempty"`
+}
+
+// Client is a client declared in the configuration.
+type Client struct {
+	ID string `json:"id"`
+	// argon2id PHC string or bcrypt hash of the client secret.
+	SecretHash string   `json:"secret_hash"`
+	Roles      []string `json:"roles,omitempty"`
+	Scopes     []string `json:"scopes,omitempty"`
+	// Grant types the client may use; empty allows all.
+	Grants []string `json:"grants,omitempty"`
+}
+
+// Requirement says requests matching Path need one of Values.
+type Requirement struct {
+	// Paths as Caddy's path matcher takes them (/admin/*).
+	Path []string `json:"path"`
+	// "role" or "scope".
+	Kind string `json:"kind"`
+	// The token needs at least one of these.
+	Values []string `json:"values"`
+}
+
+// ForwardHeader sets request header Header to the value of claim Claim.
+type ForwardHeader struct {
+	Header string `json:"header"`
+	Claim  string `json:"claim"`
+}

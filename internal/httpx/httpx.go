@@ -1,0 +1,251 @@
+// Package httpx holds the request parsing and response writing that every
+// tokengate route shares: strict bodies, credentials from headers, JSON out.
+package httpx
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxBody is the largest request body a token route reads.
+const MaxBody = 64 << 10
+
+// Error is a request problem to report with a 4xx status.
+type Error struct {
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func bad(format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ReadBody reads the whole body, up to MaxBody, refusing invalid UTF-8.
+func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body is larger than %d bytes", MaxBody)}
+	}
+	if err != nil {
+		return nil, bad("reading request body: %v", err)
+	}
+	if !utf8.Valid(body) {
+		return nil, bad("request body is not valid UTF-8")
+	}
+	return body, nil
+}
+
+// MediaType returns the request's media type, lower-cased, "" when absent.
+func MediaType(r *http.Request) (string, error) {
+	ct := r.Header.Values("Content-Type")
+	if len(ct) == 0 {
+		return "", nil
+	}
+	if len(ct) > 1 {
+		return "", bad("repeated Content-Type header")
+	}
+	mt, _, err := mime.ParseMediaType(ct[0])
+	if err != nil {
+		return "", bad("malformed Content-Type header")
+	}
+	return mt, nil
+}
+
+// Params reads a form-encoded or JSON-object body as single-valued
+// parameters. Repeated parameters, non-scalar JSON values and other media
+// types are errors; numbers keep their literal text.
+func Params(w http.ResponseWriter, r *http.Request) (map[string]string, error) {
+	mt, err := MediaType(r)
+	if err != nil {
+		return nil, err
+	}
+	body, err := ReadBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case mt == "application/x-www-form-urlencoded" || (mt == "" && len(bytes.TrimSpace(body)) == 0):
+		return FormParams(body)
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		return JSONParams(body)
+	}
+	return nil, bad("unsupported Content-Type %q: send application/x-www-form-urlencoded or application/json", mt)
+}
+
+// FormParams parses a form-encoded body.
+func FormParams(body []byte) (map[string]string, error) {
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, bad("malformed form body")
+	}
+	out := make(map[string]string, len(vals))
+	for k, v := range vals {
+		if len(v) > 1 {
+			return nil, bad("parameter %q is repeated", k)
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(v[0]) {
+			return nil, bad("parameter %q is not valid UTF-8", k)
+		}
+		out[k] = v[0]
+	}
+	return out, nil
+}
+
+// JSONParams parses a flat JSON object of scalars.
+func JSONParams(body []byte) (map[string]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, bad("request body must be a JSON object")
+	}
+	out := map[string]string{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, bad("malformed JSON body")
+		}
+		key := kt.(string)
+		if _, dup := out[key]; dup {
+			return nil, bad("parameter %q is repeated", key)
+		}
+		vt, err := dec.Token()
+		if err != nil {
+			return nil, bad("malformed JSON body")
+		}
+		switch v := vt.(type) {
+		case string:
+			out[key] = v
+		case json.Number:
+			out[key] = v.String()
+		default:
+			return nil, bad("parameter %q must be a string", key)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad("malformed JSON body")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad("unexpected data after the JSON object")
+	}
+	return out, nil
+}
+
+// DecodeJSON strictly decodes a JSON body into v: one object, no unknown
+// trailing data. Unknown fields are allowed, as clients add their own.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	mt, err := MediaType(r)
+	if err != nil {
+		return err
+	}
+	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return bad("Content-Type must be application/json")
+	}
+	body, err := ReadBody(w, r)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return bad("field %q has the wrong type", typeErr.Field)
+		}
+		return bad("request body must be a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bad("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// Authorization returns the single Authorization header, "" when absent.
+func Authorization(r *http.Request) (string, error) {
+	vals := r.Header.Values("Authorization")
+	switch len(vals) {
+	case 0:
+		return "", nil
+	case 1:
+		return vals[0], nil
+	}
+	return "", bad("repeated Authorization header")
+}
+
+// ErrNoCredentials says no credentials of the asked-for scheme were sent.
+var ErrNoCredentials = errors.New("no credentials")
+
+// BasicAuth returns HTTP Basic credentials, form-decoded as RFC 6749 §2.3.1
+// says. ErrNoCredentials when the request has no Basic header.
+func BasicAuth(r *http.Request) (id, secret string, err error) {
+	h, err := Authorization(r)
+	if err != nil {
+		return "", "", err
+	}
+	scheme, rest, _ := strings.Cut(h, " ")
+	if h == "" || !strings.EqualFold(scheme, "Basic") {
+		return "", "", ErrNoCredentials
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+	if err != nil || !utf8.Valid(raw) {
+		return "", "", &Error{Status: http.StatusUnauthorized, Msg: "malformed Basic credentials"}
+	}
+	u, p, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return "", "", &Error{Status: http.StatusUnauthorized, Msg: "malformed Basic credentials"}
+	}
+	if id, err = url.QueryUnescape(u); err != nil {
+		return "", "", &Error{Status: http.StatusUnauthorized, Msg: "malformed Basic credentials"}
+	}
+	if secret, err = url.QueryUnescape(p); err != nil {
+		return "", "", &Error{Status: http.StatusUnauthorized, Msg: "malformed Basic credentials"}
+	}
+	return id, secret, nil
+}
+
+// BearerToken returns the token of an `Authorization: Bearer` header;
+// ErrNoCredentials when there is none.
+func BearerToken(r *http.Request) (string, error) {
+	h, err := Authorization(r)
+	if err != nil {
+		return "", err
+	}
+	scheme, tok, _ := strings.Cut(h, " ")
+	if h == "" || !strings.EqualFold(scheme, "Bearer") {
+		return "", ErrNoCredentials
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", bad("empty bearer token")
+	}
+	return tok, nil
+}
+
+// WriteJSON writes v as JSON with status; token responses must never be cached.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Status returns err's HTTP status: its own for an *Error, else 400.
+func Status(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return http.StatusBadRequest
+}

@@ -1,0 +1,262 @@
+// Package tokengate is a Caddy module that makes a site a token gateway:
+// it issues and rotates credentials on its own routes and checks the bearer
+// token of every other request before the next handler (normally
+// reverse_proxy) sees it.
+package tokengate
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	tgcaddyfile "github.com/tokengate/caddy-tokengate/caddyfile"
+	"github.com/tokengate/caddy-tokengate/config"
+	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
+	"github.com/tokengate/caddy-tokengate/oauth"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+	httpcaddyfile.RegisterHandlerDirective("tokengate", parseCaddyfile)
+	// Guard before anything that answers or proxies, like basic_auth.
+	httpcaddyfile.RegisterDirectiveOrder("tokengate", httpcaddyfile.After, "basic_auth")
+}
+
+// Handler is the tokengate HTTP handler. Its JSON configuration is
+// config.Gateway; see UnmarshalCaddyfile for the Caddyfile syntax.
+type Handler struct {
+	config.Gateway
+
+	log      *zap.Logger
+	poolKey  string
+	core     *issuer.Core
+	issuer   *issuer.Issuer
+	routes   map[string]oauth.Route
+	allow    []caddyhttp.MatchPath
+	require  []requirement
+	defaults defaults
+}
+
+type requirement struct {
+	config.Requirement
+	match caddyhttp.MatchPath
+}
+
+// defaults resolved at provision time.
+type defaults struct {
+	realm string
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.tokengate",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Defaults for unset durations.
+const (
+	DefaultAccessTTL   = 15 * time.Minute
+	DefaultRefreshTTL  = 720 * time.Hour
+	DefaultKeyRotation = 720 * time.Hour
+	DefaultSecretTTL   = 90 * 24 * time.Hour
+)
+
+// pool shares one Core per store across sites and config reloads, so keys,
+// caches and the revocation set survive `caddy reload`.
+var pool = caddy.NewUsagePool()
+
+// pooledCore lets the UsagePool close a Core when its last user goes.
+type pooledCore struct {
+	core      *issuer.Core
+	masterKey [32]byte // fingerprint: sites sharing a store must agree on it
+}
+
+func (p *pooledCore) Destruct() error { return p.core.Close() }
+
+// Provision opens (or joins) the store's issuer and prepares the guard.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.log = ctx.Logger()
+	repl := caddy.NewReplacer()
+	driver, dsn := storeLocation(h.Store, repl)
+	masterKey := repl.ReplaceKnown(h.MasterKey, "")
+	var mk *issuer.MasterKey
+	if masterKey != "" {
+		var err error
+		if mk, err = issuer.ParseMasterKey(masterKey); err != nil {
+			return fmt.Errorf("master_key: %w", err)
+		}
+	}
+	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
+	h.poolKey = driver + ":" + dsn
+	val, _, err := pool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		st, err := sqlstore.Open(ctx, driver, dsn)
+		if err != nil {
+			return nil, err
+		}
+		core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, Logger: h.log.Named("issuer"),
+			Retention: accessTTL + issuer.Leeway})
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("opening issuer on %s store: %w", driver, err)
+		}
+		return &pooledCore{core: core, masterKey: sha256.Sum256([]byte(masterKey))}, nil
+	})
+	if err != nil {
+		return err
+	}
+	pc := val.(*pooledCore)
+	if pc.masterKey != sha256.Sum256([]byte(masterKey)) {
+		_, _ = pool.Delete(h.poolKey)
+		h.poolKey = ""
+		return errors.New("sites sharing a store must use the same master_key")
+	}
+	h.core = pc.core
+	h.core.EnsureRetention(accessTTL + issuer.Leeway)
+
+	alg := h.SigningAlg
+	if alg == "" {
+		alg = issuer.AlgEdDSA
+	}
+	if !issuer.ValidAlg(alg) {
+		return fmt.Errorf("signing_alg %q: want EdDSA, ES256, RS256 or HS256", alg)
+	}
+	if !h.DisableIssuing {
+		if err := h.core.EnsureKey(ctx, alg); err != nil {
+			return fmt.Errorf("preparing signing key: %w", err)
+		}
+	}
+	cfg := issuer.Config{Issuer: strings.TrimSuffix(h.Issuer, "/"), Audience: h.Audience, Alg: alg,
+		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), SingleSession: h.SingleSession}
+	for _, u := range h.Users {
+		cfg.Users = append(cfg.Users, issuer.User{Name: u.Name, PasswordHash: u.PasswordHash, Roles: u.Roles, Scopes: u.Scopes})
+	}
+	for _, c := range h.Clients {
+		cfg.Clients = append(cfg.Clients, issuer.Client{ID: c.ID, SecretHash: c.SecretHash, Roles: c.Roles, Scopes: c.Scopes, Grants: c.Grants})
+	}
+	if h.issuer, err = issuer.New(h.core, cfg); err != nil {
+		return err
+	}
+	if !h.DisableIssuing {
+		srv := &oauth.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log}
+		h.routes = srv.Routes()
+	}
+	return h.provisionGuard(ctx)
+}
+
+func (h *Handler) provisionGuard(ctx caddy.Context) error {
+	h.defaults.realm = h.Realm
+	if h.defaults.realm == "" {
+		h.defaults.realm = "tokengate"
+	}
+	if len(h.Allow) > 0 {
+		m := caddyhttp.MatchPath(h.Allow)
+		if err := m.Provision(ctx); err != nil {
+			return fmt.Errorf("allow: %w", err)
+		}
+		h.allow = []caddyhttp.MatchPath{m}
+	}
+	for _, rq := range h.Require {
+		m := caddyhttp.MatchPath(rq.Path)
+		if err := m.Provision(ctx); err != nil {
+			return fmt.Errorf("require: %w", err)
+		}
+		h.require = append(h.require, requirement{Requirement: rq, match: m})
+	}
+	return nil
+}
+
+// Validate checks the configuration for mistakes Provision does not catch.
+func (h *Handler) Validate() error {
+	for _, rq := range h.Require {
+		if rq.Kind != "role" && rq.Kind != "scope" {
+			return fmt.Errorf("require: kind %q must be role or scope", rq.Kind)
+		}
+		if len(rq.Path) == 0 || len(rq.Values) == 0 {
+			return errors.New("require: needs a path and at least one value")
+		}
+	}
+	for _, fh := range h.ForwardHeaders {
+		if fh.Header == "" || !knownClaim(fh.Claim) {
+			return fmt.Errorf("forward_header %q: claim %q is not one of %s", fh.Header, fh.Claim, strings.Join(claimNames, ", "))
+		}
+	}
+	return nil
+}
+
+// Cleanup releases this handler's hold on the shared issuer.
+func (h *Handler) Cleanup() error {
+	if h.poolKey == "" {
+		return nil
+	}
+	_, err := pool.Delete(h.poolKey)
+	return err
+}
+
+// storeLocation resolves the store, defaulting to SQLite in Caddy's data dir.
+func storeLocation(s *config.Store, repl *caddy.Replacer) (driver, dsn string) {
+	if s == nil || s.Driver == "" {
+		return "sqlite", filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+	}
+	return s.Driver, repl.ReplaceKnown(s.DSN, "")
+}
+
+func durationOr(d caddy.Duration, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	tokengate [<matcher>] {
+//		issuer         <url>                     # default: scheme://host of the request
+//		audience       <aud>                     # default: the issuer
+//		store          sqlite <path> | postgres <dsn>
+//		master_key     <64 hex digits | base64>  # e.g. {env.TOKENGATE_MASTER_KEY}
+//		signing_alg    EdDSA | ES256 | RS256 | HS256
+//		key_rotation   <duration>
+//		access_ttl     <duration>
+//		refresh_ttl    <duration>
+//		secret_ttl     <duration>
+//		single_session
+//		issuing        on | off                  # off: validate only
+//		realm          <realm>
+//		user   <name> <password-hash> [roles <r>...] [scopes <s>...]
+//		client <id>   <secret-hash>   [roles <r>...] [scopes <s>...] [grants <g>...]
+//		allow   <path>...
+//		require <path> role|scope <value>...
+//		forward_header <Header> <claim>
+//	}
+//
+// Durations take Caddy's units plus d for days (90d).
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	return tgcaddyfile.Parse(d, &h.Gateway)
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)

@@ -1,0 +1,135 @@
+package oauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
+)
+
+// revoke implements RFC 7009. Holding a token is enough to revoke it; a
+// client that authenticates may only revoke its own tokens. Unknown tokens
+// get 200 too, so the endpoint reveals nothing.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Params(w, r)
+	if err != nil {
+		WriteError(w, requestError(err))
+		return
+	}
+	ca, oerr := readClient(r, p)
+	if oerr != nil {
+		WriteError(w, oerr)
+		return
+	}
+	clientID := ""
+	if ca.present {
+		c, oerr := s.authenticate(r.Context(), ca)
+		if oerr != nil {
+			WriteError(w, oerr)
+			return
+		}
+		clientID = c.ID
+	}
+	if p["token"] == "" {
+		WriteError(w, oauthErr(ErrInvalidRequest, "token is required"))
+		return
+	}
+	found, err := s.Issuer.RevokeToken(r.Context(), p["token"], clientID, s.IssuerURL(r))
+	if err != nil {
+		s.Log.Error("revoking token", zap.Error(err))
+		WriteError(w, oauthErr(ErrServerError, "the server could not revoke the token"))
+		return
+	}
+	s.Log.Info("token revoked", zap.String("client_id", clientID), zap.Bool("found", found))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// introspect implements RFC 7662 for authenticated clients.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Params(w, r)
+	if err != nil {
+		WriteError(w, requestError(err))
+		return
+	}
+	ca, oerr := readClient(r, p)
+	if oerr != nil {
+		WriteError(w, oerr)
+		return
+	}
+	if _, oerr := s.authenticate(r.Context(), ca); oerr != nil {
+		WriteError(w, oerr)
+		return
+	}
+	tok := p["token"]
+	if tok == "" {
+		WriteError(w, oauthErr(ErrInvalidRequest, "token is required"))
+		return
+	}
+	inactive := map[string]any{"active": false}
+	if strings.HasPrefix(tok, "tgr_") {
+		rec, ok := s.Issuer.RefreshInfo(r.Context(), tok, s.IssuerURL(r))
+		if !ok {
+			httpx.WriteJSON(w, http.StatusOK, inactive)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"active": true, "token_type": "refresh_token",
+			"sub": rec.Subject, "client_id": rec.ClientID, "scope": rec.Scope, "exp": rec.ExpiresAt.Unix(), "iss": rec.Audience})
+		return
+	}
+	c, err := s.Issuer.Verify(tok, s.IssuerURL(r), "")
+	if err != nil {
+		httpx.WriteJSON(w, http.StatusOK, inactive)
+		return
+	}
+	out := map[string]any{"active": true, "token_type": "Bearer", "sub": c.Subject, "client_id": c.ClientID,
+		"iss": c.Issuer, "aud": c.Audience, "exp": c.ExpiresAt.Unix(), "iat": c.IssuedAt.Unix(), "jti": c.ID}
+	if c.Scope != "" {
+		out["scope"] = c.Scope
+	}
+	if len(c.Roles) > 0 {
+		out["roles"] = c.Roles
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// jwks serves every public key that may still verify a live token. Caches
+// may keep it for five minutes: new keys are published well before use.
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age="+JWKSMaxAge)
+	writeRaw(w, s.Issuer.Core().JWKS())
+}
+
+// JWKSMaxAge is how long (seconds) verifiers may cache the JWKS; key
+// rotation publishes a new key longer than this before it signs.
+const JWKSMaxAge = "300"
+
+// JWKSCacheTime is JWKSMaxAge as a duration.
+const JWKSCacheTime = 300 * time.Second
+
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	writeRaw(w, map[string]any{
+		"issuer":                                        s.issuerURL(r),
+		"token_endpoint":                                s.endpointURL(r, PathToken),
+		"jwks_uri":                                      s.endpointURL(r, PathJWKS),
+		"revocation_endpoint":                           s.endpointURL(r, PathRevoke),
+		"introspection_endpoint":                        s.endpointURL(r, PathIntrospect),
+		"grant_types_supported":                         []string{GrantPassword, GrantClientCredentials, GrantRefreshToken},
+		"response_types_supported":                      []string{},
+		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+	})
+}
+
+func writeRaw(w http.ResponseWriter, v any) {
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,154 @@
+// Package oauth serves the OAuth 2.0 routes of a tokengate issuer: the token
+// endpoint (RFC 6749), revocation (RFC 7009), introspection (RFC 7662), the
+// JWKS (RFC 7517) and authorization server metadata (RFC 8414).
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+// Route paths, relative to the site root.
+const (
+	PathToken      = "/token"
+	PathRevoke     = "/token/revoke"
+	PathIntrospect = "/token/introspect"
+	PathJWKS       = "/.well-known/jwks.json"
+	PathMetadata   = "/.well-known/oauth-authorization-server"
+)
+
+// Server serves the OAuth 2.0 routes for one Issuer.
+type Server struct {
+	Issuer *issuer.Issuer
+	// IssuerURL returns the `iss` for a request when none is configured.
+	IssuerURL func(*http.Request) string
+	Log       *zap.Logger
+}
+
+// Routes maps each path to its handler and allowed method.
+func (s *Server) Routes() map[string]Route {
+	return map[string]Route{
+		PathToken:      {http.MethodPost, s.token},
+		PathRevoke:     {http.MethodPost, s.revoke},
+		PathIntrospect: {http.MethodPost, s.introspect},
+		PathJWKS:       {http.MethodGet, s.jwks},
+		PathMetadata:   {http.MethodGet, s.metadata},
+	}
+}
+
+// Route is one endpoint.
+type Route struct {
+	Method  string
+	Handler http.HandlerFunc
+}
+
+// Error codes of RFC 6749 §5.2 and RFC 7009.
+const (
+	ErrInvalidRequest       = "invalid_request"
+	ErrInvalidClient        = "invalid_client"
+	ErrInvalidGrant         = "invalid_grant"
+	ErrUnauthorizedClient   = "unauthorized_client"
+	ErrUnsupportedGrantType = "unsupported_grant_type"
+	ErrInvalidScope         = "invalid_scope"
+	ErrServerError          = "server_error"
+)
+
+// Error is an RFC 6749 error response.
+type Error struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+	status      int
+	basic       bool // the client tried HTTP Basic: answer with a Basic challenge
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Description }
+
+func oauthErr(code, desc string) *Error { return &Error{Code: code, Description: desc} }
+
+// WriteError writes e with its RFC 6749 status.
+func WriteError(w http.ResponseWriter, e *Error) {
+	status := e.status
+	if status == 0 {
+		status = http.StatusBadRequest
+		if e.Code == ErrInvalidClient {
+			status = http.StatusUnauthorized
+		}
+		if e.Code == ErrServerError {
+			status = http.StatusInternalServerError
+		}
+	}
+	if status == http.StatusUnauthorized && e.basic {
+		w.Header().Set("WWW-Authenticate", `Basic realm="tokengate", charset="UTF-8"`)
+	}
+	httpx.WriteJSON(w, status, e)
+}
+
+// requestError turns a body or header problem into invalid_request (or
+// invalid_client for broken Basic credentials), keeping its status.
+func requestError(err error) *Error {
+	st := httpx.Status(err)
+	if st == http.StatusUnauthorized {
+		return &Error{Code: ErrInvalidClient, Description: err.Error(), status: st, basic: true}
+	}
+	return &Error{Code: ErrInvalidRequest, Description: err.Error(), status: st}
+}
+
+// clientAuth is how a request identified its client.
+type clientAuth struct {
+	id, secret string
+	basic      bool // via HTTP Basic
+	present    bool // any client credentials (or a client_id) were sent
+}
+
+// readClient extracts client credentials from Basic or the body; sending
+// both is invalid_request (RFC 6749 §2.3).
+func readClient(r *http.Request, p map[string]string) (clientAuth, *Error) {
+	id, secret, err := httpx.BasicAuth(r)
+	bodyID, bodySecret := p["client_id"], p["client_secret"]
+	switch {
+	case errors.Is(err, httpx.ErrNoCredentials):
+		return clientAuth{id: bodyID, secret: bodySecret, present: bodyID != "" || bodySecret != ""}, nil
+	case err != nil:
+		return clientAuth{}, requestError(err)
+	case bodySecret != "":
+		return clientAuth{}, oauthErr(ErrInvalidRequest, "client credentials sent both in the Authorization header and in the body")
+	case bodyID != "" && bodyID != id:
+		return clientAuth{}, oauthErr(ErrInvalidRequest, "client_id in the body differs from the Authorization header")
+	case id == "" && secret == "":
+		// Some libraries send empty Basic credentials for a public client.
+		return clientAuth{basic: true}, nil
+	}
+	return clientAuth{id: id, secret: secret, basic: true, present: true}, nil
+}
+
+// authenticate checks the client's credentials.
+func (s *Server) authenticate(ctx context.Context, ca clientAuth) (issuer.Client, *Error) {
+	if ca.id == "" || ca.secret == "" {
+		return issuer.Client{}, &Error{Code: ErrInvalidClient, Description: "client authentication requires client_id and client_secret", basic: ca.basic}
+	}
+	c, err := s.Issuer.AuthenticateClient(ctx, ca.id, ca.secret)
+	if errors.Is(err, issuer.ErrInvalidCredentials) {
+		return issuer.Client{}, &Error{Code: ErrInvalidClient, Description: "client authentication failed", basic: ca.basic}
+	}
+	if err != nil {
+		s.Log.Error("authenticating client", zap.String("client_id", ca.id), zap.Error(err))
+		return issuer.Client{}, oauthErr(ErrServerError, "the server could not check the client's credentials")
+	}
+	return c, nil
+}
+
+func (s *Server) issuerURL(r *http.Request) string {
+	return s.Issuer.IssuerFor(s.IssuerURL(r))
+}
+
+// endpointURL joins the issuer URL and a route path.
+func (s *Server) endpointURL(r *http.Request, path string) string {
+	return strings.TrimSuffix(s.issuerURL(r), "/") + path
+}

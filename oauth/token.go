@@ -1,0 +1,162 @@
+package oauth
+
+import (
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+// Grant types.
+const (
+	GrantPassword          = "password"
+	GrantClientCredentials = "client_credentials"
+	GrantRefreshToken      = "refresh_token"
+)
+
+// TokenResponse is RFC 6749 §5.1's success body.
+type TokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	p, err := httpx.Params(w, r)
+	if err != nil {
+		s.refuse(w, r, "", "", "", requestError(err))
+		return
+	}
+	grant := p["grant_type"]
+	ca, oerr := readClient(r, p)
+	if oerr != nil {
+		s.refuse(w, r, grant, ca.id, "", oerr)
+		return
+	}
+	var toks issuer.Tokens
+	var subject string
+	switch grant {
+	case "":
+		oerr = oauthErr(ErrInvalidRequest, "grant_type is required")
+	case GrantPassword:
+		toks, subject, oerr = s.passwordGrant(r, p, ca)
+	case GrantClientCredentials:
+		toks, subject, oerr = s.clientCredentialsGrant(r, p, ca)
+	case GrantRefreshToken:
+		toks, subject, oerr = s.refreshGrant(r, p, ca)
+	default:
+		oerr = oauthErr(ErrUnsupportedGrantType, "grant_type must be password, client_credentials or refresh_token")
+	}
+	if oerr != nil {
+		s.refuse(w, r, grant, ca.id, subject, oerr)
+		return
+	}
+	s.Log.Info("token issued", zap.String("grant", grant), zap.String("sub", subject),
+		zap.String("client_id", toks.Claims.ClientID), zap.String("scope", toks.Claims.Scope),
+		zap.String("jti", toks.Claims.ID), zap.Bool("refresh_token", toks.RefreshToken != ""))
+	httpx.WriteJSON(w, http.StatusOK, TokenResponse{AccessToken: toks.AccessToken, TokenType: "Bearer",
+		ExpiresIn: toks.ExpiresIn, RefreshToken: toks.RefreshToken, Scope: toks.Claims.Scope})
+}
+
+// refuse logs and writes a token error. It logs who and why, never what
+// secret was presented.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, grant, clientID, subject string, e *Error) {
+	s.Log.Info("token refused", zap.String("grant", grant), zap.String("sub", subject),
+		zap.String("client_id", clientID), zap.String("error", e.Code), zap.String("reason", e.Description),
+		zap.String("remote_ip", r.RemoteAddr))
+	WriteError(w, e)
+}
+
+// optionalClient authenticates the client if it sent credentials.
+func (s *Server) optionalClient(r *http.Request, ca clientAuth, grant string) (string, *Error) {
+	if !ca.present {
+		return "", nil
+	}
+	c, oerr := s.authenticate(r.Context(), ca)
+	if oerr != nil {
+		return "", oerr
+	}
+	if !c.AllowsGrant(grant) {
+		return "", oauthErr(ErrUnauthorizedClient, "this client may not use the "+grant+" grant")
+	}
+	return c.ID, nil
+}
+
+func (s *Server) passwordGrant(r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
+	clientID, oerr := s.optionalClient(r, ca, GrantPassword)
+	if oerr != nil {
+		return issuer.Tokens{}, "", oerr
+	}
+	if p["username"] == "" || p["password"] == "" {
+		return issuer.Tokens{}, "", oauthErr(ErrInvalidRequest, "username and password are required")
+	}
+	u, err := s.Issuer.AuthenticateUser(r.Context(), p["username"], p["password"])
+	if errors.Is(err, issuer.ErrInvalidCredentials) {
+		return issuer.Tokens{}, p["username"], oauthErr(ErrInvalidGrant, "invalid username or password")
+	}
+	if err != nil {
+		s.Log.Error("authenticating user", zap.String("user", p["username"]), zap.Error(err))
+		return issuer.Tokens{}, p["username"], oauthErr(ErrServerError, "the server could not check the password")
+	}
+	scope, ok := issuer.GrantScope(p["scope"], u.Scopes)
+	if !ok {
+		return issuer.Tokens{}, u.Subject(), oauthErr(ErrInvalidScope, "requested scope is not allowed for this user")
+	}
+	return s.issue(r, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: clientID, Scope: scope, Refresh: true})
+}
+
+func (s *Server) clientCredentialsGrant(r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
+	c, oerr := s.authenticate(r.Context(), ca)
+	if oerr != nil {
+		return issuer.Tokens{}, ca.id, oerr
+	}
+	if !c.AllowsGrant(GrantClientCredentials) {
+		return issuer.Tokens{}, c.ID, oauthErr(ErrUnauthorizedClient, "this client may not use the client_credentials grant")
+	}
+	scope, ok := issuer.GrantScope(p["scope"], c.Scopes)
+	if !ok {
+		return issuer.Tokens{}, c.ID, oauthErr(ErrInvalidScope, "requested scope is not allowed for this client")
+	}
+	// RFC 6749 §4.4.3: no refresh token for client credentials.
+	return s.issue(r, issuer.Grant{Principal: issuer.ClientPrincipal(c), ClientID: c.ID, Scope: scope})
+}
+
+func (s *Server) refreshGrant(r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
+	clientID, oerr := s.optionalClient(r, ca, GrantRefreshToken)
+	if oerr != nil {
+		return issuer.Tokens{}, "", oerr
+	}
+	if p["refresh_token"] == "" {
+		return issuer.Tokens{}, "", oauthErr(ErrInvalidRequest, "refresh_token is required")
+	}
+	toks, pr, err := s.Issuer.Refresh(r.Context(), p["refresh_token"], clientID, p["scope"], s.IssuerURL(r))
+	switch {
+	case errors.Is(err, issuer.ErrRefreshReused):
+		return toks, pr.Subject, oauthErr(ErrInvalidGrant, "refresh token was already used; every token of its grant is now revoked")
+	case errors.Is(err, issuer.ErrClientMismatch):
+		return toks, pr.Subject, oauthErr(ErrInvalidGrant, "refresh token was issued to another client")
+	case errors.Is(err, issuer.ErrScopeWidened):
+		return toks, pr.Subject, oauthErr(ErrInvalidScope, err.Error())
+	case errors.Is(err, issuer.ErrRefreshInvalid):
+		return toks, pr.Subject, oauthErr(ErrInvalidGrant, "refresh token is invalid, expired or revoked")
+	case err != nil:
+		s.Log.Error("refreshing token", zap.Error(err))
+		return toks, pr.Subject, oauthErr(ErrServerError, "the server could not refresh the token")
+	}
+	return toks, pr.Subject, nil
+}
+
+func (s *Server) issue(r *http.Request, g issuer.Grant) (issuer.Tokens, string, *Error) {
+	g.Issuer = s.IssuerURL(r)
+	toks, err := s.Issuer.Issue(r.Context(), g)
+	if err != nil {
+		s.Log.Error("issuing token", zap.String("sub", g.Principal.Subject), zap.Error(err))
+		return toks, g.Principal.Subject, oauthErr(ErrServerError, "the server could not issue a token")
+	}
+	return toks, g.Principal.Subject, nil
+}
