@@ -82,7 +82,7 @@ http://localhost:9080 {
 		user alice %s roles admin scopes orders:read orders:write
 		user bob %s roles viewer
 		client billing %s roles reader scopes orders:read
-		client narrow %s grants password
+		client narrow %s grants password refresh_token
 		allow /health /public/*
 		require /admin/* role admin
 		require /orders/* scope orders:read
