@@ -41,6 +41,9 @@ type Core struct {
 	log     *zap.Logger
 	keys    atomic.Pointer[keyring]
 	revoked *revocationSet
+	// verified is shared by every site on this store: a token verified for
+	// one site is re-checked against the other's issuer and audience.
+	verified *verifiedCache
 
 	retention atomic.Int64 // time.Duration; see CoreOptions.Retention
 	keyMu     sync.Mutex   // serialises key reloads and rotations in this process
@@ -53,7 +56,7 @@ type Core struct {
 // sync. The Core owns store from then on and closes it in Close.
 func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error) {
 	c := &Core{store: store, mk: opts.MasterKey, now: opts.Clock, log: opts.Logger,
-		revoked: newRevocationSet(), stop: make(chan struct{})}
+		revoked: newRevocationSet(), verified: newVerifiedCache(verifiedCacheSize), stop: make(chan struct{})}
 	if c.now == nil {
 		c.now = time.Now
 	}

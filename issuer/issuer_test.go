@@ -366,3 +366,39 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestVerifiedCacheRechecks makes sure a token served from the verified
+// cache is still held to issuer, audience, expiry, key and revocation.
+func TestVerifiedCacheRechecks(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	core, _ := newCore(t, clk, nil)
+	is := newIssuer(t, core, issuer.Config{AccessTTL: time.Minute})
+	ctx := context.Background()
+	tok, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: iss})
+	must(t, err)
+	if _, err := is.Verify(tok.AccessToken, iss, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Verify(tok.AccessToken, "https://other", ""); !errors.Is(err, issuer.ErrTokenIssuer) {
+		t.Fatalf("cached token, other issuer: %v", err)
+	}
+	if _, err := is.Verify(tok.AccessToken, iss, "other-aud"); !errors.Is(err, issuer.ErrTokenAudience) {
+		t.Fatalf("cached token, other audience: %v", err)
+	}
+	if _, err := is.Verify(tok.AccessToken, iss, ""); err != nil {
+		t.Fatalf("cached token: %v", err)
+	}
+	must(t, core.Revoke(ctx, issuer.Revocation{Kind: issuer.RevokeJTI, Key: tok.Claims.ID, ExpiresAt: clk.Now().Add(time.Hour)}))
+	if _, err := is.Verify(tok.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+		t.Fatalf("cached token after revocation: %v", err)
+	}
+	tok2, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: iss})
+	must(t, err)
+	if _, err := is.Verify(tok2.AccessToken, iss, ""); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute + issuer.Leeway)
+	if _, err := is.Verify(tok2.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenExpired) {
+		t.Fatalf("cached token after expiry: %v", err)
+	}
+}

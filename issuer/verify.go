@@ -33,6 +33,19 @@ func (i *Issuer) Verify(token, iss, aud string) (*AccessClaims, error) {
 	}
 	now := i.core.now()
 	kr := i.core.keys.Load()
+	iss = i.IssuerFor(iss)
+	if aud == "" {
+		aud = i.AudienceFor(iss)
+	}
+	if e, ok := i.core.verified.get(token); ok {
+		if err := e.stillValid(now, kr, iss, aud); err != nil {
+			return nil, err
+		}
+		if i.core.revoked.revoked(e.claims) {
+			return nil, ErrTokenRevoked
+		}
+		return e.claims, nil
+	}
 	var key *SigningKey
 	keyfunc := func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -43,10 +56,6 @@ func (i *Issuer) Verify(token, iss, aud string) (*AccessClaims, error) {
 			return nil, ErrTokenKey
 		}
 		return key.verify, nil
-	}
-	iss = i.IssuerFor(iss)
-	if aud == "" {
-		aud = i.AudienceFor(iss)
 	}
 	claims := &AccessClaims{}
 	p := jwt.NewParser(
@@ -68,6 +77,8 @@ func (i *Issuer) Verify(token, iss, aud string) (*AccessClaims, error) {
 	if claims.Subject == "" || claims.ID == "" {
 		return nil, ErrTokenMalformed
 	}
+	// Cache only fully valid tokens; the claims are shared read-only.
+	i.core.verified.put(token, cachedToken{claims: claims, kid: key.KID})
 	if i.core.revoked.revoked(claims) {
 		return nil, ErrTokenRevoked
 	}
