@@ -1,8 +1,8 @@
 package tokengate_test
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"

@@ -8,17 +8,18 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	tgcaddyfile "github.com/tokengate/caddy-tokengate/caddyfile"
+	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/config"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
@@ -27,6 +28,7 @@ import (
 
 func init() {
 	caddy.RegisterModule(Handler{})
+	caddycmd.RegisterCommand(cli.Command())
 	httpcaddyfile.RegisterHandlerDirective("tokengate", parseCaddyfile)
 	// Guard before anything that answers or proxies, like basic_auth.
 	httpcaddyfile.RegisterDirectiveOrder("tokengate", httpcaddyfile.After, "basic_auth")
@@ -207,7 +209,7 @@ func (h *Handler) Cleanup() error {
 // storeLocation resolves the store, defaulting to SQLite in Caddy's data dir.
 func storeLocation(s *config.Store, repl *caddy.Replacer) (driver, dsn string) {
 	if s == nil || s.Driver == "" {
-		return "sqlite", filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+		return cli.DefaultStore()
 	}
 	return s.Driver, repl.ReplaceKnown(s.DSN, "")
 }

@@ -253,6 +253,15 @@ func (c *Core) addKey(ctx context.Context, alg string, publishAhead time.Duratio
 	return rec, nil
 }
 
+// DefaultPublishAhead is how long a rotated key is published before it
+// signs: longer than a JWKS may be cached (5 min) plus the store sync.
+const DefaultPublishAhead = 6 * time.Minute
+
+// Superseded reports whether a newer key of k's algorithm already signs.
+func (c *Core) Superseded(k *SigningKey) bool {
+	return !c.keys.Load().supersededAt(k, c.now()).IsZero()
+}
+
 // NextRotation returns when alg's newest key becomes due for rotation.
 func (c *Core) NextRotation(alg string, every time.Duration) time.Time {
 	ks := c.keys.Load().byAlg[alg]

@@ -1,0 +1,299 @@
+// Package cli implements `caddy tokengate …`: managing users, clients and
+// signing keys on the store a Caddyfile names, or on one given directly.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/tokengate/caddy-tokengate/config"
+	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
+)
+
+// Command is the `caddy tokengate` command.
+func Command() caddycmd.Command {
+	return caddycmd.Command{
+		Name:  "tokengate",
+		Usage: "<user|client|keys|hash-password> …",
+		Short: "Manages tokengate users, clients and signing keys",
+		Long: `Manages the tokengate store: users, clients and signing keys.
+
+Every command works on one store: the one the tokengate block of a
+Caddyfile names (--config), one given directly (--store sqlite:<path> or
+--store postgres:<dsn>), or by default the SQLite store in Caddy's data
+directory. With --store, the master key is read from TOKENGATE_MASTER_KEY.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.PersistentFlags().String("config", "", "Caddyfile whose tokengate block names the store")
+			cmd.PersistentFlags().String("store", "", "sqlite:<path> or postgres:<dsn>")
+			cmd.AddCommand(userCommand(), clientCommand(), keysCommand(), hashPasswordCommand())
+		},
+	}
+}
+
+// env is what a subcommand works with.
+type env struct {
+	core *issuer.Core
+	out  io.Writer
+}
+
+// withStore opens the store the flags name, runs f, and closes it.
+func withStore(cmd *cobra.Command, f func(ctx context.Context, e env) error) error {
+	ctx := context.Background()
+	cfgPath, _ := cmd.Flags().GetString("config")
+	storeFlag, _ := cmd.Flags().GetString("store")
+	driver, dsn, masterKey, err := resolveStore(cfgPath, storeFlag)
+	if err != nil {
+		return err
+	}
+	var mk *issuer.MasterKey
+	if masterKey != "" {
+		if mk, err = issuer.ParseMasterKey(masterKey); err != nil {
+			return fmt.Errorf("master key: %w", err)
+		}
+	}
+	st, err := sqlstore.Open(ctx, driver, dsn)
+	if err != nil {
+		return err
+	}
+	core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, SyncInterval: -1})
+	if err != nil {
+		st.Close()
+		return err
+	}
+	defer core.Close()
+	return f(ctx, env{core: core, out: cmd.OutOrStdout()})
+}
+
+// resolveStore finds the store and master key from --config or --store.
+func resolveStore(cfgPath, storeFlag string) (driver, dsn, masterKey string, err error) {
+	repl := caddy.NewReplacer()
+	switch {
+	case cfgPath != "" && storeFlag != "":
+		return "", "", "", errors.New("give --config or --store, not both")
+	case storeFlag != "":
+		driver, dsn, ok := strings.Cut(storeFlag, ":")
+		if !ok || (driver != "sqlite" && driver != "postgres") || dsn == "" {
+			return "", "", "", errors.New("--store must be sqlite:<path> or postgres:<dsn>")
+		}
+		return driver, dsn, os.Getenv("TOKENGATE_MASTER_KEY"), nil
+	case cfgPath != "":
+		g, err := gatewayFromCaddyfile(cfgPath)
+		if err != nil {
+			return "", "", "", err
+		}
+		driver, dsn := DefaultStore()
+		if g.Store != nil && g.Store.Driver != "" {
+			driver, dsn = g.Store.Driver, repl.ReplaceKnown(g.Store.DSN, "")
+		}
+		return driver, dsn, repl.ReplaceKnown(g.MasterKey, ""), nil
+	}
+	driver, dsn = DefaultStore()
+	return driver, dsn, os.Getenv("TOKENGATE_MASTER_KEY"), nil
+}
+
+// DefaultStore is the store used when none is configured.
+func DefaultStore() (driver, dsn string) {
+	return "sqlite", filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+}
+
+// gatewayFromCaddyfile adapts a Caddyfile and returns its tokengate block.
+// Several blocks must agree on the store.
+func gatewayFromCaddyfile(path string) (config.Gateway, error) {
+	body, err := os.ReadFile(path)
+	if err != nil {
+		return config.Gateway{}, fmt.Errorf("reading Caddyfile: %w", err)
+	}
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		return config.Gateway{}, errors.New("the caddyfile adapter is not built in")
+	}
+	js, _, err := adapter.Adapt(body, map[string]any{"filename": path})
+	if err != nil {
+		return config.Gateway{}, fmt.Errorf("adapting %s: %w", path, err)
+	}
+	var tree any
+	if err := json.Unmarshal(js, &tree); err != nil {
+		return config.Gateway{}, err
+	}
+	var found []config.Gateway
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if v["handler"] == "tokengate" {
+				raw, _ := json.Marshal(v)
+				var g config.Gateway
+				if json.Unmarshal(raw, &g) == nil {
+					found = append(found, g)
+				}
+			}
+			for _, c := range v {
+				walk(c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
+		}
+	}
+	walk(tree)
+	if len(found) == 0 {
+		return config.Gateway{}, fmt.Errorf("%s has no tokengate block", path)
+	}
+	for _, g := range found[1:] {
+		if storeKey(g) != storeKey(found[0]) {
+			return config.Gateway{}, fmt.Errorf("%s names several tokengate stores; pick one with --store", path)
+		}
+	}
+	return found[0], nil
+}
+
+func storeKey(g config.Gateway) string {
+	if g.Store == nil {
+		return ""
+	}
+	return g.Store.Driver + ":" + g.Store.DSN
+}
+
+// readPassword reads a password from stdin (--password-stdin) or the terminal.
+func readPassword(cmd *cobra.Command, prompt string) (string, error) {
+	if fromStdin, _ := cmd.Flags().GetBool("password-stdin"); fromStdin || !term.IsTerminal(int(os.Stdin.Fd())) {
+		line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+		if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+			return "", fmt.Errorf("reading password from stdin: %w", err)
+		}
+		return validPassword(strings.TrimRight(line, "\r\n"))
+	}
+	fmt.Fprint(os.Stderr, prompt)
+	first, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprint(os.Stderr, "Confirm: ")
+	second, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return "", err
+	}
+	if string(first) != string(second) {
+		return "", errors.New("passwords do not match")
+	}
+	return validPassword(string(first))
+}
+
+func validPassword(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("empty password")
+	}
+	return p, nil
+}
+
+func splitFlag(cmd *cobra.Command, name string) []string {
+	v, _ := cmd.Flags().GetString(name)
+	var out []string
+	for s := range strings.FieldsFuncSeq(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, s)
+	}
+	return out
+}
+
+func table(out io.Writer, header string, rows [][]string) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func hashPasswordCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "hash-password",
+		Short: "Prints the argon2id hash of a password, for `user` lines",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pw, err := readPassword(cmd, "Password: ")
+			if err != nil {
+				return err
+			}
+			h, err := issuer.HashPassword(pw)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), h)
+			return nil
+		},
+	}
+	c.Flags().Bool("password-stdin", false, "read the password from standard input")
+	return c
+}
+
+func keysCommand() *cobra.Command {
+	c := &cobra.Command{Use: "keys", Short: "Lists or rotates signing keys"}
+	list := &cobra.Command{
+		Use: "list", Short: "Lists signing keys", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd, func(ctx context.Context, e env) error {
+				var rows [][]string
+				now := e.core.Now()
+				for _, k := range e.core.Keys() {
+					state := "active"
+					switch {
+					case k.ActivateAt.After(now):
+						state = "published"
+					case e.core.Superseded(k):
+						state = "retired"
+					}
+					rows = append(rows, []string{k.KID, k.Alg, fmt.Sprint(k.Seq), k.ActivateAt.Format(time.RFC3339), state})
+				}
+				table(e.out, "KID\tALG\tSEQ\tSIGNS FROM\tSTATE", rows)
+				return nil
+			})
+		},
+	}
+	rotate := &cobra.Command{
+		Use: "rotate", Short: "Adds a new signing key, published now and signing after --publish-ahead", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			alg, _ := cmd.Flags().GetString("alg")
+			ahead, _ := cmd.Flags().GetDuration("publish-ahead")
+			if !issuer.ValidAlg(alg) {
+				return fmt.Errorf("--alg %q: want EdDSA, ES256, RS256 or HS256", alg)
+			}
+			return withStore(cmd, func(ctx context.Context, e env) error {
+				rec, err := e.core.Rotate(ctx, alg, ahead)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.out, "new %s key %s, signing from %s\n", alg, rec.KID, rec.ActivateAt.Format(time.RFC3339))
+				return nil
+			})
+		},
+	}
+	rotate.Flags().String("alg", issuer.AlgEdDSA, "algorithm of the key to rotate")
+	rotate.Flags().Duration("publish-ahead", issuer.DefaultPublishAhead, "how long the new key is published before it signs")
+	c.AddCommand(list, rotate)
+	return c
+}

@@ -1,0 +1,158 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	_ "github.com/tokengate/caddy-tokengate" // the tokengate Caddyfile directive
+	"github.com/tokengate/caddy-tokengate/cli"
+	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
+)
+
+// run executes `caddy tokengate args…` in-process.
+func run(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	root := &cobra.Command{Use: "tokengate", SilenceUsage: true, SilenceErrors: true}
+	cli.Command().CobraFunc(root)
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func openIssuer(t *testing.T, path string) *issuer.Issuer {
+	t.Helper()
+	st, err := sqlstore.Open(context.Background(), "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { core.Close() })
+	is, err := issuer.New(core, issuer.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return is
+}
+
+func TestClientLifecycle(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tg.db")
+	store := "--store=sqlite:" + db
+	out, err := run(t, "", "client", "add", "billing", "--roles", "reader,ops", "--scopes", "orders:read", "--json", store)
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var created map[string]string
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created["client_id"] != "billing" || !strings.HasPrefix(created["client_secret"], "tgs_") {
+		t.Fatalf("client add --json printed %q", out)
+	}
+	if _, err := run(t, "", "client", "add", "billing", store); err == nil {
+		t.Fatal("adding an existing client should fail")
+	}
+	is := openIssuer(t, db)
+	c, err := is.AuthenticateClient(context.Background(), "billing", created["client_secret"])
+	if err != nil || strings.Join(c.Roles, ",") != "reader,ops" || c.Scopes[0] != "orders:read" {
+		t.Fatalf("stored client: %+v %v", c, err)
+	}
+	out, err = run(t, "", "client", "rotate", "billing", store)
+	if err != nil || !strings.Contains(out, "client_id: billing\nclient_secret: tgs_") {
+		t.Fatalf("client rotate: %q %v", out, err)
+	}
+	newSecret := strings.TrimSpace(strings.SplitN(out, "client_secret: ", 2)[1])
+	if _, err := is.AuthenticateClient(context.Background(), "billing", created["client_secret"]); err == nil {
+		t.Fatal("the old secret still works after rotate")
+	}
+	if _, err := is.AuthenticateClient(context.Background(), "billing", newSecret); err != nil {
+		t.Fatalf("the new secret: %v", err)
+	}
+	if out, _ := run(t, "", "client", "list", store); !strings.Contains(out, "billing") || strings.Contains(out, newSecret) {
+		t.Fatalf("client list: %q", out)
+	}
+	if _, err := run(t, "", "client", "remove", "billing", store); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "", "client", "remove", "billing", store); err == nil {
+		t.Fatal("removing a missing client should fail")
+	}
+}
+
+func TestUserLifecycleThroughCaddyfile(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "tg.db")
+	caddyfile := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(caddyfile, []byte(":8080 {\n\ttokengate {\n\t\tstore sqlite "+db+"\n\t}\n\trespond ok\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "--config=" + caddyfile
+	if out, err := run(t, "pw-one\n", "user", "add", "carol", "--roles", "admin", "--password-stdin", cfg); err != nil {
+		t.Fatal(err, out)
+	}
+	is := openIssuer(t, db)
+	if u, err := is.AuthenticateUser(context.Background(), "carol", "pw-one"); err != nil || u.Roles[0] != "admin" {
+		t.Fatalf("user add: %+v %v", u, err)
+	}
+	if out, err := run(t, "pw-two\n", "user", "passwd", "carol", "--password-stdin", cfg); err != nil {
+		t.Fatal(err, out)
+	}
+	if _, err := is.AuthenticateUser(context.Background(), "carol", "pw-one"); err == nil {
+		t.Fatal("old password still works")
+	}
+	if _, err := is.AuthenticateUser(context.Background(), "carol", "pw-two"); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := run(t, "", "user", "list", cfg); !strings.Contains(out, "carol") || strings.Contains(out, "argon2") {
+		t.Fatalf("user list: %q", out)
+	}
+	if _, err := run(t, "", "user", "remove", "carol", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.AuthenticateUser(context.Background(), "carol", "pw-two"); err == nil {
+		t.Fatal("removed user still authenticates")
+	}
+	if _, err := run(t, "", "user", "list", "--config="+filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("a missing Caddyfile should fail")
+	}
+}
+
+func TestKeysAndHashPassword(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tg.db")
+	store := "--store=sqlite:" + db
+	if _, err := run(t, "", "keys", "rotate", "--publish-ahead=0s", store); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "", "keys", "rotate", store)
+	if err != nil || !strings.Contains(out, "new EdDSA key") {
+		t.Fatalf("keys rotate: %q %v", out, err)
+	}
+	out, err = run(t, "", "keys", "list", store)
+	if err != nil || !strings.Contains(out, "active") || !strings.Contains(out, "published") {
+		t.Fatalf("keys list: %q %v", out, err)
+	}
+	if _, err := run(t, "", "keys", "rotate", "--alg=none", store); err == nil {
+		t.Fatal("rotating an unknown algorithm should fail")
+	}
+	out, err = run(t, "s3cret\n", "hash-password", "--password-stdin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := issuer.VerifyPassword(strings.TrimSpace(out), "s3cret"); !ok || err != nil {
+		t.Fatalf("hash-password printed %q", out)
+	}
+	if _, err := run(t, "", "client", "list", "--store=mysql:x"); err == nil {
+		t.Fatal("bad --store should fail")
+	}
+}
