@@ -131,16 +131,17 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 }
 
 func duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	opt := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
 	dur, err := caddy.ParseDuration(s)
 	if err != nil {
-		return d.Errf("%s: %v", d.Val(), err)
+		return d.Errf("%s: %v", opt, err)
 	}
 	if dur <= 0 {
-		return d.Errf("%s must be positive", s)
+		return d.Errf("%s must be positive", opt)
 	}
 	*dst = caddy.Duration(dur)
 	return nil

@@ -1,0 +1,80 @@
+package tokengate_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden adapt files")
+
+// TestCaddyfileAdapt adapts each testdata/adapt/*.caddyfile and compares the
+// JSON with its golden .json file (go test -run Adapt -update rewrites them).
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/adapt/*.caddyfile")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden Caddyfiles: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			in, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(in, map[string]any{"filename": f})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) > 0 {
+				t.Fatalf("warnings: %v", warnings)
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, js, "", "\t"); err != nil {
+				t.Fatal(err)
+			}
+			pretty.WriteByte('\n')
+			golden := strings.TrimSuffix(f, ".caddyfile") + ".json"
+			if *update {
+				if err := os.WriteFile(golden, pretty.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if !bytes.Equal(pretty.Bytes(), want) {
+				t.Fatalf("adapted JSON differs from %s:\n%s", golden, pretty.String())
+			}
+		})
+	}
+}
+
+func TestCaddyfileErrors(t *testing.T) {
+	for _, tc := range []struct{ name, block, want string }{
+		{"unknown option", "bogus 1", "unrecognized tokengate option"},
+		{"bad duration", "access_ttl soon", "access_ttl"},
+		{"bad store", "store mysql x", "unknown driver"},
+		{"require without values", "require /a role", "require"},
+		{"require bad kind", "require /a group x", "require"},
+		{"user without hash", "user alice", "user"},
+		{"words before a list keyword", "user alice h admin", "unexpected"},
+		{"issuing maybe", "issuing maybe", "on or off"},
+		{"forward_header arity", "forward_header X-A", "forward_header"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := ":8080 {\n\ttokengate {\n\t\t" + tc.block + "\n\t}\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
