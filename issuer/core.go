@@ -16,6 +16,9 @@ import (
 type CoreOptions struct {
 	// MasterKey seals private keys; nil stores them in the clear.
 	MasterKey *MasterKey
+	// SecretsKey seals the readable copies of entity secrets: the master
+	// key, or one generated for this installation. Nil disables them.
+	SecretsKey *MasterKey
 	// Clock returns the current time; time.Now by default. Tests move it.
 	Clock func() time.Time
 	// SyncInterval is how often keys and revocations written by other
@@ -34,19 +37,22 @@ const Leeway = 30 * time.Second
 // signing keys and the revocation set, all held in memory so that verifying
 // a token touches no database.
 type Core struct {
-	store   Store
-	mk      *MasterKey
-	hasher  *SecretHasher
-	now     func() time.Time
-	log     *zap.Logger
-	keys    atomic.Pointer[keyring]
-	revoked *revocationSet
+	store      Store
+	mk         *MasterKey
+	secretsKey *MasterKey
+	hasher     *SecretHasher
+	now        func() time.Time
+	log        *zap.Logger
+	keys       atomic.Pointer[keyring]
+	revoked    *revocationSet
 	// verified is shared by every site on this store: a token verified for
 	// one site is re-checked against the other's issuer and audience.
 	verified *verifiedCache
 
 	retention atomic.Int64 // time.Duration; see CoreOptions.Retention
 	keyMu     sync.Mutex   // serialises key reloads and rotations in this process
+	rotMu     sync.Mutex
+	rotations map[string]rotation // alg -> schedule
 	stop      chan struct{}
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -55,8 +61,8 @@ type Core struct {
 // OpenCore loads keys and revocations from store and starts the background
 // sync. The Core owns store from then on and closes it in Close.
 func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error) {
-	c := &Core{store: store, mk: opts.MasterKey, now: opts.Clock, log: opts.Logger,
-		revoked: newRevocationSet(), verified: newVerifiedCache(verifiedCacheSize), stop: make(chan struct{})}
+	c := &Core{store: store, mk: opts.MasterKey, secretsKey: opts.SecretsKey, now: opts.Clock, log: opts.Logger,
+		revoked: newRevocationSet(), verified: newVerifiedCache(verifiedCacheSize), rotations: map[string]rotation{}, stop: make(chan struct{})}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -135,6 +141,7 @@ func (c *Core) syncLoop(every time.Duration) {
 		if err := c.syncRevocations(ctx); err != nil {
 			c.log.Warn("reloading revocations", zap.Error(err))
 		}
+		c.rotateDue(ctx)
 		if purge++; purge%60 == 0 {
 			now := c.now()
 			c.revoked.forget(now)
@@ -212,28 +219,65 @@ func (c *Core) EnsureKey(ctx context.Context, alg string) error {
 		}
 		return nil
 	}
-	_, err := c.addKey(ctx, alg, 0)
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	if err := c.ReloadKeys(ctx); err != nil {
+		return err
+	}
+	if c.keys.Load().signer(alg, c.now()) != nil {
+		return nil
+	}
+	_, err := c.addKey(ctx, alg, c.newestSeq(alg)+1, 0)
+	if errors.Is(err, ErrConflict) { // another process created it
+		return c.ReloadKeys(ctx)
+	}
 	return err
 }
 
 // Rotate adds a new key for alg that is published at once and signs after
-// publishAhead, so verifiers that cache the JWKS learn it first. When several
-// processes rotate at once, exactly one key is added: the others get
-// ErrConflict and pick the winner up.
+// publishAhead, so verifiers that cache the JWKS learn it first.
 func (c *Core) Rotate(ctx context.Context, alg string, publishAhead time.Duration) (KeyRecord, error) {
-	return c.addKey(ctx, alg, publishAhead)
-}
-
-func (c *Core) addKey(ctx context.Context, alg string, publishAhead time.Duration) (KeyRecord, error) {
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
 	if err := c.ReloadKeys(ctx); err != nil {
 		return KeyRecord{}, err
 	}
-	var seq int64 = 1
-	if ks := c.keys.Load().byAlg[alg]; len(ks) > 0 {
-		seq = ks[len(ks)-1].Seq + 1
+	return c.addKey(ctx, alg, c.newestSeq(alg)+1, publishAhead)
+}
+
+// RotateIfDue rotates alg's key when its newest key has signed for every
+// (counting the publishAhead it will be published before signing), then
+// deletes keys no live token can need. When several processes share the
+// store, they all try to add the same sequence number and exactly one
+// succeeds. It reports whether this process added the key.
+func (c *Core) RotateIfDue(ctx context.Context, alg string, every, publishAhead time.Duration) (bool, error) {
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	if err := c.ReloadKeys(ctx); err != nil {
+		return false, err
 	}
+	ks := c.keys.Load().byAlg[alg]
+	rotated := false
+	if len(ks) > 0 && !c.now().Before(ks[len(ks)-1].ActivateAt.Add(every-publishAhead)) {
+		_, err := c.addKey(ctx, alg, ks[len(ks)-1].Seq+1, publishAhead)
+		if err != nil && !errors.Is(err, ErrConflict) {
+			return false, err
+		}
+		rotated = err == nil
+	}
+	return rotated, c.deleteExpiredKeys(ctx)
+}
+
+func (c *Core) newestSeq(alg string) int64 {
+	ks := c.keys.Load().byAlg[alg]
+	if len(ks) == 0 {
+		return 0
+	}
+	return ks[len(ks)-1].Seq
+}
+
+// addKey stores key number seq of alg; the caller holds keyMu.
+func (c *Core) addKey(ctx context.Context, alg string, seq int64, publishAhead time.Duration) (KeyRecord, error) {
 	now := c.now()
 	rec, err := GenerateKey(alg, seq, c.mk, now, now.Add(publishAhead))
 	if err != nil {
@@ -253,6 +297,48 @@ func (c *Core) addKey(ctx context.Context, alg string, publishAhead time.Duratio
 	return rec, nil
 }
 
+// deleteExpiredKeys removes keys that can no longer verify any token; the
+// caller holds keyMu.
+func (c *Core) deleteExpiredKeys(ctx context.Context) error {
+	expired := c.keys.Load().expired(c.now())
+	for _, k := range expired {
+		if err := c.store.DeleteKey(ctx, k.KID); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("deleting expired key %s: %w", k.KID, err)
+		}
+		c.log.Info("signing key retired", zap.String("kid", k.KID), zap.String("alg", k.Alg))
+	}
+	if len(expired) == 0 {
+		return nil
+	}
+	return c.ReloadKeys(ctx)
+}
+
+// ScheduleRotation makes the background loop rotate alg's key every period.
+// Several sites may ask; the shortest period wins.
+func (c *Core) ScheduleRotation(alg string, every, publishAhead time.Duration) {
+	c.rotMu.Lock()
+	defer c.rotMu.Unlock()
+	if cur, ok := c.rotations[alg]; !ok || every < cur.every {
+		c.rotations[alg] = rotation{every: every, publishAhead: publishAhead}
+	}
+}
+
+type rotation struct{ every, publishAhead time.Duration }
+
+func (c *Core) rotateDue(ctx context.Context) {
+	c.rotMu.Lock()
+	due := make(map[string]rotation, len(c.rotations))
+	for alg, r := range c.rotations {
+		due[alg] = r
+	}
+	c.rotMu.Unlock()
+	for alg, r := range due {
+		if _, err := c.RotateIfDue(ctx, alg, r.every, r.publishAhead); err != nil {
+			c.log.Warn("rotating signing key", zap.String("alg", alg), zap.Error(err))
+		}
+	}
+}
+
 // DefaultPublishAhead is how long a rotated key is published before it
 // signs: longer than a JWKS may be cached (5 min) plus the store sync.
 const DefaultPublishAhead = 6 * time.Minute
@@ -260,25 +346,6 @@ const DefaultPublishAhead = 6 * time.Minute
 // Superseded reports whether a newer key of k's algorithm already signs.
 func (c *Core) Superseded(k *SigningKey) bool {
 	return !c.keys.Load().supersededAt(k, c.now()).IsZero()
-}
-
-// NextRotation returns when alg's newest key becomes due for rotation.
-func (c *Core) NextRotation(alg string, every time.Duration) time.Time {
-	ks := c.keys.Load().byAlg[alg]
-	if len(ks) == 0 {
-		return c.now()
-	}
-	return ks[len(ks)-1].ActivateAt.Add(every)
-}
-
-// DeleteExpiredKeys removes keys that can no longer verify any token.
-func (c *Core) DeleteExpiredKeys(ctx context.Context) error {
-	for _, k := range c.keys.Load().expired(c.now()) {
-		if err := c.store.DeleteKey(ctx, k.KID); err != nil {
-			return fmt.Errorf("deleting expired key %s: %w", k.KID, err)
-		}
-	}
-	return c.ReloadKeys(ctx)
 }
 
 // JWKS returns the JSON Web Key Set of every key that may verify a live token.

@@ -26,16 +26,20 @@ type Config struct {
 	SingleSession bool
 	// Users and Clients declared in configuration; they take precedence
 	// over the store's.
-	Users   []User
-	Clients []Client
+	Users    []User
+	Clients  []Client
+	Entities []Entity
+	// SecretGrace is how long a reset entity secret keeps working.
+	SecretGrace time.Duration
 }
 
 // Issuer mints and checks tokens for one site.
 type Issuer struct {
-	core    *Core
-	cfg     Config
-	users   map[string]User
-	clients map[string]Client
+	core     *Core
+	cfg      Config
+	users    map[string]User
+	clients  map[string]Client
+	entities map[string]Entity
 	// clientOK caches the keyed hash of configured clients' secrets once a
 	// slow argon2id/bcrypt check has passed, so client_credentials stays fast.
 	clientOK sync.Map // client id -> keyed hash of the verified secret
@@ -58,7 +62,10 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = 30 * 24 * time.Hour
 	}
-	i := &Issuer{core: core, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}}
+	i := &Issuer{core: core, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}, entities: map[string]Entity{}}
+	for _, e := range cfg.Entities {
+		i.entities[e.ID] = e
+	}
 	for _, u := range cfg.Users {
 		if err := CheckHashFormat(u.PasswordHash); err != nil {
 			return nil, fmt.Errorf("user %s: %w", u.Name, err)
@@ -141,7 +148,12 @@ func (i *Issuer) LookupClient(ctx context.Context, id string) (Client, error) {
 func (i *Issuer) AuthenticateClient(ctx context.Context, id, secret string) (Client, error) {
 	c, err := i.LookupClient(ctx, id)
 	if errors.Is(err, ErrNotFound) {
-		return Client{}, ErrInvalidCredentials
+		// An entity may use client_credentials with its id and secret.
+		e, err := i.AuthenticateEntity(ctx, id, secret)
+		if err != nil {
+			return Client{}, err
+		}
+		return Client{ID: e.ID, Roles: e.Roles, Grants: []string{"client_credentials"}, Entity: true}, nil
 	}
 	if err != nil {
 		return Client{}, err
@@ -188,6 +200,9 @@ func UserPrincipal(u User) Principal {
 
 // ClientPrincipal is the principal of a client acting for itself.
 func ClientPrincipal(c Client) Principal {
+	if c.Entity {
+		return EntityPrincipal(Entity{ID: c.ID, Roles: c.Roles})
+	}
 	return Principal{Kind: "client", Name: c.ID, Subject: c.ID, Roles: c.Roles, Scopes: c.Scopes}
 }
 

@@ -50,6 +50,23 @@ type Store interface {
 	// PurgeExpired drops refresh tokens and revocations that can no longer matter.
 	PurgeExpired(ctx context.Context, now time.Time) error
 
+	PutEntity(ctx context.Context, e Entity) error // insert or replace
+	GetEntity(ctx context.Context, id string) (Entity, error)
+	ListEntities(ctx context.Context) ([]Entity, error)
+	// DeleteEntity removes the entity and its secrets.
+	DeleteEntity(ctx context.Context, id string) error
+
+	// CurrentSecret returns the entity's current (not superseded) secret.
+	CurrentSecret(ctx context.Context, entityID string) (EntitySecret, error)
+	// AddSecret stores s as the entity's current secret. With replace
+	// false it fails with ErrConflict if the entity already has one; with
+	// replace true the current one is superseded and stays usable until
+	// usableUntil, in the same transaction: the entity always has exactly
+	// the old or the new secret, never neither.
+	AddSecret(ctx context.Context, s EntitySecret, replace bool, usableUntil time.Time) error
+	// UsableSecrets lists the entity's secrets that may still yield tokens at now.
+	UsableSecrets(ctx context.Context, entityID string, now time.Time) ([]EntitySecret, error)
+
 	// Setting returns the named setting, storing create()'s value first if
 	// there is none; concurrent callers all see the first value stored.
 	Setting(ctx context.Context, name string, create func() (string, error)) (string, error)
@@ -84,11 +101,30 @@ type Client struct {
 	Scopes     []string
 	// Grants limits the grant types the client may use; empty allows all.
 	Grants []string
+	// Entity marks an entity authenticated through the client route; never stored.
+	Entity bool
 }
 
 // AllowsGrant reports whether the client may use grant type g.
 func (c Client) AllowsGrant(g string) bool {
 	return len(c.Grants) == 0 || slices.Contains(c.Grants, g)
+}
+
+// Entity is a machine identity whose secret the Token Service routes manage.
+type Entity struct {
+	ID    string
+	Roles []string
+}
+
+// EntitySecret is one generated secret of an entity.
+type EntitySecret struct {
+	EntityID    string
+	Hash        string // SecretHasher hash
+	Sealed      string // the secret, sealed under the secrets key, so read can return it
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	UsableUntil time.Time // ExpiresAt, or the end of the grace period once superseded
+	Superseded  bool
 }
 
 // KeyRecord is a signing key as stored.

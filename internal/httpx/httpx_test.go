@@ -12,8 +12,8 @@ import (
 func TestParams(t *testing.T) {
 	for _, tc := range []struct {
 		name, ctype, body string
-		want            map[string]string
-		status          int
+		want              map[string]string
+		status            int
 	}{
 		{"form", "application/x-www-form-urlencoded; charset=utf-8", "a=1&b=x+y", map[string]string{"a": "1", "b": "x y"}, 0},
 		{"json", "application/json", `{"a":"1","n":42}`, map[string]string{"a": "1", "n": "42"}, 0},

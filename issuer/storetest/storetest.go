@@ -5,6 +5,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +178,105 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 		// The expired jti goes; the newest row stays even though expired so IDs keep rising.
 		if len(left) != 2 || left[0].Kind != issuer.RevokeSubject || left[1].ID != all[2].ID {
 			t.Fatalf("after purge = %+v", left)
+		}
+	})
+	t.Run("entities", func(t *testing.T) {
+		s := open(t)
+		must(t, s.PutEntity(ctx, issuer.Entity{ID: "aa-1", Roles: []string{"member"}}))
+		e, err := s.GetEntity(ctx, "aa-1")
+		must(t, err)
+		if e.ID != "aa-1" || len(e.Roles) != 1 {
+			t.Fatalf("GetEntity = %+v", e)
+		}
+		l, err := s.ListEntities(ctx)
+		must(t, err)
+		if len(l) != 1 {
+			t.Fatalf("ListEntities = %+v", l)
+		}
+		must(t, s.AddSecret(ctx, issuer.EntitySecret{EntityID: "aa-1", Hash: "h", ExpiresAt: time.Now().Add(time.Hour)}, false, time.Time{}))
+		must(t, s.DeleteEntity(ctx, "aa-1"))
+		if _, err := s.GetEntity(ctx, "aa-1"); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("GetEntity after delete: %v", err)
+		}
+		if _, err := s.CurrentSecret(ctx, "aa-1"); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("secret survived its entity: %v", err)
+		}
+	})
+	t.Run("entity secrets: one current, atomic replace, grace", func(t *testing.T) {
+		s := open(t)
+		now := time.Now().UTC()
+		sec := func(hash string, exp time.Duration) issuer.EntitySecret {
+			return issuer.EntitySecret{EntityID: "e", Hash: hash, Sealed: "sealed-" + hash, CreatedAt: now, ExpiresAt: now.Add(exp)}
+		}
+		if _, err := s.CurrentSecret(ctx, "e"); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("CurrentSecret of none: %v", err)
+		}
+		// Concurrent "create if none": exactly one wins.
+		var wg sync.WaitGroup
+		var won, lost int
+		var mu sync.Mutex
+		for i := range 6 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := s.AddSecret(ctx, sec(string(rune('a'+i)), time.Hour), false, time.Time{})
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won++
+				case errors.Is(err, issuer.ErrConflict):
+					lost++
+				default:
+					t.Errorf("AddSecret: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won != 1 || lost != 5 {
+			t.Fatalf("concurrent create: %d won, %d lost", won, lost)
+		}
+		first, err := s.CurrentSecret(ctx, "e")
+		must(t, err)
+		if first.Sealed != "sealed-"+first.Hash || !first.ExpiresAt.Equal(now.Add(time.Hour)) {
+			t.Fatalf("CurrentSecret = %+v", first)
+		}
+		// Replace with a grace period: both usable until it ends.
+		must(t, s.AddSecret(ctx, sec("new", 2*time.Hour), true, now.Add(time.Minute)))
+		cur, err := s.CurrentSecret(ctx, "e")
+		must(t, err)
+		if cur.Hash != "new" {
+			t.Fatalf("current after replace = %q", cur.Hash)
+		}
+		usable, err := s.UsableSecrets(ctx, "e", now)
+		must(t, err)
+		if len(usable) != 2 || usable[0].Hash != "new" || !usable[1].Superseded || !usable[1].UsableUntil.Equal(now.Add(time.Minute)) {
+			t.Fatalf("UsableSecrets in grace = %+v", usable)
+		}
+		if usable, _ := s.UsableSecrets(ctx, "e", now.Add(2*time.Minute)); len(usable) != 1 || usable[0].Hash != "new" {
+			t.Fatalf("UsableSecrets after grace = %+v", usable)
+		}
+		// Replace without grace: the replaced one is unusable at once (the
+		// first one is still in its own grace period).
+		must(t, s.AddSecret(ctx, sec("newer", time.Hour), true, now))
+		hashes := func(at time.Time) string {
+			usable, err := s.UsableSecrets(ctx, "e", at)
+			must(t, err)
+			var hs []string
+			for _, u := range usable {
+				hs = append(hs, u.Hash)
+			}
+			return strings.Join(hs, ",")
+		}
+		if got := hashes(now); got != "newer,"+first.Hash {
+			t.Fatalf("usable after replace without grace = %s", got)
+		}
+		if got := hashes(now.Add(2 * time.Minute)); got != "newer" {
+			t.Fatalf("usable after every grace = %s", got)
+		}
+		// Expired secrets are not usable.
+		if usable, _ := s.UsableSecrets(ctx, "e", now.Add(3*time.Hour)); len(usable) != 0 {
+			t.Fatalf("UsableSecrets after expiry = %+v", usable)
 		}
 	})
 	t.Run("settings keep the first value", func(t *testing.T) {

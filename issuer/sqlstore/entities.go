@@ -1,0 +1,147 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+// PutEntity implements issuer.Store.
+func (s *Store) PutEntity(ctx context.Context, e issuer.Entity) error {
+	_, err := s.exec(ctx, `INSERT INTO tg_entities (id, roles) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET roles = excluded.roles`,
+		e.ID, joinList(e.Roles))
+	if err != nil {
+		return fmt.Errorf("storing entity %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+func scanEntity(row interface{ Scan(...any) error }) (issuer.Entity, error) {
+	var e issuer.Entity
+	var roles string
+	err := row.Scan(&e.ID, &roles)
+	e.Roles = splitList(roles)
+	return e, err
+}
+
+// GetEntity implements issuer.Store.
+func (s *Store) GetEntity(ctx context.Context, id string) (issuer.Entity, error) {
+	e, err := scanEntity(s.db.QueryRowContext(ctx, s.q(`SELECT id, roles FROM tg_entities WHERE id = ?`), id))
+	if err != nil {
+		return issuer.Entity{}, notFound(err, "entity "+id)
+	}
+	return e, nil
+}
+
+// ListEntities implements issuer.Store.
+func (s *Store) ListEntities(ctx context.Context) ([]issuer.Entity, error) {
+	return list(ctx, s, `SELECT id, roles FROM tg_entities ORDER BY id`, scanEntity)
+}
+
+// DeleteEntity implements issuer.Store.
+func (s *Store) DeleteEntity(ctx context.Context, id string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("deleting entity %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM tg_entity_secrets WHERE entity_id = ?`), id); err != nil {
+		return fmt.Errorf("deleting secrets of entity %s: %w", id, err)
+	}
+	res, err := tx.ExecContext(ctx, s.q(`DELETE FROM tg_entities WHERE id = ?`), id)
+	if err := mustAffect(res, err, "entity "+id); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+const secretCols = `SELECT entity_id, hash, sealed, created_at, expires_at, usable_until, superseded FROM tg_entity_secrets`
+
+func scanSecret(row interface{ Scan(...any) error }) (issuer.EntitySecret, error) {
+	var e issuer.EntitySecret
+	var created, expires, usable int64
+	var superseded int
+	err := row.Scan(&e.EntityID, &e.Hash, &e.Sealed, &created, &expires, &usable, &superseded)
+	e.CreatedAt, e.ExpiresAt, e.UsableUntil, e.Superseded = fromNS(created), fromNS(expires), fromNS(usable), superseded != 0
+	return e, err
+}
+
+// CurrentSecret implements issuer.Store.
+func (s *Store) CurrentSecret(ctx context.Context, entityID string) (issuer.EntitySecret, error) {
+	e, err := scanSecret(s.db.QueryRowContext(ctx, s.q(secretCols+` WHERE entity_id = ? AND superseded = 0`), entityID))
+	if err != nil {
+		return issuer.EntitySecret{}, notFound(err, "secret of entity "+entityID)
+	}
+	return e, nil
+}
+
+// AddSecret implements issuer.Store.
+func (s *Store) AddSecret(ctx context.Context, sec issuer.EntitySecret, replace bool, usableUntil time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storing secret: %w", err)
+	}
+	defer tx.Rollback()
+	if replace {
+		// The old secret stays usable until the grace period ends, but
+		// never past its own expiry.
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE tg_entity_secrets SET superseded = 1,
+			usable_until = CASE WHEN usable_until < ? THEN usable_until ELSE ? END
+			WHERE entity_id = ? AND superseded = 0`), ns(usableUntil), ns(usableUntil), sec.EntityID); err != nil {
+			return fmt.Errorf("superseding secret: %w", err)
+		}
+	}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO tg_entity_secrets (entity_id, hash, sealed, created_at, expires_at, usable_until, superseded)
+		VALUES (?, ?, ?, ?, ?, ?, 0)`), sec.EntityID, sec.Hash, sec.Sealed, ns(sec.CreatedAt), ns(sec.ExpiresAt), ns(sec.ExpiresAt))
+	if err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("entity %s already has a secret: %w", sec.EntityID, issuer.ErrConflict)
+		}
+		return fmt.Errorf("storing secret: %w", err)
+	}
+	// Superseded secrets past their use are history; drop them here.
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM tg_entity_secrets WHERE entity_id = ? AND superseded = 1 AND usable_until < ?`),
+		sec.EntityID, ns(sec.CreatedAt)); err != nil {
+		return fmt.Errorf("dropping old secrets: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		if isUniqueViolation(err) {
+			return fmt.Errorf("entity %s already has a secret: %w", sec.EntityID, issuer.ErrConflict)
+		}
+		return fmt.Errorf("storing secret: %w", err)
+	}
+	return nil
+}
+
+// UsableSecrets implements issuer.Store.
+func (s *Store) UsableSecrets(ctx context.Context, entityID string, now time.Time) ([]issuer.EntitySecret, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(secretCols+` WHERE entity_id = ? AND usable_until > ? ORDER BY superseded`), entityID, ns(now))
+	if err != nil {
+		return nil, fmt.Errorf("listing secrets: %w", err)
+	}
+	defer rows.Close()
+	var out []issuer.EntitySecret
+	for rows.Next() {
+		e, err := scanSecret(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scanning secret: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// isUniqueViolation recognises a unique-constraint error from either driver
+// without importing their error types.
+func isUniqueViolation(err error) bool {
+	if err == nil || err == sql.ErrNoRows {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505") ||
+		strings.Contains(msg, "duplicate key value")
+}
