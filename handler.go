@@ -13,10 +13,6 @@ import (
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
-// routePrefixes are owned by the gateway: unknown paths under them are 404
-// rather than passed upstream.
-var routePrefixes = []string{"/token/"}
-
 // ServeHTTP serves a gateway route, or guards the request and passes it on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.routes != nil {
@@ -29,7 +25,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			rt.Handler(w, r)
 			return nil
 		}
-		for _, p := range routePrefixes {
+		for _, p := range h.prefixes {
 			if strings.HasPrefix(r.URL.Path, p) {
 				httpx.WriteJSON(w, http.StatusNotFound, errorBody("not_found", "no such tokengate route"))
 				return nil

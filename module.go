@@ -8,6 +8,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,9 +25,11 @@ import (
 	tgcaddyfile "github.com/tokengate/caddy-tokengate/caddyfile"
 	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/config"
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 	"github.com/tokengate/caddy-tokengate/oauth"
+	"github.com/tokengate/caddy-tokengate/tokenservice"
 )
 
 func init() {
@@ -43,7 +49,8 @@ type Handler struct {
 	poolKey  string
 	core     *issuer.Core
 	issuer   *issuer.Issuer
-	routes   map[string]oauth.Route
+	routes   map[string]httpx.Route
+	prefixes []string // owned by the gateway: unknown paths under them are 404
 	allow    []caddyhttp.MatchPath
 	require  []requirement
 	defaults defaults
@@ -69,10 +76,11 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Defaults for unset durations.
 const (
-	DefaultAccessTTL   = 15 * time.Minute
-	DefaultRefreshTTL  = 720 * time.Hour
-	DefaultKeyRotation = 720 * time.Hour
-	DefaultSecretTTL   = 90 * 24 * time.Hour
+	DefaultAccessTTL    = 15 * time.Minute
+	DefaultRefreshTTL   = 720 * time.Hour
+	DefaultKeyRotation  = 720 * time.Hour
+	DefaultSecretTTL    = 90 * 24 * time.Hour
+	DefaultSecretMaxTTL = 365 * 24 * time.Hour
 )
 
 // pool shares one Core per store across sites and config reloads, so keys,
@@ -100,6 +108,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("master_key: %w", err)
 		}
 	}
+	secretsKey := mk
+	if secretsKey == nil {
+		var err error
+		if secretsKey, err = localMasterKey(h.log); err != nil {
+			return err
+		}
+	}
 	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
 	h.poolKey = driver + ":" + dsn
 	val, _, err := pool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
@@ -107,7 +122,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, Logger: h.log.Named("issuer"),
+		core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, SecretsKey: secretsKey, Logger: h.log.Named("issuer"),
 			Retention: accessTTL + issuer.Leeway})
 		if err != nil {
 			st.Close()
@@ -138,21 +153,40 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err := h.core.EnsureKey(ctx, alg); err != nil {
 			return fmt.Errorf("preparing signing key: %w", err)
 		}
+		every := durationOr(h.KeyRotation, DefaultKeyRotation)
+		h.core.ScheduleRotation(alg, every, min(issuer.DefaultPublishAhead, every/2))
 	}
 	cfg := issuer.Config{Issuer: strings.TrimSuffix(h.Issuer, "/"), Audience: h.Audience, Alg: alg,
-		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), SingleSession: h.SingleSession}
+		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), SingleSession: h.SingleSession,
+		SecretGrace: time.Duration(h.SecretGrace)}
 	for _, u := range h.Users {
 		cfg.Users = append(cfg.Users, issuer.User{Name: u.Name, PasswordHash: u.PasswordHash, Roles: u.Roles, Scopes: u.Scopes})
 	}
 	for _, c := range h.Clients {
 		cfg.Clients = append(cfg.Clients, issuer.Client{ID: c.ID, SecretHash: c.SecretHash, Roles: c.Roles, Scopes: c.Scopes, Grants: c.Grants})
 	}
+	for _, e := range h.Entities {
+		cfg.Entities = append(cfg.Entities, issuer.Entity{ID: e.ID, Roles: e.Roles})
+	}
 	if h.issuer, err = issuer.New(h.core, cfg); err != nil {
 		return err
 	}
 	if !h.DisableIssuing {
-		srv := &oauth.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log}
-		h.routes = srv.Routes()
+		h.routes = (&oauth.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log}).Routes()
+		h.prefixes = []string{"/token/"}
+		if !h.DisableTokenService {
+			ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log,
+				AdminRoles: h.EntityAdminRoles, SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),
+				MaxSecretTTL: durationOr(h.SecretMaxTTL, DefaultSecretMaxTTL)}
+			if len(ts.AdminRoles) == 0 {
+				ts.AdminRoles = []string{"admin"}
+			}
+			if ts.SecretTTL > ts.MaxSecretTTL {
+				return fmt.Errorf("secret_ttl %v is longer than secret_max_ttl %v", ts.SecretTTL, ts.MaxSecretTTL)
+			}
+			maps.Copy(h.routes, ts.Routes())
+			h.prefixes = append(h.prefixes, "/user/", "/entity/")
+		}
 	}
 	return h.provisionGuard(ctx)
 }
@@ -204,6 +238,47 @@ func (h *Handler) Cleanup() error {
 	}
 	_, err := pool.Delete(h.poolKey)
 	return err
+}
+
+// localMasterKey returns this installation's generated master key, creating
+// it (mode 0600, in Caddy's data directory) on first use. It seals readable
+// entity secrets when no master_key is configured.
+func localMasterKey(log *zap.Logger) (*issuer.MasterKey, error) {
+	path := filepath.Join(caddy.AppDataDir(), "tokengate", "master.key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, kerr := issuer.NewMasterKeyString()
+		if kerr != nil {
+			return nil, kerr
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+		}
+		// O_EXCL: if another process created it first, use theirs.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			_, err = f.WriteString(key + "\n")
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return nil, fmt.Errorf("writing %s: %w", path, err)
+			}
+			log.Warn("no master_key configured: generated one for entity secrets; set master_key in production "+
+				"(and on every instance sharing a store)", zap.String("file", path))
+		} else if !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("creating %s: %w", path, err)
+		}
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading generated master key: %w", err)
+	}
+	mk, err := issuer.ParseMasterKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return mk, nil
 }
 
 // storeLocation resolves the store, defaulting to SQLite in Caddy's data dir.

@@ -47,24 +47,43 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 		return duration(d, &g.RefreshTTL)
 	case "secret_ttl":
 		return duration(d, &g.SecretTTL)
+	case "secret_grace":
+		return duration(d, &g.SecretGrace)
+	case "secret_max_ttl":
+		return duration(d, &g.SecretMaxTTL)
+	case "entity_admin_role":
+		roles := splitValues(d.RemainingArgs())
+		if len(roles) == 0 {
+			return d.ArgErr()
+		}
+		g.EntityAdminRoles = append(g.EntityAdminRoles, roles...)
+	case "entity":
+		args := d.RemainingArgs()
+		if len(args) < 1 {
+			return d.Err("entity: want `entity <id> [roles ...]`")
+		}
+		lists, err := keywordLists(d, args[1:], "roles")
+		if err != nil {
+			return err
+		}
+		g.Entities = append(g.Entities, config.Entity{ID: args[0], Roles: lists["roles"]})
+	case "token_service":
+		on, err := onOff(d)
+		if err != nil {
+			return err
+		}
+		g.DisableTokenService = !on
 	case "single_session":
 		if d.NextArg() {
 			return d.ArgErr()
 		}
 		g.SingleSession = true
 	case "issuing":
-		var v string
-		if err := oneArg(d, &v); err != nil {
+		on, err := onOff(d)
+		if err != nil {
 			return err
 		}
-		switch v {
-		case "off":
-			g.DisableIssuing = true
-		case "on":
-			g.DisableIssuing = false
-		default:
-			return d.Errf("issuing: want on or off, got %q", v)
-		}
+		g.DisableIssuing = !on
 	case "store":
 		args := d.RemainingArgs()
 		if len(args) != 2 {
@@ -117,6 +136,21 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 		return d.Errf("unrecognized tokengate option %q", opt)
 	}
 	return nil
+}
+
+func onOff(d *caddyfile.Dispenser) (bool, error) {
+	opt := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return false, err
+	}
+	switch v {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, d.Errf("%s: want on or off, got %q", opt, v)
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {

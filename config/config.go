@@ -48,6 +48,23 @@ type Gateway struct {
 	// OAuth 2.0 clients (grant_type=client_credentials).
 	Clients []Client `json:"clients,omitempty"`
 
+	// Entities (machine identities) whose secrets the Token Service
+	// routes manage; more can be added with `caddy tokengate entity add`.
+	Entities []Entity `json:"entities,omitempty"`
+
+	// How long a reset entity secret keeps working beside the new one.
+	// Default 0: it stops at once.
+	SecretGrace caddy.Duration `json:"secret_grace,omitempty"`
+
+	// The longest lifetime secretExpiryDays may ask for. Default 365 days.
+	SecretMaxTTL caddy.Duration `json:"secret_max_ttl,omitempty"`
+
+	// Roles allowed to read and reset entity secrets. Default ["admin"].
+	EntityAdminRoles []string `json:"entity_admin_roles,omitempty"`
+
+	// When true, the Token Service routes (/user/..., /entity/...) are not served.
+	DisableTokenService bool `json:"disable_token_service,omitempty"`
+
 	// When true, the site only validates tokens: /token and the other
 	// issuing routes are not served (the guard still runs).
 	DisableIssuing bool `json:"disable_issuing,omitempty"`
@@ -93,6 +110,12 @@ type Client struct {
 	Scopes     []string `json:"scopes,omitempty"`
 	// Grant types the client may use; empty allows all.
 	Grants []string `json:"grants,omitempty"`
+}
+
+// Entity is an entity declared in the configuration.
+type Entity struct {
+	ID    string   `json:"id"`
+	Roles []string `json:"roles,omitempty"`
 }
 
 // Requirement says requests matching Path need one of Values.

@@ -33,20 +33,14 @@ type Server struct {
 }
 
 // Routes maps each path to its handler and allowed method.
-func (s *Server) Routes() map[string]Route {
-	return map[string]Route{
+func (s *Server) Routes() map[string]httpx.Route {
+	return map[string]httpx.Route{
 		PathToken:      {http.MethodPost, s.token},
 		PathRevoke:     {http.MethodPost, s.revoke},
 		PathIntrospect: {http.MethodPost, s.introspect},
 		PathJWKS:       {http.MethodGet, s.jwks},
 		PathMetadata:   {http.MethodGet, s.metadata},
 	}
-}
-
-// Route is one endpoint.
-type Route struct {
-	Method  string
-	Handler http.HandlerFunc
 }
 
 // Error codes of RFC 6749 §5.2 and RFC 7009.

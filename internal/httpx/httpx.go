@@ -16,6 +16,12 @@ import (
 	"unicode/utf8"
 )
 
+// Route is one endpoint: the method it answers and its handler.
+type Route struct {
+	Method  string
+	Handler http.HandlerFunc
+}
+
 // MaxBody is the largest request body a token route reads.
 const MaxBody = 64 << 10
 

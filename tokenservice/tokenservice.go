@@ -1,0 +1,351 @@
+// Package tokenservice serves the Token Service routes (seed
+// 003_e9923ec56022b509): user tokens, entity secrets that an administrator
+// reads and resets, and entity tokens traded for an id and secret.
+//
+// Every response, errors included, echoes the request's `ver` and `txnId`
+// with a fresh ISO-8601 `timestamp`. Errors use one envelope:
+//
+//	{"ver": "1.0.0", "timestamp": "…", "txnId": "…", "errorCode": "NOT_FOUND", "errorMsg": "…"}
+package tokenservice
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+// Route paths.
+const (
+	PathUserToken   = "/user/token/generate"
+	PathSecretRead  = "/entity/secret/read"
+	PathSecretReset = "/entity/secret/reset"
+	PathEntityToken = "/entity/token/generate"
+)
+
+// Error codes of the envelope.
+const (
+	CodeBadRequest   = "BAD_REQUEST"
+	CodeUnauthorized = "UNAUTHORIZED"
+	CodeForbidden    = "FORBIDDEN"
+	CodeNotFound     = "NOT_FOUND"
+	CodeServerError  = "SERVER_ERROR"
+)
+
+// Server serves the Token Service routes for one Issuer.
+type Server struct {
+	Issuer    *issuer.Issuer
+	IssuerURL func(*http.Request) string
+	Log       *zap.Logger
+	// AdminRoles may read and reset entity secrets (any one of them).
+	AdminRoles []string
+	// SecretTTL is the default lifetime of a new secret; MaxSecretTTL caps
+	// what secretExpiryDays may ask for.
+	SecretTTL, MaxSecretTTL time.Duration
+}
+
+// Routes maps each path to its handler and method.
+func (s *Server) Routes() map[string]httpx.Route {
+	return map[string]httpx.Route{
+		PathUserToken:   {Method: http.MethodPost, Handler: s.userToken},
+		PathSecretRead:  {Method: http.MethodPost, Handler: func(w http.ResponseWriter, r *http.Request) { s.secret(w, r, false) }},
+		PathSecretReset: {Method: http.MethodPost, Handler: func(w http.ResponseWriter, r *http.Request) { s.secret(w, r, true) }},
+		PathEntityToken: {Method: http.MethodPost, Handler: s.entityToken},
+	}
+}
+
+// envelope is the echo every response carries.
+type envelope struct {
+	Ver       string `json:"ver,omitempty"`
+	Timestamp string `json:"timestamp"`
+	TxnID     string `json:"txnId,omitempty"`
+}
+
+func stamp(ver, txn string) envelope {
+	return envelope{Ver: ver, TxnID: txn, Timestamp: isoTime(time.Now())}
+}
+
+// isoTime formats t as ISO 8601 in UTC with milliseconds, as the seed does.
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+type errorResponse struct {
+	envelope
+	ErrorCode string `json:"errorCode"`
+	ErrorMsg  string `json:"errorMsg"`
+}
+
+// request is a parsed JSON body whose fields are type-checked on access.
+type request struct {
+	fields   map[string]json.RawMessage
+	ver, txn string
+}
+
+// apiError is a problem to answer with the envelope.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func badRequest(format string, args ...any) *apiError {
+	return &apiError{http.StatusBadRequest, CodeBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, e *apiError) {
+	var ver, txn string
+	if req != nil {
+		ver, txn = req.ver, req.txn
+	}
+	s.Log.Info("token service refused", zap.String("route", r.URL.Path), zap.String("error", e.code),
+		zap.String("reason", e.msg), zap.String("txn_id", txn), zap.String("remote_ip", r.RemoteAddr))
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tokengate"`)
+	}
+	httpx.WriteJSON(w, e.status, errorResponse{envelope: stamp(ver, txn), ErrorCode: e.code, ErrorMsg: e.msg})
+}
+
+// parse reads the JSON body. ver and txnId are picked up first so even a
+// request with other bad fields gets them echoed.
+func parse(w http.ResponseWriter, r *http.Request, envelopeRequired bool) (*request, *apiError) {
+	mt, err := httpx.MediaType(r)
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return nil, badRequest("Content-Type must be application/json")
+	}
+	body, err := httpx.ReadBody(w, r)
+	if err != nil {
+		return nil, &apiError{httpx.Status(err), CodeBadRequest, err.Error()}
+	}
+	req := &request{}
+	if err := json.Unmarshal(body, &req.fields); err != nil || req.fields == nil {
+		return nil, badRequest("request body must be a JSON object")
+	}
+	req.ver, _ = req.optString("ver")
+	req.txn, _ = req.optString("txnId")
+	for _, f := range []string{"ver", "txnId"} {
+		if _, err := req.optString(f); err != nil {
+			return req, badRequest("%v", err)
+		}
+	}
+	if envelopeRequired {
+		for _, f := range []string{"ver", "timestamp", "txnId"} {
+			if _, err := req.str(f); err != nil {
+				return req, badRequest("%v", err)
+			}
+		}
+	}
+	if ts, _ := req.optString("timestamp"); ts != "" {
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+			return req, badRequest("timestamp must be an ISO 8601 date-time")
+		}
+	}
+	return req, nil
+}
+
+// optString returns a string field, "" if absent; an error if not a string.
+func (q *request) optString(name string) (string, error) {
+	raw, ok := q.fields[name]
+	if !ok || string(raw) == "null" {
+		return "", nil
+	}
+	var v string
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", fmt.Errorf("%s must be a string", name)
+	}
+	return v, nil
+}
+
+// str returns a required, non-empty string field.
+func (q *request) str(name string) (string, error) {
+	v, err := q.optString(name)
+	if err == nil && v == "" {
+		err = fmt.Errorf("%s is required", name)
+	}
+	return v, err
+}
+
+// expiryDays reads secretExpiryDays: absent, or a positive integer.
+func (q *request) expiryDays() (int64, bool, error) {
+	raw, ok := q.fields["secretExpiryDays"]
+	if !ok || string(raw) == "null" {
+		return 0, false, nil
+	}
+	var n json.Number
+	// json.Number would also take "10" quoted; the seed says integer.
+	if c := raw[0]; (c < '0' || c > '9') && c != '-' || json.Unmarshal(raw, &n) != nil {
+		return 0, false, errors.New("secretExpiryDays must be an integer")
+	}
+	days, err := n.Int64()
+	if err != nil {
+		return 0, false, errors.New("secretExpiryDays must be an integer")
+	}
+	if days <= 0 {
+		return 0, false, errors.New("secretExpiryDays must be positive")
+	}
+	return days, true, nil
+}
+
+type tokenResponse struct {
+	envelope
+	AccessToken string `json:"accessToken"`
+	ExpiresIn   int64  `json:"expiresIn"`
+	TokenType   string `json:"tokenType"`
+}
+
+func (s *Server) userToken(w http.ResponseWriter, r *http.Request) {
+	req, e := parse(w, r, false)
+	if e != nil {
+		s.fail(w, r, req, e)
+		return
+	}
+	name, err1 := req.str("username")
+	pw, err2 := req.str("password")
+	if err := errors.Join(err1, err2); err != nil {
+		s.fail(w, r, req, badRequest("%v", strings.ReplaceAll(err.Error(), "\n", "; ")))
+		return
+	}
+	u, err := s.Issuer.AuthenticateUser(r.Context(), name, pw)
+	if errors.Is(err, issuer.ErrInvalidCredentials) {
+		s.fail(w, r, req, &apiError{http.StatusUnauthorized, CodeUnauthorized, "invalid username or password"})
+		return
+	}
+	if err != nil {
+		s.Log.Error("authenticating user", zap.String("user", name), zap.Error(err))
+		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not check the password"})
+		return
+	}
+	s.issue(w, r, req, issuer.UserPrincipal(u), "user")
+}
+
+func (s *Server) entityToken(w http.ResponseWriter, r *http.Request) {
+	req, e := parse(w, r, false)
+	if e != nil {
+		s.fail(w, r, req, e)
+		return
+	}
+	id, err1 := req.str("id")
+	secret, err2 := req.str("secret")
+	if err := errors.Join(err1, err2); err != nil {
+		s.fail(w, r, req, badRequest("%v", strings.ReplaceAll(err.Error(), "\n", "; ")))
+		return
+	}
+	ent, err := s.Issuer.AuthenticateEntity(r.Context(), id, secret)
+	if errors.Is(err, issuer.ErrInvalidCredentials) {
+		s.fail(w, r, req, &apiError{http.StatusUnauthorized, CodeUnauthorized, "invalid entity id or secret, or the secret has expired"})
+		return
+	}
+	if err != nil {
+		s.Log.Error("authenticating entity", zap.String("entity", id), zap.Error(err))
+		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not check the secret"})
+		return
+	}
+	s.issue(w, r, req, issuer.EntityPrincipal(ent), "entity")
+}
+
+func (s *Server) issue(w http.ResponseWriter, r *http.Request, req *request, p issuer.Principal, kind string) {
+	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " "), Issuer: s.IssuerURL(r)})
+	if err != nil {
+		s.Log.Error("issuing token", zap.String("sub", p.Subject), zap.Error(err))
+		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not issue a token"})
+		return
+	}
+	s.Log.Info("token issued", zap.String("grant", "token_service_"+kind), zap.String("sub", p.Subject),
+		zap.String("jti", toks.Claims.ID), zap.String("txn_id", req.txn))
+	httpx.WriteJSON(w, http.StatusOK, tokenResponse{envelope: stamp(req.ver, req.txn), AccessToken: toks.AccessToken,
+		ExpiresIn: toks.ExpiresIn, TokenType: "Bearer"})
+}
+
+type secretResponse struct {
+	envelope
+	EntityID       string `json:"entityId"`
+	Secret         string `json:"secret"`
+	ExpiresOn      int64  `json:"expiresOn"`
+	ExpirationDate string `json:"expirationDate"`
+}
+
+// secret serves read (reset false) and reset.
+func (s *Server) secret(w http.ResponseWriter, r *http.Request, reset bool) {
+	// The token is checked first; the body is still parsed so that even a
+	// refusal echoes ver and txnId.
+	claims, e := s.admin(r)
+	req, pe := parse(w, r, true)
+	if e == nil {
+		e = pe
+	}
+	if e != nil {
+		s.fail(w, r, req, e)
+		return
+	}
+	entityID, err := req.str("entityId")
+	if err != nil {
+		s.fail(w, r, req, badRequest("%v", err))
+		return
+	}
+	ttl := s.SecretTTL
+	days, set, err := req.expiryDays()
+	if err != nil {
+		s.fail(w, r, req, badRequest("%v", err))
+		return
+	}
+	if set {
+		maxDays := int64(s.MaxSecretTTL / (24 * time.Hour))
+		if days > maxDays || days > math.MaxInt32 {
+			s.fail(w, r, req, badRequest("secretExpiryDays must be at most %d", maxDays))
+			return
+		}
+		ttl = time.Duration(days) * 24 * time.Hour
+	}
+	var info issuer.SecretInfo
+	if reset {
+		info, err = s.Issuer.ResetSecret(r.Context(), entityID, ttl)
+	} else {
+		info, err = s.Issuer.ReadSecret(r.Context(), entityID, ttl)
+	}
+	if errors.Is(err, issuer.ErrNotFound) {
+		s.fail(w, r, req, &apiError{http.StatusNotFound, CodeNotFound, "no entity " + entityID})
+		return
+	}
+	if err != nil {
+		s.Log.Error("entity secret", zap.String("entity", entityID), zap.Bool("reset", reset), zap.Error(err))
+		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not provide the secret"})
+		return
+	}
+	action := "read"
+	if reset {
+		action = "reset"
+	}
+	s.Log.Info("entity secret "+action, zap.String("entity", entityID), zap.String("by", claims.Subject),
+		zap.Time("expires", info.ExpiresAt), zap.String("txn_id", req.txn))
+	httpx.WriteJSON(w, http.StatusOK, secretResponse{envelope: stamp(req.ver, req.txn), EntityID: info.EntityID,
+		Secret: info.Secret, ExpiresOn: info.ExpiresAt.Unix(), ExpirationDate: isoTime(info.ExpiresAt)})
+}
+
+// admin checks the caller's bearer token and admin role.
+func (s *Server) admin(r *http.Request) (*issuer.AccessClaims, *apiError) {
+	tok, err := httpx.BearerToken(r)
+	if errors.Is(err, httpx.ErrNoCredentials) {
+		return nil, &apiError{http.StatusUnauthorized, CodeUnauthorized, "a user bearer token is required"}
+	}
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	claims, err := s.Issuer.Verify(tok, s.IssuerURL(r), "")
+	if err != nil {
+		return nil, &apiError{http.StatusUnauthorized, CodeUnauthorized, err.Error()}
+	}
+	if !slices.ContainsFunc(s.AdminRoles, claims.HasRole) {
+		return nil, &apiError{http.StatusForbidden, CodeForbidden, "the token lacks the role to manage entity secrets"}
+	}
+	return claims, nil
+}
