@@ -30,8 +30,8 @@ import (
 func Command() caddycmd.Command {
 	return caddycmd.Command{
 		Name:  "tokengate",
-		Usage: "<user|client|keys|hash-password> …",
-		Short: "Manages tokengate users, clients and signing keys",
+		Usage: "<user|client|entity|keys|revoke|hash-password> …",
+		Short: "Manages tokengate users, clients, entities and signing keys",
 		Long: `Manages the tokengate store: users, clients and signing keys.
 
 Every command works on one store: the one the tokengate block of a
@@ -41,7 +41,7 @@ directory. With --store, the master key is read from TOKENGATE_MASTER_KEY.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().String("config", "", "Caddyfile whose tokengate block names the store")
 			cmd.PersistentFlags().String("store", "", "sqlite:<path> or postgres:<dsn>")
-			cmd.AddCommand(userCommand(), clientCommand(), keysCommand(), hashPasswordCommand())
+			cmd.AddCommand(userCommand(), clientCommand(), entityCommand(), keysCommand(), revokeCommand(), hashPasswordCommand())
 		},
 	}
 }

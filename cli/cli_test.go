@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,48 @@ func TestKeysAndHashPassword(t *testing.T) {
 	}
 	if _, err := run(t, "", "client", "list", "--store=mysql:x"); err == nil {
 		t.Fatal("bad --store should fail")
+	}
+}
+
+func TestEntitiesAndRevoke(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tg.db")
+	store := "--store=sqlite:" + db
+	if out, err := run(t, "", "entity", "add", "aa-1", "--roles", "member", store); err != nil {
+		t.Fatal(err, out)
+	}
+	out, err := run(t, "", "entity", "list", store)
+	if err != nil || !strings.Contains(out, "aa-1") || !strings.Contains(out, "member") || !strings.Contains(out, "no secret") {
+		t.Fatalf("entity list: %q %v", out, err)
+	}
+	is := openIssuer(t, db)
+	if e, err := is.LookupEntity(context.Background(), "aa-1"); err != nil || e.Roles[0] != "member" {
+		t.Fatalf("stored entity: %+v %v", e, err)
+	}
+
+	if err := is.Core().EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Name: "aa-1", Subject: "aa-1"}, Issuer: "https://x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "", "revoke", "--sub", "aa-1", store); err != nil {
+		t.Fatal(err)
+	}
+	// A running gateway picks the revocation up from the store.
+	if err := is.Core().SyncNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Verify(tok.AccessToken, "https://x", ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+		t.Fatalf("token after revoke --sub: %v", err)
+	}
+	if _, err := run(t, "", "revoke", store); err == nil {
+		t.Fatal("revoke without --sub or --jti should fail")
+	}
+	if _, err := run(t, "", "entity", "remove", "aa-1", store); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.LookupEntity(context.Background(), "aa-1"); !errors.Is(err, issuer.ErrNotFound) {
+		t.Fatalf("removed entity: %v", err)
 	}
 }

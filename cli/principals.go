@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -181,4 +182,90 @@ func saveWithSecret(ctx context.Context, cmd *cobra.Command, e env, cl issuer.Cl
 	}
 	fmt.Fprintf(e.out, "client_id: %s\nclient_secret: %s\n", cl.ID, secret)
 	return nil
+}
+
+func entityCommand() *cobra.Command {
+	c := &cobra.Command{Use: "entity", Short: "Manages entities whose secrets the /entity routes serve"}
+	add := &cobra.Command{
+		Use: "add <id>", Short: "Adds an entity (or replaces its roles)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, e env) error {
+				if err := e.core.Store().PutEntity(ctx, issuer.Entity{ID: args[0], Roles: splitFlag(cmd, "roles")}); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.out, "entity %s saved\n", args[0])
+				return nil
+			})
+		},
+	}
+	add.Flags().String("roles", "", "comma-separated roles")
+	list := &cobra.Command{
+		Use: "list", Short: "Lists stored entities and when their secrets expire", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withStore(cmd, func(ctx context.Context, e env) error {
+				es, err := e.core.Store().ListEntities(ctx)
+				if err != nil {
+					return err
+				}
+				var rows [][]string
+				for _, en := range es {
+					expires := "no secret"
+					if s, err := e.core.Store().CurrentSecret(ctx, en.ID); err == nil {
+						expires = s.ExpiresAt.Format(time.RFC3339)
+					} else if !errors.Is(err, issuer.ErrNotFound) {
+						return err
+					}
+					rows = append(rows, []string{en.ID, strings.Join(en.Roles, ","), expires})
+				}
+				table(e.out, "ENTITY\tROLES\tSECRET EXPIRES", rows)
+				return nil
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use: "remove <id>", Short: "Removes an entity and its secrets", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withStore(cmd, func(ctx context.Context, e env) error {
+				if err := e.core.Store().DeleteEntity(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.out, "entity %s removed\n", args[0])
+				return nil
+			})
+		},
+	}
+	c.AddCommand(add, list, remove)
+	return c
+}
+
+func revokeCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "revoke --sub <subject> | --jti <token id>",
+		Short: "Revokes every access token of a subject, or one token by its jti",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sub, _ := cmd.Flags().GetString("sub")
+			jti, _ := cmd.Flags().GetString("jti")
+			within, _ := cmd.Flags().GetDuration("max-token-age")
+			if (sub == "") == (jti == "") {
+				return errors.New("give exactly one of --sub and --jti")
+			}
+			return withStore(cmd, func(ctx context.Context, e env) error {
+				now := e.core.Now()
+				r := issuer.Revocation{Kind: issuer.RevokeJTI, Key: jti, ExpiresAt: now.Add(within)}
+				if sub != "" {
+					r = issuer.Revocation{Kind: issuer.RevokeSubject, Key: sub, At: now, ExpiresAt: now.Add(within)}
+				}
+				if err := e.core.Revoke(ctx, r); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.out, "revoked; running gateways refuse the token(s) within seconds\n")
+				return nil
+			})
+		},
+	}
+	c.Flags().String("sub", "", "revoke every access token issued to this subject until now")
+	c.Flags().String("jti", "", "revoke the access token with this jti")
+	c.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
+	return c
 }

@@ -153,6 +153,14 @@ func (c *Core) syncLoop(every time.Duration) {
 	}
 }
 
+// SyncNow picks up keys and revocations other processes wrote, at once.
+func (c *Core) SyncNow(ctx context.Context) error {
+	if err := c.ReloadKeys(ctx); err != nil {
+		return err
+	}
+	return c.syncRevocations(ctx)
+}
+
 func (c *Core) syncRevocations(ctx context.Context) error {
 	rs, err := c.store.RevocationsSince(ctx, c.revoked.since())
 	if err != nil {
