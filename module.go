@@ -245,32 +245,15 @@ func (h *Handler) Cleanup() error {
 // entity secrets when no master_key is configured.
 func localMasterKey(log *zap.Logger) (*issuer.MasterKey, error) {
 	path := filepath.Join(caddy.AppDataDir(), "tokengate", "master.key")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		key, kerr := issuer.NewMasterKeyString()
-		if kerr != nil {
-			return nil, kerr
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
-		}
-		// O_EXCL: if another process created it first, use theirs.
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err == nil {
-			_, err = f.WriteString(key + "\n")
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return nil, fmt.Errorf("writing %s: %w", path, err)
-			}
-			log.Warn("no master_key configured: generated one for entity secrets; set master_key in production "+
-				"(and on every instance sharing a store)", zap.String("file", path))
-		} else if !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("creating %s: %w", path, err)
-		}
-		b, err = os.ReadFile(path)
+	created, err := createKeyFile(path)
+	if err != nil {
+		return nil, err
 	}
+	if created {
+		log.Warn("no master_key configured: generated one for entity secrets; set master_key in production "+
+			"(and the same one on every instance sharing a store)", zap.String("file", path))
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading generated master key: %w", err)
 	}
@@ -279,6 +262,42 @@ func localMasterKey(log *zap.Logger) (*issuer.MasterKey, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return mk, nil
+}
+
+// createKeyFile writes a new master key to path unless the file exists.
+// The key is written to a temporary file first and linked into place, so a
+// concurrent reader never sees a half-written key and the loser of a race
+// uses the winner's.
+func createKeyFile(path string) (bool, error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	key, err := issuer.NewMasterKeyString()
+	if err != nil {
+		return false, err
+	}
+	tmp, err := os.CreateTemp(dir, ".master.key-*") // mode 0600
+	if err != nil {
+		return false, fmt.Errorf("creating master key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(key + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, fmt.Errorf("writing master key: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("creating %s: %w", path, err)
+	}
+	return true, nil
 }
 
 // storeLocation resolves the store, defaulting to SQLite in Caddy's data dir.
