@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs tokengate's whole test suite: vet, then every package's tests
-# (unit, in-process Caddy via caddytest, interop with golang.org/x/oauth2).
+# (unit, in-process Caddy via caddytest, interop with golang.org/x/oauth2),
+# with a PostgreSQL server started for the tests that need one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -10,4 +11,17 @@ if [ -n "$gofmt_out" ]; then
 	exit 1
 fi
 go vet ./...
+
+# PostgreSQL for the store and user_table tests: a throwaway cluster on
+# loopback (Debian's postgresql is installed first when missing).
+if dsn="$(scripts/postgres.sh start)"; then
+	export TOKENGATE_TEST_POSTGRES_DSN="$dsn"
+	trap 'scripts/postgres.sh stop' EXIT
+elif [ -n "${CI:-}" ]; then
+	echo "PostgreSQL could not be started; CI needs it" >&2
+	exit 1
+else
+	echo "PostgreSQL could not be started: its tests will skip" >&2
+fi
+
 go test -count=1 "$@" ./...

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tokengate/caddy-tokengate/internal/pgtest"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/storetest"
 )
@@ -47,4 +48,15 @@ func TestOpenRejectsUnknownDriver(t *testing.T) {
 	if _, err := Open(context.Background(), "mysql", "x"); err == nil {
 		t.Fatal("want error for unknown driver")
 	}
+}
+
+func TestPostgresStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) issuer.Store {
+		s, err := Open(context.Background(), "postgres", pgtest.Schema(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
