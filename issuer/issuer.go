@@ -31,6 +31,22 @@ type Config struct {
 	Entities []Entity
 	// SecretGrace is how long a reset entity secret keeps working.
 	SecretGrace time.Duration
+	// Directories are external user tables by name; their users get
+	// principals of kind "table:<name>".
+	Directories map[string]UserDirectory
+}
+
+// UserDirectory is an external source of users, such as an application's
+// own user table.
+type UserDirectory interface {
+	LookupUser(ctx context.Context, username string) (User, error)
+}
+
+// DirectoryPrincipal is the principal of a user from directory name.
+func DirectoryPrincipal(name string, u User) Principal {
+	p := UserPrincipal(u)
+	p.Kind = "table:" + name
+	return p
 }
 
 // Issuer mints and checks tokens for one site.
@@ -405,7 +421,15 @@ func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string
 		}
 		p = ClientPrincipal(c)
 	default:
-		return Tokens{}, Principal{}, ErrRefreshInvalid
+		dir, ok := i.cfg.Directories[strings.TrimPrefix(rec.Kind, "table:")]
+		if !ok || !strings.HasPrefix(rec.Kind, "table:") {
+			return Tokens{}, Principal{}, ErrRefreshInvalid
+		}
+		u, err := dir.LookupUser(ctx, rec.Principal)
+		if err != nil {
+			return Tokens{}, Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
+		}
+		p = DirectoryPrincipal(strings.TrimPrefix(rec.Kind, "table:"), u)
 	}
 	if p.Subject != rec.Subject {
 		return Tokens{}, Principal{}, ErrRefreshInvalid
