@@ -2,6 +2,7 @@ package tokengate
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,9 +18,10 @@ import (
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.routes != nil {
 		if rt, ok := h.routes[r.URL.Path]; ok {
-			if r.Method != rt.Method {
-				w.Header().Set("Allow", rt.Method)
-				httpx.WriteJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", r.Method+" is not allowed here; use "+rt.Method))
+			if !slices.Contains(rt.Methods, r.Method) {
+				allow := strings.Join(rt.Methods, ", ")
+				w.Header().Set("Allow", allow)
+				httpx.WriteJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", r.Method+" is not allowed here; use "+allow))
 				return nil
 			}
 			rt.Handler(w, r)

@@ -5,11 +5,13 @@
 package tokengate
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,13 +24,17 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/caddy-tokengate/apimaker"
 	tgcaddyfile "github.com/tokengate/caddy-tokengate/caddyfile"
 	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/config"
+	"github.com/tokengate/caddy-tokengate/eventhos"
 	"github.com/tokengate/caddy-tokengate/internal/httpx"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
+	"github.com/tokengate/caddy-tokengate/issuer/usertable"
 	"github.com/tokengate/caddy-tokengate/oauth"
+	"github.com/tokengate/caddy-tokengate/owin"
 	"github.com/tokengate/caddy-tokengate/tokenservice"
 )
 
@@ -49,6 +55,7 @@ type Handler struct {
 	poolKey  string
 	core     *issuer.Core
 	issuer   *issuer.Issuer
+	tables   []*usertable.Table
 	routes   map[string]httpx.Route
 	prefixes []string // owned by the gateway: unknown paths under them are 404
 	allow    []caddyhttp.MatchPath
@@ -168,6 +175,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, e := range h.Entities {
 		cfg.Entities = append(cfg.Entities, issuer.Entity{ID: e.ID, Roles: e.Roles})
 	}
+	if err := h.openUserTables(ctx, repl); err != nil {
+		return err
+	}
+	cfg.Directories = map[string]issuer.UserDirectory{}
+	for _, t := range h.tables {
+		cfg.Directories[t.Name()] = t
+	}
 	if h.issuer, err = issuer.New(h.core, cfg); err != nil {
 		return err
 	}
@@ -187,8 +201,61 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			maps.Copy(h.routes, ts.Routes())
 			h.prefixes = append(h.prefixes, "/user/", "/entity/")
 		}
+		if err := h.mountEndpoints(); err != nil {
+			return err
+		}
 	}
 	return h.provisionGuard(ctx)
+}
+
+func (h *Handler) openUserTables(ctx caddy.Context, repl *caddy.Replacer) error {
+	for _, ut := range h.UserTables {
+		t, err := usertable.Open(ctx, usertable.Config{Name: ut.Name, Driver: ut.Driver, DSN: repl.ReplaceKnown(ut.DSN, ""),
+			Database: ut.Database, Table: ut.Table, UsernameColumn: ut.UsernameColumn, PasswordColumn: ut.PasswordColumn,
+			IDColumn: ut.IDColumn, RolesColumn: ut.RolesColumn})
+		if err != nil {
+			return err
+		}
+		h.tables = append(h.tables, t)
+	}
+	return nil
+}
+
+// mountEndpoints adds the compatibility routes the config names.
+func (h *Handler) mountEndpoints() error {
+	for _, ep := range h.Endpoints {
+		ttl := time.Duration(ep.AccessTTL)
+		var rt httpx.Route
+		path := ep.Path
+		switch ep.Name {
+		case "apimaker":
+			srv := &apimaker.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log, Tables: h.tables,
+				RequireRoles: ep.RequireRoles, AccessTTL: ttl}
+			rt = httpx.Route{Methods: httpx.Post, Handler: srv.ServeHTTP}
+			path = cmp.Or(path, apimaker.DefaultPath)
+		case "eventhos":
+			srv := &eventhos.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log, AccessTTL: ttl}
+			rt = httpx.Route{Methods: httpx.Post, Handler: srv.ServeHTTP}
+			path = cmp.Or(path, eventhos.DefaultPath)
+		case "owin":
+			srv := &owin.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log, AccessTTL: ttl}
+			rt = httpx.Route{Methods: []string{http.MethodGet, http.MethodPost}, Handler: srv.ServeHTTP}
+			path = cmp.Or(path, owin.DefaultPath)
+		default:
+			return fmt.Errorf("endpoint %q: want apimaker, eventhos or owin", ep.Name)
+		}
+		if len(ep.RequireRoles) > 0 && ep.Name != "apimaker" {
+			return fmt.Errorf("endpoint %s: require_role is for apimaker only", ep.Name)
+		}
+		if !strings.HasPrefix(path, "/") {
+			return fmt.Errorf("endpoint %s: path %q must start with /", ep.Name, path)
+		}
+		if _, taken := h.routes[path]; taken {
+			return fmt.Errorf("endpoint %s: path %s is already a tokengate route", ep.Name, path)
+		}
+		h.routes[path] = rt
+	}
+	return nil
 }
 
 func (h *Handler) provisionGuard(ctx caddy.Context) error {
@@ -231,13 +298,18 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// Cleanup releases this handler's hold on the shared issuer.
+// Cleanup closes the user tables and releases this handler's hold on the
+// shared issuer.
 func (h *Handler) Cleanup() error {
-	if h.poolKey == "" {
-		return nil
+	var errs []error
+	for _, t := range h.tables {
+		errs = append(errs, t.Close())
 	}
-	_, err := pool.Delete(h.poolKey)
-	return err
+	if h.poolKey != "" {
+		_, err := pool.Delete(h.poolKey)
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // localMasterKey returns this installation's generated master key, creating

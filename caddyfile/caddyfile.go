@@ -73,6 +73,10 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 			return err
 		}
 		g.DisableTokenService = !on
+	case "user_table":
+		return parseUserTable(d, g)
+	case "endpoint":
+		return parseEndpoint(d, g)
 	case "single_session":
 		if d.NextArg() {
 			return d.ArgErr()
@@ -135,6 +139,62 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 	default:
 		return d.Errf("unrecognized tokengate option %q", opt)
 	}
+	return nil
+}
+
+func parseUserTable(d *caddyfile.Dispenser, g *config.Gateway) error {
+	var ut config.UserTable
+	if err := oneArg(d, &ut.Name); err != nil {
+		return d.Err("user_table: want `user_table <name> { … }`")
+	}
+	fields := map[string]*string{"driver": &ut.Driver, "dsn": &ut.DSN, "database": &ut.Database, "table": &ut.Table,
+		"username_column": &ut.UsernameColumn, "password_column": &ut.PasswordColumn,
+		"id_column": &ut.IDColumn, "roles_column": &ut.RolesColumn}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		dst, ok := fields[d.Val()]
+		if !ok {
+			return d.Errf("user_table: unrecognized option %q", d.Val())
+		}
+		if err := oneArg(d, dst); err != nil {
+			return err
+		}
+	}
+	if ut.Driver != "sqlite" && ut.Driver != "postgres" {
+		return d.Errf("user_table %s: driver must be sqlite or postgres", ut.Name)
+	}
+	if ut.DSN == "" || ut.Table == "" || ut.UsernameColumn == "" || ut.PasswordColumn == "" {
+		return d.Errf("user_table %s: needs dsn, table, username_column and password_column", ut.Name)
+	}
+	g.UserTables = append(g.UserTables, ut)
+	return nil
+}
+
+func parseEndpoint(d *caddyfile.Dispenser, g *config.Gateway) error {
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return d.Err("endpoint: want `endpoint apimaker|eventhos|owin [<path>]`")
+	}
+	ep := config.Endpoint{Name: args[0]}
+	if len(args) == 2 {
+		ep.Path = args[1]
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "require_role":
+			roles := splitValues(d.RemainingArgs())
+			if len(roles) == 0 {
+				return d.ArgErr()
+			}
+			ep.RequireRoles = append(ep.RequireRoles, roles...)
+		case "access_ttl":
+			if err := duration(d, &ep.AccessTTL); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("endpoint: unrecognized option %q", d.Val())
+		}
+	}
+	g.Endpoints = append(g.Endpoints, ep)
 	return nil
 }
 

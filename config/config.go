@@ -65,6 +65,13 @@ type Gateway struct {
 	// When true, the Token Service routes (/user/..., /entity/...) are not served.
 	DisableTokenService bool `json:"disable_token_service,omitempty"`
 
+	// Application users in existing SQL tables, for the apimaker route's
+	// AM_DB requests.
+	UserTables []UserTable `json:"user_tables,omitempty"`
+
+	// Compatibility routes to mount: apimaker, eventhos, owin.
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+
 	// When true, the site only validates tokens: /token and the other
 	// issuing routes are not served (the guard still runs).
 	DisableIssuing bool `json:"disable_issuing,omitempty"`
@@ -116,6 +123,43 @@ type Client struct {
 type Entity struct {
 	ID    string   `json:"id"`
 	Roles []string `json:"roles,omitempty"`
+}
+
+// UserTable names a table of application users and its columns. Only
+// these identifiers ever reach SQL; they must be plain identifiers.
+type UserTable struct {
+	// What AM_DB requests call it (their `instance`).
+	Name string `json:"name"`
+	// "sqlite" or "postgres".
+	Driver string `json:"driver"`
+	// A file path for sqlite (opened read-only), a connection string for
+	// postgres. Placeholders are expanded.
+	DSN string `json:"dsn"`
+	// What AM_DB requests call the database. Default: the SQLite file name
+	// without extension, or the PostgreSQL database name.
+	Database string `json:"database,omitempty"`
+	// The table (`collection` in AM_DB requests); schema.table for postgres.
+	Table          string `json:"table"`
+	UsernameColumn string `json:"username_column"`
+	// Holds bcrypt or argon2id hashes.
+	PasswordColumn string `json:"password_column"`
+	// Optional: the subject of tokens (default: the username).
+	IDColumn string `json:"id_column,omitempty"`
+	// Optional: roles, comma- or space-separated.
+	RolesColumn string `json:"roles_column,omitempty"`
+}
+
+// Endpoint mounts a compatibility route.
+type Endpoint struct {
+	// apimaker, eventhos or owin.
+	Name string `json:"name"`
+	// Default: /api/system-api/user-path/token, /auth/token, /Token.
+	Path string `json:"path,omitempty"`
+	// apimaker only: require a bearer token with one of these roles (the
+	// seed's authTokenInfo setting). Default: the route is public.
+	RequireRoles []string `json:"require_roles,omitempty"`
+	// Lifetime of tokens from this route; default: the site's access_ttl.
+	AccessTTL caddy.Duration `json:"access_ttl,omitempty"`
 }
 
 // Requirement says requests matching Path need one of Values.

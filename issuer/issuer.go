@@ -131,6 +131,9 @@ func (i *Issuer) AuthenticateUser(ctx context.Context, name, password string) (U
 	return u, nil
 }
 
+// LookupUser returns a configured or stored user without authenticating it.
+func (i *Issuer) LookupUser(ctx context.Context, name string) (User, error) { return i.lookupUser(ctx, name) }
+
 func (i *Issuer) lookupUser(ctx context.Context, name string) (User, error) {
 	if u, ok := i.users[name]; ok {
 		return u, nil
@@ -273,6 +276,9 @@ type Grant struct {
 	Refresh   bool   // also issue a refresh token
 	Family    string // refresh family to continue; "" starts a new one
 	AccessTTL time.Duration
+	// Exclusive revokes the subject's older access tokens, as
+	// Config.SingleSession does for every grant.
+	Exclusive bool
 }
 
 // Tokens is what was minted.
@@ -344,7 +350,7 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 		}
 		out.RefreshToken = rt
 	}
-	if i.cfg.SingleSession {
+	if i.cfg.SingleSession || g.Exclusive {
 		if err := i.core.Revoke(ctx, Revocation{Kind: RevokeSubject, Key: claims.Subject, Keep: jti,
 			At: now, ExpiresAt: now.Add(ttl + Leeway)}); err != nil {
 			return Tokens{}, err

@@ -35,11 +35,11 @@ type Server struct {
 // Routes maps each path to its handler and allowed method.
 func (s *Server) Routes() map[string]httpx.Route {
 	return map[string]httpx.Route{
-		PathToken:      {http.MethodPost, s.token},
-		PathRevoke:     {http.MethodPost, s.revoke},
-		PathIntrospect: {http.MethodPost, s.introspect},
-		PathJWKS:       {http.MethodGet, s.jwks},
-		PathMetadata:   {http.MethodGet, s.metadata},
+		PathToken:      {httpx.Post, s.token},
+		PathRevoke:     {httpx.Post, s.revoke},
+		PathIntrospect: {httpx.Post, s.introspect},
+		PathJWKS:       {httpx.Get, s.jwks},
+		PathMetadata:   {httpx.Get, s.metadata},
 	}
 }
 

@@ -56,10 +56,10 @@ type Server struct {
 // Routes maps each path to its handler and method.
 func (s *Server) Routes() map[string]httpx.Route {
 	return map[string]httpx.Route{
-		PathUserToken:   {Method: http.MethodPost, Handler: s.userToken},
-		PathSecretRead:  {Method: http.MethodPost, Handler: func(w http.ResponseWriter, r *http.Request) { s.secret(w, r, false) }},
-		PathSecretReset: {Method: http.MethodPost, Handler: func(w http.ResponseWriter, r *http.Request) { s.secret(w, r, true) }},
-		PathEntityToken: {Method: http.MethodPost, Handler: s.entityToken},
+		PathUserToken:   {Methods: httpx.Post, Handler: s.userToken},
+		PathSecretRead:  {Methods: httpx.Post, Handler: func(w http.ResponseWriter, r *http.Request) { s.secret(w, r, false) }},
+		PathSecretReset: {Methods: httpx.Post, Handler: func(w http.ResponseWriter, r *http.Request) { s.secret(w, r, true) }},
+		PathEntityToken: {Methods: httpx.Post, Handler: s.entityToken},
 	}
 }
 

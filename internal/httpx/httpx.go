@@ -16,11 +16,17 @@ import (
 	"unicode/utf8"
 )
 
-// Route is one endpoint: the method it answers and its handler.
+// Route is one endpoint: the methods it answers and its handler.
 type Route struct {
-	Method  string
+	Methods []string
 	Handler http.HandlerFunc
 }
+
+// Post and Get are the usual method lists.
+var (
+	Post = []string{http.MethodPost}
+	Get  = []string{http.MethodGet}
+)
 
 // MaxBody is the largest request body a token route reads.
 const MaxBody = 64 << 10

@@ -62,7 +62,7 @@ func run(t *testing.T, driver, dsn string) {
 		{"ben@example.com", "argon-pw", true, "2", ""},
 		{"ann@example.com", "wrong", false, "", ""},
 		{"nobody@example.com", "x", false, "", ""},
-		{"dup@example.com", "argon-pw", false, "", ""}, // ambiguous
+		{"dup@example.com", "argon-pw", false, "", ""},  // ambiguous
 		{"bad@example.com", "plaintext", false, "", ""}, // not a hash we read
 		{"' OR '1'='1", "bcrypt-pw", false, "", ""},
 	} {

@@ -1,0 +1,152 @@
+// Package apimaker serves the API Maker "get token" route (seed
+// 000_1b134b56452ca1c1): gateway users with authTokenType AM, application
+// users of a configured SQL table with AM_DB.
+package apimaker
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/issuer/usertable"
+)
+
+// DefaultPath is where the route is mounted unless configured otherwise.
+const DefaultPath = "/api/system-api/user-path/token"
+
+// Server serves the route.
+type Server struct {
+	Issuer    *issuer.Issuer
+	IssuerURL func(*http.Request) string
+	Log       *zap.Logger
+	// Tables are the user tables AM_DB requests may name.
+	Tables []*usertable.Table
+	// RequireRoles, when set, makes the route need a bearer token carrying
+	// one of them (the seed's authTokenInfo setting); else it is public.
+	RequireRoles []string
+	// AccessTTL overrides the site's access_ttl for tokens from this route.
+	AccessTTL time.Duration
+}
+
+type request struct {
+	AuthTokenType string `json:"authTokenType"`
+	AM            *struct {
+		U string `json:"u"`
+		P string `json:"p"`
+	} `json:"authTokenAM"`
+	AMDB *struct {
+		Instance       string `json:"instance"`
+		Database       string `json:"database"`
+		Collection     string `json:"collection"`
+		UsernameColumn string `json:"usernameColumn"`
+		PasswordColumn string `json:"passwordColumn"`
+		U              string `json:"u"`
+		P              string `json:"p"`
+	} `json:"authTokenAMDB"`
+}
+
+type tokenData struct {
+	Token        string `json:"token"`
+	RefreshToken string `json:"refresh_token"`
+	ExpiresIn    int64  `json:"expires_in"`
+}
+
+type response struct {
+	Success    bool       `json:"success"`
+	StatusCode int        `json:"statusCode"`
+	Data       *tokenData `json:"data,omitempty"`
+	Message    string     `json:"message,omitempty"`
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	s.Log.Info("token refused", zap.String("route", "apimaker"), zap.Int("status", status), zap.String("reason", msg),
+		zap.String("remote_ip", r.RemoteAddr))
+	if status == http.StatusUnauthorized && len(s.RequireRoles) > 0 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tokengate"`)
+	}
+	httpx.WriteJSON(w, status, response{Success: false, StatusCode: status, Message: msg})
+}
+
+// ServeHTTP answers POST requests.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(s.RequireRoles) > 0 {
+		tok, err := httpx.BearerToken(r)
+		if err != nil {
+			s.fail(w, r, http.StatusUnauthorized, "this route needs a bearer token")
+			return
+		}
+		claims, err := s.Issuer.Verify(tok, s.IssuerURL(r), "")
+		if err != nil {
+			s.fail(w, r, http.StatusUnauthorized, err.Error())
+			return
+		}
+		if !slices.ContainsFunc(s.RequireRoles, claims.HasRole) {
+			s.fail(w, r, http.StatusForbidden, "the token lacks the role this route needs")
+			return
+		}
+	}
+	var req request
+	if err := httpx.DecodeJSON(w, r, &req); err != nil {
+		s.fail(w, r, httpx.Status(err), err.Error())
+		return
+	}
+	var p issuer.Principal
+	var err error
+	switch req.AuthTokenType {
+	case "AM":
+		if req.AM == nil || req.AM.U == "" || req.AM.P == "" {
+			s.fail(w, r, http.StatusBadRequest, "authTokenAM needs u and p")
+			return
+		}
+		var u issuer.User
+		if u, err = s.Issuer.AuthenticateUser(r.Context(), req.AM.U, req.AM.P); err == nil {
+			p = issuer.UserPrincipal(u)
+		}
+	case "AM_DB":
+		d := req.AMDB
+		if d == nil || d.U == "" || d.P == "" {
+			s.fail(w, r, http.StatusBadRequest, "authTokenAMDB needs instance, database, collection, usernameColumn, passwordColumn, u and p")
+			return
+		}
+		i := slices.IndexFunc(s.Tables, func(t *usertable.Table) bool {
+			return t.Names(d.Instance, d.Database, d.Collection, d.UsernameColumn, d.PasswordColumn)
+		})
+		if i < 0 { // nothing that is not configured is ever queried
+			s.fail(w, r, http.StatusBadRequest, "no user table is configured with that instance, database, collection and columns")
+			return
+		}
+		var u issuer.User
+		if u, err = s.Tables[i].Authenticate(r.Context(), d.U, d.P); err == nil {
+			p = issuer.DirectoryPrincipal(s.Tables[i].Name(), u)
+		}
+	default:
+		s.fail(w, r, http.StatusBadRequest, `authTokenType must be "AM" or "AM_DB"`)
+		return
+	}
+	if errors.Is(err, issuer.ErrInvalidCredentials) {
+		s.fail(w, r, http.StatusUnauthorized, "invalid username or password")
+		return
+	}
+	if err != nil {
+		s.Log.Error("authenticating", zap.String("route", "apimaker"), zap.Error(err))
+		s.fail(w, r, http.StatusInternalServerError, "the server could not check the credentials")
+		return
+	}
+	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " "), Issuer: s.IssuerURL(r),
+		Refresh: true, AccessTTL: s.AccessTTL})
+	if err != nil {
+		s.Log.Error("issuing token", zap.String("route", "apimaker"), zap.Error(err))
+		s.fail(w, r, http.StatusInternalServerError, "the server could not issue a token")
+		return
+	}
+	s.Log.Info("token issued", zap.String("route", "apimaker"), zap.String("grant", req.AuthTokenType),
+		zap.String("sub", p.Subject), zap.String("jti", toks.Claims.ID))
+	httpx.WriteJSON(w, http.StatusOK, response{Success: true, StatusCode: http.StatusOK,
+		Data: &tokenData{Token: toks.AccessToken, RefreshToken: toks.RefreshToken, ExpiresIn: toks.ExpiresIn}})
+}

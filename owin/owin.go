@@ -1,0 +1,117 @@
+// Package owin serves the OWIN-style /Token route (seed
+// 001_ac69965c9501c752): a password grant answered with userName, userId,
+// role, .issued and .expires, where every new token discards the user's
+// earlier ones.
+package owin
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+// DefaultPath is where the route is mounted unless configured otherwise.
+const DefaultPath = "/Token"
+
+// Server serves the route.
+type Server struct {
+	Issuer    *issuer.Issuer
+	IssuerURL func(*http.Request) string
+	Log       *zap.Logger
+	AccessTTL time.Duration
+}
+
+type response struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	UserName    string `json:"userName"`
+	UserID      string `json:"userId"`
+	Role        string `json:"role"`
+	Issued      string `json:".issued"`
+	Expires     string `json:".expires"`
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
+	s.Log.Info("token refused", zap.String("route", "owin"), zap.String("error", code), zap.String("reason", desc),
+		zap.String("remote_ip", r.RemoteAddr))
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="tokengate"`)
+	}
+	httpx.WriteJSON(w, status, map[string]string{"error": code, "error_description": desc})
+}
+
+// ServeHTTP answers GET and POST requests.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The seed's own example sends a form body labelled application/json,
+	// so the body decides: a JSON object, or else a form.
+	body, err := httpx.ReadBody(w, r)
+	if err != nil {
+		s.fail(w, r, httpx.Status(err), "invalid_request", err.Error())
+		return
+	}
+	var p map[string]string
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '{' {
+		p, err = httpx.JSONParams(trimmed)
+	} else {
+		p, err = httpx.FormParams(body)
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	if p["grant_type"] != "password" {
+		s.fail(w, r, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be password")
+		return
+	}
+	clientID := ""
+	if id, secret, err := httpx.BasicAuth(r); err == nil {
+		c, err := s.Issuer.AuthenticateClient(r.Context(), id, secret)
+		if err != nil {
+			s.fail(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return
+		}
+		clientID = c.ID
+	} else if !errors.Is(err, httpx.ErrNoCredentials) {
+		s.fail(w, r, httpx.Status(err), "invalid_client", err.Error())
+		return
+	}
+	if p["username"] == "" || p["password"] == "" {
+		s.fail(w, r, http.StatusBadRequest, "invalid_request", "username and password are required")
+		return
+	}
+	u, err := s.Issuer.AuthenticateUser(r.Context(), p["username"], p["password"])
+	if errors.Is(err, issuer.ErrInvalidCredentials) {
+		s.fail(w, r, http.StatusBadRequest, "invalid_grant", "The user name or password is incorrect.")
+		return
+	}
+	if err != nil {
+		s.Log.Error("authenticating user", zap.String("route", "owin"), zap.Error(err))
+		s.fail(w, r, http.StatusInternalServerError, "server_error", "the server could not check the password")
+		return
+	}
+	pr := issuer.UserPrincipal(u)
+	// Exclusive: "every time you call the Token API … the platform issues
+	// a new token and discards any existing tokens".
+	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: pr, ClientID: clientID, Scope: strings.Join(pr.Scopes, " "),
+		Issuer: s.IssuerURL(r), AccessTTL: s.AccessTTL, Exclusive: true})
+	if err != nil {
+		s.Log.Error("issuing token", zap.String("route", "owin"), zap.Error(err))
+		s.fail(w, r, http.StatusInternalServerError, "server_error", "the server could not issue a token")
+		return
+	}
+	s.Log.Info("token issued", zap.String("route", "owin"), zap.String("sub", pr.Subject), zap.String("jti", toks.Claims.ID))
+	httpx.WriteJSON(w, http.StatusOK, response{
+		AccessToken: toks.AccessToken, TokenType: "bearer", ExpiresIn: toks.ExpiresIn,
+		UserName: u.Name, UserID: u.Subject(), Role: strings.Join(u.Roles, ","),
+		Issued:  toks.Claims.IssuedAt.UTC().Format(http.TimeFormat),
+		Expires: toks.Claims.ExpiresAt.UTC().Format(http.TimeFormat),
+	})
+}
