@@ -68,6 +68,13 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"words before a list keyword", "user alice h admin", "unexpected"},
 		{"issuing maybe", "issuing maybe", "on or off"},
 		{"forward_header arity", "forward_header X-A", "forward_header"},
+		{"user_table without driver", "user_table app {\n table t\n }", "driver"},
+		{"user_table unknown option", "user_table app {\n driver sqlite\n color blue\n }", "unrecognized option"},
+		{"user_table missing columns", "user_table app {\n driver sqlite\n dsn x.db\n table t\n }", "username_column"},
+		{"endpoint unknown option", "endpoint owin {\n color blue\n }", "unrecognized option"},
+		{"endpoint too many args", "endpoint owin /a /b", "endpoint"},
+		{"entity without id", "entity", "entity"},
+		{"token_service maybe", "token_service maybe", "on or off"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := ":8080 {\n\ttokengate {\n\t\t" + tc.block + "\n\t}\n}\n"
@@ -76,5 +83,22 @@ func TestCaddyfileErrors(t *testing.T) {
 				t.Fatalf("error %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestExamplesAdapt keeps every runnable example valid.
+func TestExamplesAdapt(t *testing.T) {
+	files, _ := filepath.Glob("examples/*Caddyfile*")
+	if len(files) == 0 {
+		t.Fatal("no examples")
+	}
+	for _, f := range files {
+		in, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(in, map[string]any{"filename": f}); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
 	}
 }

@@ -132,7 +132,9 @@ func (i *Issuer) AuthenticateUser(ctx context.Context, name, password string) (U
 }
 
 // LookupUser returns a configured or stored user without authenticating it.
-func (i *Issuer) LookupUser(ctx context.Context, name string) (User, error) { return i.lookupUser(ctx, name) }
+func (i *Issuer) LookupUser(ctx context.Context, name string) (User, error) {
+	return i.lookupUser(ctx, name)
+}
 
 func (i *Issuer) lookupUser(ctx context.Context, name string) (User, error) {
 	if u, ok := i.users[name]; ok {
