@@ -24,4 +24,11 @@ else
 	echo "PostgreSQL could not be started: its tests will skip" >&2
 fi
 
+# Node clients (openid-client, jose) for the non-Go interop test.
+if command -v npm >/dev/null; then
+	npm ci --prefix interop/node --no-audit --no-fund --loglevel=error >&2
+else
+	echo "npm not found: the Node interop test will skip" >&2
+fi
+
 go test -count=1 "$@" ./...

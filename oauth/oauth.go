@@ -35,11 +35,11 @@ type Server struct {
 // Routes maps each path to its handler and allowed method.
 func (s *Server) Routes() map[string]httpx.Route {
 	return map[string]httpx.Route{
-		PathToken:      {httpx.Post, s.token},
-		PathRevoke:     {httpx.Post, s.revoke},
-		PathIntrospect: {httpx.Post, s.introspect},
-		PathJWKS:       {httpx.Get, s.jwks},
-		PathMetadata:   {httpx.Get, s.metadata},
+		PathToken:      {Methods: httpx.Post, Handler: s.token},
+		PathRevoke:     {Methods: httpx.Post, Handler: s.revoke},
+		PathIntrospect: {Methods: httpx.Post, Handler: s.introspect},
+		PathJWKS:       {Methods: httpx.Get, Handler: s.jwks},
+		PathMetadata:   {Methods: httpx.Get, Handler: s.metadata},
 	}
 }
 
