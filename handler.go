@@ -41,9 +41,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// The upstream trusts these headers, so a caller's copy never survives,
 	// not even on paths that need no token.
-	for _, fh := range h.ForwardHeaders {
-		r.Header.Del(fh.Header)
-	}
+	h.stripIdentityHeaders(r.Header)
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		return next.ServeHTTP(w, r) // CORS preflight carries no credentials
 	}
@@ -102,6 +100,23 @@ func (h *Handler) setIdentity(r *http.Request, repl *caddy.Replacer, claims *iss
 	}
 	for _, fh := range h.ForwardHeaders {
 		r.Header.Set(fh.Header, claimValue(claims, fh.Claim))
+	}
+}
+
+// stripIdentityHeaders deletes every inbound copy of the forwarded headers,
+// including spellings with underscores (X_User_Id), which CGI, PHP and some
+// proxies treat as the same header.
+func (h *Handler) stripIdentityHeaders(hdr http.Header) {
+	if len(h.ForwardHeaders) == 0 {
+		return
+	}
+	for _, fh := range h.ForwardHeaders {
+		hdr.Del(fh.Header)
+	}
+	for k := range hdr {
+		if strings.ContainsRune(k, '_') && h.forwarded[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
+			delete(hdr, k)
+		}
 	}
 }
 

@@ -58,6 +58,8 @@ type Handler struct {
 	tables   []*usertable.Table
 	routes   map[string]httpx.Route
 	prefixes []string // owned by the gateway: unknown paths under them are 404
+	// forwarded holds the canonical names of the forward_header headers.
+	forwarded map[string]bool
 	allow    []caddyhttp.MatchPath
 	require  []requirement
 	defaults defaults
@@ -262,6 +264,10 @@ func (h *Handler) provisionGuard(ctx caddy.Context) error {
 	h.defaults.realm = h.Realm
 	if h.defaults.realm == "" {
 		h.defaults.realm = "tokengate"
+	}
+	h.forwarded = map[string]bool{}
+	for _, fh := range h.ForwardHeaders {
+		h.forwarded[http.CanonicalHeaderKey(fh.Header)] = true
 	}
 	if len(h.Allow) > 0 {
 		m := caddyhttp.MatchPath(h.Allow)

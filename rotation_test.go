@@ -1,6 +1,7 @@
 package tokengate_test
 
 import (
+	"fmt"
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
@@ -31,7 +32,11 @@ func TestKeysRotateUnderLoad(t *testing.T) {
 	var requests, failures atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan struct{})
-	var lastKid atomic.Value
+	var lastKid, firstFailure atomic.Value
+	fail := func(what string, r response) {
+		failures.Add(1)
+		firstFailure.CompareAndSwap(nil, fmt.Sprintf("%s: %d %s %v", what, r.status, r.body, r.header))
+	}
 	go func() {
 		defer close(done)
 		deadline := time.Now().Add(30 * time.Second) // bounded whatever happens
@@ -44,7 +49,7 @@ func TestKeysRotateUnderLoad(t *testing.T) {
 			r := g.form("/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", basic("billing", clientSecret))
 			requests.Add(1)
 			if r.status != 200 {
-				failures.Add(1)
+				fail("token", r)
 				continue
 			}
 			tok := r.json["access_token"].(string)
@@ -52,7 +57,7 @@ func TestKeysRotateUnderLoad(t *testing.T) {
 			for range 5 {
 				requests.Add(1)
 				if up := g.get("/orders/1", tok); up.status != 200 {
-					failures.Add(1)
+					fail("guard", up)
 				}
 			}
 		}
@@ -80,7 +85,7 @@ func TestKeysRotateUnderLoad(t *testing.T) {
 		t.Fatalf("the gateway never signed with the rotated key")
 	}
 	if failures.Load() != 0 {
-		t.Fatalf("%d of %d requests failed during rotation", failures.Load(), requests.Load())
+		t.Fatalf("%d of %d requests failed during rotation; first: %v", failures.Load(), requests.Load(), firstFailure.Load())
 	}
 	keys := g.get("/.well-known/jwks.json", "").json["keys"].([]any)
 	if len(keys) != 2 {
