@@ -65,11 +65,7 @@ func startGateway(t *testing.T, extra string) *gateway {
 	}
 	seed.Close()
 	g.tc.InitServer(fmt.Sprintf(`{
-	skip_install_trust
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
+`+testGlobals+`
 	log {
 		output file %s
 		format json
@@ -94,6 +90,13 @@ http://localhost:9080 {
 }`, g.log, g.store, userHash, userHash, clientHash, clientHash, extra), "caddyfile")
 	return g
 }
+
+// testGlobals are the global options every in-process test server uses.
+const testGlobals = `	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns`
 
 type response struct {
 	status int

@@ -60,9 +60,9 @@ type Handler struct {
 	prefixes []string // owned by the gateway: unknown paths under them are 404
 	// forwarded holds the canonical names of the forward_header headers.
 	forwarded map[string]bool
-	allow    []caddyhttp.MatchPath
-	require  []requirement
-	defaults defaults
+	allow     []caddyhttp.MatchPath
+	require   []requirement
+	defaults  defaults
 }
 
 type requirement struct {

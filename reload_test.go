@@ -19,11 +19,7 @@ func TestSharedStoreAndReload(t *testing.T) {
 	store := filepath.Join(t.TempDir(), "shared.db")
 	config := func(body string) string {
 		return fmt.Sprintf(`{
-	skip_install_trust
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
+`+testGlobals+`
 }
 http://localhost:9080 {
 	tokengate {

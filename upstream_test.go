@@ -28,11 +28,7 @@ func TestIdentityHeadersReachingARealUpstream(t *testing.T) {
 	userHash, _ := hashes()
 	g := &gateway{t: t, tc: caddytest.NewTester(t)}
 	g.tc.InitServer(fmt.Sprintf(`{
-	skip_install_trust
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
+`+testGlobals+`
 	servers {
 		# Caddy drops underscore headers by default; a site that lets them
 		# through must still never pass a caller's identity upstream.

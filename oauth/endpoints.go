@@ -15,27 +15,9 @@ import (
 // client that authenticates may only revoke its own tokens. Unknown tokens
 // get 200 too, so the endpoint reveals nothing.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	p, err := httpx.Params(w, r)
-	if err != nil {
-		WriteError(w, requestError(err))
-		return
-	}
-	ca, oerr := readClient(r, p)
+	p, clientID, oerr := s.tokenRequest(w, r, false)
 	if oerr != nil {
 		WriteError(w, oerr)
-		return
-	}
-	clientID := ""
-	if ca.present {
-		c, oerr := s.authenticate(r.Context(), ca)
-		if oerr != nil {
-			WriteError(w, oerr)
-			return
-		}
-		clientID = c.ID
-	}
-	if p["token"] == "" {
-		WriteError(w, oauthErr(ErrInvalidRequest, "token is required"))
 		return
 	}
 	found, err := s.Issuer.RevokeToken(r.Context(), p["token"], clientID, s.IssuerURL(r))
@@ -49,27 +31,40 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// introspect implements RFC 7662 for authenticated clients.
-func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+// tokenRequest parses a revocation or introspection request: its
+// parameters, the client (authenticated when it sent credentials, and
+// required when needClient), and a non-empty `token`.
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, needClient bool) (map[string]string, string, *Error) {
 	p, err := httpx.Params(w, r)
 	if err != nil {
-		WriteError(w, requestError(err))
-		return
+		return nil, "", requestError(err)
 	}
 	ca, oerr := readClient(r, p)
+	if oerr != nil {
+		return nil, "", oerr
+	}
+	clientID := ""
+	if ca.present || needClient {
+		c, oerr := s.authenticate(r.Context(), ca)
+		if oerr != nil {
+			return nil, "", oerr
+		}
+		clientID = c.ID
+	}
+	if p["token"] == "" {
+		return nil, "", oauthErr(ErrInvalidRequest, "token is required")
+	}
+	return p, clientID, nil
+}
+
+// introspect implements RFC 7662 for authenticated clients.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	p, _, oerr := s.tokenRequest(w, r, true)
 	if oerr != nil {
 		WriteError(w, oerr)
 		return
 	}
-	if _, oerr := s.authenticate(r.Context(), ca); oerr != nil {
-		WriteError(w, oerr)
-		return
-	}
 	tok := p["token"]
-	if tok == "" {
-		WriteError(w, oauthErr(ErrInvalidRequest, "token is required"))
-		return
-	}
 	inactive := map[string]any{"active": false}
 	if strings.HasPrefix(tok, "tgr_") {
 		rec, ok := s.Issuer.RefreshInfo(r.Context(), tok, s.IssuerURL(r))
