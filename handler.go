@@ -42,10 +42,11 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	// The upstream trusts these headers, so a caller's copy never survives,
 	// not even on paths that need no token.
 	h.stripIdentityHeaders(r.Header)
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.setIdentity(r, repl, nil)
 		return next.ServeHTTP(w, r) // CORS preflight carries no credentials
 	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	for _, m := range h.allow {
 		if m.Match(r) {
 			// No identity: the placeholders are empty, never a caller's value.
@@ -89,14 +90,14 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 func (h *Handler) setIdentity(r *http.Request, repl *caddy.Replacer, claims *issuer.AccessClaims) {
 	if claims == nil {
 		repl.Set("http.auth.user.id", "")
-		for _, name := range claimNames {
-			repl.Set("http.auth.user."+name, "")
+		for i := range claimNames {
+			repl.Set(claimPlaceholders[i], "")
 		}
 		return
 	}
 	repl.Set("http.auth.user.id", claims.Subject)
-	for _, name := range claimNames {
-		repl.Set("http.auth.user."+name, claimValue(claims, name))
+	for i, name := range claimNames {
+		repl.Set(claimPlaceholders[i], claimValue(claims, name))
 	}
 	for _, fh := range h.ForwardHeaders {
 		r.Header.Set(fh.Header, claimValue(claims, fh.Claim))
@@ -157,14 +158,17 @@ func satisfies(c *issuer.AccessClaims, kind string, values []string) bool {
 // {http.auth.user.<claim>} and usable in forward_header.
 var claimNames = []string{"sub", "iss", "aud", "exp", "iat", "jti", "client_id", "scope", "roles", "sid"}
 
-func knownClaim(name string) bool {
-	for _, n := range claimNames {
-		if n == name {
-			return true
-		}
+// claimPlaceholders are the placeholder names of claimNames, built once so
+// the guard does not concatenate them on every request.
+var claimPlaceholders = func() []string {
+	out := make([]string, len(claimNames))
+	for i, n := range claimNames {
+		out[i] = "http.auth.user." + n
 	}
-	return false
-}
+	return out
+}()
+
+func knownClaim(name string) bool { return slices.Contains(claimNames, name) }
 
 // claimValue renders a claim as a header value; lists are comma-separated.
 func claimValue(c *issuer.AccessClaims, name string) string {
