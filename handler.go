@@ -1,6 +1,7 @@
 package tokengate
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -47,24 +48,26 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		h.setIdentity(r, repl, nil)
 		return next.ServeHTTP(w, r) // CORS preflight carries no credentials
 	}
-	for _, m := range h.allow {
-		if m.Match(r) {
-			// No identity: the placeholders are empty, never a caller's value.
-			h.setIdentity(r, repl, nil)
-			return next.ServeHTTP(w, r)
-		}
+	if h.allow != nil && h.allow.Match(r) {
+		// No identity: the placeholders are empty, never a caller's value.
+		h.setIdentity(r, repl, nil)
+		return next.ServeHTTP(w, r)
 	}
 	tok, err := httpx.BearerToken(r)
 	switch {
-	case err == httpx.ErrNoCredentials:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="`+h.defaults.realm+`"`)
+	case errors.Is(err, httpx.ErrNoCredentials):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+h.realm+`"`)
 		httpx.WriteJSON(w, http.StatusUnauthorized, errorBody("unauthorized", "a bearer token is required"))
 		return nil
 	case err != nil:
 		h.challenge(w, http.StatusBadRequest, "invalid_request", err.Error(), "")
 		return nil
 	}
-	claims, err := h.issuer.Verify(tok, requestIssuer(r), "")
+	iss := "" // the configured issuer, or this request's scheme://host
+	if h.Issuer == "" {
+		iss = requestIssuer(r)
+	}
+	claims, err := h.issuer.Verify(tok, iss, "")
 	if err != nil {
 		h.log.Debug("token refused", zap.String("reason", err.Error()), zap.String("path", r.URL.Path), zap.String("remote_ip", r.RemoteAddr))
 		h.challenge(w, http.StatusUnauthorized, "invalid_token", err.Error(), "")
@@ -123,7 +126,7 @@ func (h *Handler) stripIdentityHeaders(hdr http.Header) {
 
 // challenge answers with an RFC 6750 WWW-Authenticate header and JSON body.
 func (h *Handler) challenge(w http.ResponseWriter, status int, code, desc, scope string) {
-	v := `Bearer realm="` + h.defaults.realm + `", error="` + code + `", error_description="` + quoteSafe(desc) + `"`
+	v := `Bearer realm="` + h.realm + `", error="` + code + `", error_description="` + quoteSafe(desc) + `"`
 	if scope != "" {
 		v += `, scope="` + quoteSafe(scope) + `"`
 	}

@@ -60,19 +60,14 @@ type Handler struct {
 	prefixes []string // owned by the gateway: unknown paths under them are 404
 	// forwarded holds the canonical names of the forward_header headers.
 	forwarded map[string]bool
-	allow     []caddyhttp.MatchPath
+	allow     *caddyhttp.MatchPath // nil: every path needs a token
 	require   []requirement
-	defaults  defaults
+	realm     string // of WWW-Authenticate challenges
 }
 
 type requirement struct {
 	config.Requirement
 	match caddyhttp.MatchPath
-}
-
-// defaults resolved at provision time.
-type defaults struct {
-	realm string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -104,10 +99,44 @@ type pooledCore struct {
 
 func (p *pooledCore) Destruct() error { return p.core.Close() }
 
-// Provision opens (or joins) the store's issuer and prepares the guard.
+// Provision opens (or joins) the store's issuer and prepares the routes
+// and the guard.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.log = ctx.Logger()
 	repl := caddy.NewReplacer()
+	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
+	if err := h.joinCore(ctx, repl, accessTTL); err != nil {
+		return err
+	}
+	alg := cmp.Or(h.SigningAlg, issuer.AlgEdDSA)
+	if !issuer.ValidAlg(alg) {
+		return fmt.Errorf("signing_alg %q: want EdDSA, ES256, RS256 or HS256", alg)
+	}
+	if !h.DisableIssuing {
+		if err := h.core.EnsureKey(ctx, alg); err != nil {
+			return fmt.Errorf("preparing signing key: %w", err)
+		}
+		every := durationOr(h.KeyRotation, DefaultKeyRotation)
+		h.core.ScheduleRotation(alg, every, min(issuer.DefaultPublishAhead, every/2))
+	}
+	if err := h.openUserTables(ctx, repl); err != nil {
+		return err
+	}
+	var err error
+	if h.issuer, err = issuer.New(h.core, h.issuerConfig(alg, accessTTL)); err != nil {
+		return err
+	}
+	if !h.DisableIssuing {
+		if err := h.mountRoutes(); err != nil {
+			return err
+		}
+	}
+	return h.provisionGuard(ctx)
+}
+
+// joinCore opens the store's shared Core, or joins the one another site
+// (or the previous config) already opened.
+func (h *Handler) joinCore(ctx caddy.Context, repl *caddy.Replacer, accessTTL time.Duration) error {
 	driver, dsn := storeLocation(h.Store, repl)
 	masterKey := repl.ReplaceKnown(h.MasterKey, "")
 	var mk *issuer.MasterKey
@@ -124,7 +153,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
-	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
+	fingerprint := sha256.Sum256([]byte(masterKey))
 	h.poolKey = driver + ":" + dsn
 	val, _, err := pool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
 		st, err := sqlstore.Open(ctx, driver, dsn)
@@ -137,37 +166,28 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			st.Close()
 			return nil, fmt.Errorf("opening issuer on %s store: %w", driver, err)
 		}
-		return &pooledCore{core: core, masterKey: sha256.Sum256([]byte(masterKey))}, nil
+		return &pooledCore{core: core, masterKey: fingerprint}, nil
 	})
 	if err != nil {
+		h.poolKey = ""
 		return err
 	}
 	pc := val.(*pooledCore)
-	if pc.masterKey != sha256.Sum256([]byte(masterKey)) {
+	if pc.masterKey != fingerprint {
 		_, _ = pool.Delete(h.poolKey)
 		h.poolKey = ""
 		return errors.New("sites sharing a store must use the same master_key")
 	}
 	h.core = pc.core
 	h.core.EnsureRetention(accessTTL + issuer.Leeway)
+	return nil
+}
 
-	alg := h.SigningAlg
-	if alg == "" {
-		alg = issuer.AlgEdDSA
-	}
-	if !issuer.ValidAlg(alg) {
-		return fmt.Errorf("signing_alg %q: want EdDSA, ES256, RS256 or HS256", alg)
-	}
-	if !h.DisableIssuing {
-		if err := h.core.EnsureKey(ctx, alg); err != nil {
-			return fmt.Errorf("preparing signing key: %w", err)
-		}
-		every := durationOr(h.KeyRotation, DefaultKeyRotation)
-		h.core.ScheduleRotation(alg, every, min(issuer.DefaultPublishAhead, every/2))
-	}
+// issuerConfig turns the JSON configuration into the issuer's.
+func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Config {
 	cfg := issuer.Config{Issuer: strings.TrimSuffix(h.Issuer, "/"), Audience: h.Audience, Alg: alg,
 		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), SingleSession: h.SingleSession,
-		SecretGrace: time.Duration(h.SecretGrace)}
+		SecretGrace: time.Duration(h.SecretGrace), Directories: map[string]issuer.UserDirectory{}}
 	for _, u := range h.Users {
 		cfg.Users = append(cfg.Users, issuer.User{Name: u.Name, PasswordHash: u.PasswordHash, Roles: u.Roles, Scopes: u.Scopes})
 	}
@@ -177,37 +197,30 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	for _, e := range h.Entities {
 		cfg.Entities = append(cfg.Entities, issuer.Entity{ID: e.ID, Roles: e.Roles})
 	}
-	if err := h.openUserTables(ctx, repl); err != nil {
-		return err
-	}
-	cfg.Directories = map[string]issuer.UserDirectory{}
 	for _, t := range h.tables {
 		cfg.Directories[t.Name()] = t
 	}
-	if h.issuer, err = issuer.New(h.core, cfg); err != nil {
-		return err
-	}
-	if !h.DisableIssuing {
-		h.routes = (&oauth.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log}).Routes()
-		h.prefixes = []string{"/token/"}
-		if !h.DisableTokenService {
-			ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log,
-				AdminRoles: h.EntityAdminRoles, SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),
-				MaxSecretTTL: durationOr(h.SecretMaxTTL, DefaultSecretMaxTTL)}
-			if len(ts.AdminRoles) == 0 {
-				ts.AdminRoles = []string{"admin"}
-			}
-			if ts.SecretTTL > ts.MaxSecretTTL {
-				return fmt.Errorf("secret_ttl %v is longer than secret_max_ttl %v", ts.SecretTTL, ts.MaxSecretTTL)
-			}
-			maps.Copy(h.routes, ts.Routes())
-			h.prefixes = append(h.prefixes, "/user/", "/entity/")
+	return cfg
+}
+
+// mountRoutes sets up the OAuth 2.0, Token Service and compatibility routes.
+func (h *Handler) mountRoutes() error {
+	h.routes = (&oauth.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log}).Routes()
+	h.prefixes = []string{"/token/"}
+	if !h.DisableTokenService {
+		ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log,
+			AdminRoles: h.EntityAdminRoles, SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),
+			MaxSecretTTL: durationOr(h.SecretMaxTTL, DefaultSecretMaxTTL)}
+		if len(ts.AdminRoles) == 0 {
+			ts.AdminRoles = []string{"admin"}
 		}
-		if err := h.mountEndpoints(); err != nil {
-			return err
+		if ts.SecretTTL > ts.MaxSecretTTL {
+			return fmt.Errorf("secret_ttl %v is longer than secret_max_ttl %v", ts.SecretTTL, ts.MaxSecretTTL)
 		}
+		maps.Copy(h.routes, ts.Routes())
+		h.prefixes = append(h.prefixes, "/user/", "/entity/")
 	}
-	return h.provisionGuard(ctx)
+	return h.mountEndpoints()
 }
 
 func (h *Handler) openUserTables(ctx caddy.Context, repl *caddy.Replacer) error {
@@ -261,10 +274,7 @@ func (h *Handler) mountEndpoints() error {
 }
 
 func (h *Handler) provisionGuard(ctx caddy.Context) error {
-	h.defaults.realm = h.Realm
-	if h.defaults.realm == "" {
-		h.defaults.realm = "tokengate"
-	}
+	h.realm = cmp.Or(h.Realm, "tokengate")
 	h.forwarded = map[string]bool{}
 	for _, fh := range h.ForwardHeaders {
 		h.forwarded[http.CanonicalHeaderKey(fh.Header)] = true
@@ -274,7 +284,7 @@ func (h *Handler) provisionGuard(ctx caddy.Context) error {
 		if err := m.Provision(ctx); err != nil {
 			return fmt.Errorf("allow: %w", err)
 		}
-		h.allow = []caddyhttp.MatchPath{m}
+		h.allow = &m
 	}
 	for _, rq := range h.Require {
 		m := caddyhttp.MatchPath(rq.Path)
