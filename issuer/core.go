@@ -49,8 +49,8 @@ type Core struct {
 	// one site is re-checked against the other's issuer and audience.
 	verified *verifiedCache
 
-	retention atomic.Int64 // time.Duration; see CoreOptions.Retention
-	keyMu     sync.Mutex   // serialises key reloads and rotations in this process
+	retention atomic.Int64 // time.Duration; see CoreOptions.Retention; written under keyMu
+	keyMu     sync.Mutex   // serialises keyring swaps and rotations in this process
 	rotMu     sync.Mutex
 	rotations map[string]rotation // alg -> schedule
 	stop      chan struct{}
@@ -73,10 +73,7 @@ func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error)
 		opts.Retention = 24 * time.Hour
 	}
 	c.retention.Store(int64(opts.Retention))
-	hk, err := store.Setting(ctx, "secret_hash_key", func() (string, error) {
-		s, err := NewMasterKeyString()
-		return s, err
-	})
+	hk, err := store.Setting(ctx, "secret_hash_key", NewMasterKeyString)
 	if err != nil {
 		return nil, fmt.Errorf("loading secret hashing key: %w", err)
 	}
@@ -182,6 +179,15 @@ func (c *Core) Revoke(ctx context.Context, r Revocation) error {
 
 // ReloadKeys replaces the in-memory keyring with the store's keys.
 func (c *Core) ReloadKeys(ctx context.Context) error {
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	return c.reloadKeys(ctx)
+}
+
+// reloadKeys does ReloadKeys for a caller that holds keyMu. All keyring
+// swaps happen under keyMu, so a slow reload can never put back an older
+// keyring over a newer one.
+func (c *Core) reloadKeys(ctx context.Context) error {
 	recs, err := c.store.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("loading signing keys: %w", err)
@@ -202,21 +208,17 @@ func (c *Core) ReloadKeys(ctx context.Context) error {
 // EnsureRetention makes superseded keys verify for at least d, as a site
 // with a longer access-token lifetime needs.
 func (c *Core) EnsureRetention(d time.Duration) {
-	for {
-		cur := c.retention.Load()
-		if int64(d) <= cur {
-			return
-		}
-		if c.retention.CompareAndSwap(cur, int64(d)) {
-			kr := c.keys.Load()
-			var keys []*SigningKey
-			for _, k := range kr.byKID {
-				keys = append(keys, k)
-			}
-			c.keys.Store(newKeyring(keys, d))
-			return
-		}
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	if int64(d) <= c.retention.Load() {
+		return
 	}
+	c.retention.Store(int64(d))
+	var keys []*SigningKey
+	for _, k := range c.keys.Load().byKID {
+		keys = append(keys, k)
+	}
+	c.keys.Store(newKeyring(keys, d))
 }
 
 // EnsureKey makes sure alg has a key that can sign, creating the first one.
@@ -229,7 +231,7 @@ func (c *Core) EnsureKey(ctx context.Context, alg string) error {
 	}
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
-	if err := c.ReloadKeys(ctx); err != nil {
+	if err := c.reloadKeys(ctx); err != nil {
 		return err
 	}
 	if c.keys.Load().signer(alg, c.now()) != nil {
@@ -237,7 +239,7 @@ func (c *Core) EnsureKey(ctx context.Context, alg string) error {
 	}
 	_, err := c.addKey(ctx, alg, c.newestSeq(alg)+1, 0)
 	if errors.Is(err, ErrConflict) { // another process created it
-		return c.ReloadKeys(ctx)
+		return c.reloadKeys(ctx)
 	}
 	return err
 }
@@ -247,7 +249,7 @@ func (c *Core) EnsureKey(ctx context.Context, alg string) error {
 func (c *Core) Rotate(ctx context.Context, alg string, publishAhead time.Duration) (KeyRecord, error) {
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
-	if err := c.ReloadKeys(ctx); err != nil {
+	if err := c.reloadKeys(ctx); err != nil {
 		return KeyRecord{}, err
 	}
 	return c.addKey(ctx, alg, c.newestSeq(alg)+1, publishAhead)
@@ -261,7 +263,7 @@ func (c *Core) Rotate(ctx context.Context, alg string, publishAhead time.Duratio
 func (c *Core) RotateIfDue(ctx context.Context, alg string, every, publishAhead time.Duration) (bool, error) {
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
-	if err := c.ReloadKeys(ctx); err != nil {
+	if err := c.reloadKeys(ctx); err != nil {
 		return false, err
 	}
 	ks := c.keys.Load().byAlg[alg]
@@ -292,7 +294,7 @@ func (c *Core) addKey(ctx context.Context, alg string, seq int64, publishAhead t
 		return KeyRecord{}, err
 	}
 	addErr := c.store.AddKey(ctx, rec)
-	if err := c.ReloadKeys(ctx); err != nil {
+	if err := c.reloadKeys(ctx); err != nil {
 		return KeyRecord{}, err
 	}
 	if addErr != nil {
@@ -318,7 +320,7 @@ func (c *Core) deleteExpiredKeys(ctx context.Context) error {
 	if len(expired) == 0 {
 		return nil
 	}
-	return c.ReloadKeys(ctx)
+	return c.reloadKeys(ctx)
 }
 
 // ScheduleRotation makes the background loop rotate alg's key every period.
