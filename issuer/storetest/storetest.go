@@ -67,27 +67,9 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 		now := time.Now().UTC()
 		k := issuer.KeyRecord{KID: "k1", Alg: "EdDSA", Seq: 1, Private: "p", Public: "q", CreatedAt: now, ActivateAt: now.Add(time.Minute)}
 		must(t, s.AddKey(ctx, k))
-		var wg sync.WaitGroup
-		var won, lost int
-		var mu sync.Mutex
-		for i := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				err := s.AddKey(ctx, issuer.KeyRecord{KID: "k2-" + string(rune('a'+i)), Alg: "EdDSA", Seq: 2, Private: "p", CreatedAt: now, ActivateAt: now})
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					won++
-				case errors.Is(err, issuer.ErrConflict):
-					lost++
-				default:
-					t.Errorf("AddKey: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
+		won, lost := race(t, 8, issuer.ErrConflict, func(i int) error {
+			return s.AddKey(ctx, issuer.KeyRecord{KID: "k2-" + string(rune('a'+i)), Alg: "EdDSA", Seq: 2, Private: "p", CreatedAt: now, ActivateAt: now})
+		})
 		if won != 1 || lost != 7 {
 			t.Fatalf("concurrent AddKey: %d won, %d lost; want 1 and 7", won, lost)
 		}
@@ -108,33 +90,16 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 		r := issuer.RefreshRecord{Hash: "h1", Family: "f1", Subject: "alice", Kind: "user", Principal: "alice", ClientID: "c", Scope: "a b", Audience: "iss", ExpiresAt: now.Add(time.Hour)}
 		must(t, s.CreateRefresh(ctx, r))
 		must(t, s.CreateRefresh(ctx, issuer.RefreshRecord{Hash: "h2", Family: "f1", Subject: "alice", Kind: "user", ExpiresAt: now.Add(time.Hour)}))
-		var wg sync.WaitGroup
-		var won, reused int
-		var mu sync.Mutex
-		for range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				got, err := s.UseRefresh(ctx, "h1", now)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					won++
-					if got.Family != "f1" || got.Scope != "a b" || got.ClientID != "c" || !got.ExpiresAt.Equal(r.ExpiresAt.Truncate(0)) {
-						t.Errorf("UseRefresh = %+v", got)
-					}
-				case errors.Is(err, issuer.ErrRefreshReused):
-					reused++
-					if got.Family != "f1" {
-						t.Errorf("reused record has family %q", got.Family)
-					}
-				default:
-					t.Errorf("UseRefresh: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
+		won, reused := race(t, 8, issuer.ErrRefreshReused, func(int) error {
+			got, err := s.UseRefresh(ctx, "h1", now)
+			if err == nil && (got.Family != "f1" || got.Scope != "a b" || got.ClientID != "c" || !got.ExpiresAt.Equal(r.ExpiresAt.Truncate(0))) {
+				t.Errorf("UseRefresh = %+v", got)
+			}
+			if errors.Is(err, issuer.ErrRefreshReused) && got.Family != "f1" {
+				t.Errorf("reused record has family %q", got.Family)
+			}
+			return err
+		})
 		if won != 1 || reused != 7 {
 			t.Fatalf("concurrent UseRefresh: %d won, %d reused", won, reused)
 		}
@@ -212,27 +177,9 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 			t.Fatalf("CurrentSecret of none: %v", err)
 		}
 		// Concurrent "create if none": exactly one wins.
-		var wg sync.WaitGroup
-		var won, lost int
-		var mu sync.Mutex
-		for i := range 6 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				err := s.AddSecret(ctx, sec(string(rune('a'+i)), time.Hour), false, time.Time{})
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					won++
-				case errors.Is(err, issuer.ErrConflict):
-					lost++
-				default:
-					t.Errorf("AddSecret: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
+		won, lost := race(t, 6, issuer.ErrConflict, func(i int) error {
+			return s.AddSecret(ctx, sec(string(rune('a'+i)), time.Hour), false, time.Time{})
+		})
 		if won != 1 || lost != 5 {
 			t.Fatalf("concurrent create: %d won, %d lost", won, lost)
 		}
@@ -289,6 +236,33 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 			t.Fatalf("Setting = %q, %q", v, v2)
 		}
 	})
+}
+
+// race runs f n times at once and counts the calls that succeeded and those
+// that failed with lost; any other error fails the test.
+func race(t *testing.T, n int, lost error, f func(i int) error) (won, lostCount int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := f(i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, lost):
+				lostCount++
+			default:
+				t.Errorf("call %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return won, lostCount
 }
 
 func must(t *testing.T, err error) {
