@@ -119,20 +119,7 @@ func (s *Store) AddSecret(ctx context.Context, sec issuer.EntitySecret, replace 
 
 // UsableSecrets implements issuer.Store.
 func (s *Store) UsableSecrets(ctx context.Context, entityID string, now time.Time) ([]issuer.EntitySecret, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(secretCols+` WHERE entity_id = ? AND usable_until > ? ORDER BY superseded`), entityID, ns(now))
-	if err != nil {
-		return nil, fmt.Errorf("listing secrets: %w", err)
-	}
-	defer rows.Close()
-	var out []issuer.EntitySecret
-	for rows.Next() {
-		e, err := scanSecret(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scanning secret: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return list(ctx, s, secretCols+` WHERE entity_id = ? AND usable_until > ? ORDER BY superseded`, scanSecret, entityID, ns(now))
 }
 
 // isUniqueViolation recognises a unique-constraint error from either driver

@@ -338,14 +338,14 @@ func (s *Store) AddRevocation(ctx context.Context, r issuer.Revocation) error {
 
 // RevocationsSince implements issuer.Store.
 func (s *Store) RevocationsSince(ctx context.Context, after int64) ([]issuer.Revocation, error) {
-	return list(ctx, s, `SELECT id, kind, rkey, keep, at, expires_at FROM tg_revocations WHERE id > `+fmt.Sprint(after)+` ORDER BY id`,
+	return list(ctx, s, `SELECT id, kind, rkey, keep, at, expires_at FROM tg_revocations WHERE id > ? ORDER BY id`,
 		func(row interface{ Scan(...any) error }) (issuer.Revocation, error) {
 			var r issuer.Revocation
 			var at, exp int64
 			err := row.Scan(&r.ID, &r.Kind, &r.Key, &r.Keep, &at, &exp)
 			r.At, r.ExpiresAt = fromNS(at), fromNS(exp)
 			return r, err
-		})
+		}, after)
 }
 
 // PurgeExpired implements issuer.Store.
@@ -384,8 +384,8 @@ func (s *Store) Setting(ctx context.Context, name string, create func() (string,
 	return v, nil
 }
 
-func list[T any](ctx context.Context, s *Store, query string, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query))
+func list[T any](ctx context.Context, s *Store, query string, scan func(interface{ Scan(...any) error }) (T, error), args ...any) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing: %w", err)
 	}
