@@ -346,7 +346,7 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 		}
 		rec := RefreshRecord{Hash: hashToken(rt), Family: family, Subject: g.Principal.Subject,
 			Kind: g.Principal.Kind, Principal: g.Principal.Name, ClientID: g.ClientID, Scope: g.Scope,
-			Audience: iss, ExpiresAt: now.Add(i.cfg.RefreshTTL)}
+			Issuer: iss, ExpiresAt: now.Add(i.cfg.RefreshTTL)}
 		if err := i.core.store.CreateRefresh(ctx, rec); err != nil {
 			return Tokens{}, fmt.Errorf("storing refresh token: %w", err)
 		}
@@ -407,7 +407,7 @@ func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string
 	case err != nil:
 		return Tokens{}, Principal{}, fmt.Errorf("using refresh token: %w", err)
 	}
-	if !now.Before(rec.ExpiresAt) || rec.Audience != i.IssuerFor(iss) {
+	if !now.Before(rec.ExpiresAt) || rec.Issuer != i.IssuerFor(iss) {
 		return Tokens{}, Principal{}, ErrRefreshInvalid
 	}
 	if rec.ClientID != clientID {
@@ -495,7 +495,7 @@ func (i *Issuer) RevokeToken(ctx context.Context, token, clientID, iss string) (
 // refresh token of issuer iss, for introspection.
 func (i *Issuer) RefreshInfo(ctx context.Context, token, iss string) (RefreshRecord, bool) {
 	rec, err := i.core.store.GetRefresh(ctx, hashToken(token))
-	if err != nil || !rec.UsedAt.IsZero() || !i.core.now().Before(rec.ExpiresAt) || rec.Audience != i.IssuerFor(iss) {
+	if err != nil || !rec.UsedAt.IsZero() || !i.core.now().Before(rec.ExpiresAt) || rec.Issuer != i.IssuerFor(iss) {
 		return RefreshRecord{}, false
 	}
 	return rec, true

@@ -147,7 +147,7 @@ type RefreshRecord struct {
 	Principal string // user name or client id, to re-read roles on refresh
 	ClientID  string // client the token was issued to, "" for none
 	Scope     string
-	Audience  string
+	Issuer    string // the `iss` it was issued under; only redeemable there
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero while unused
 }

@@ -73,7 +73,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"active": true, "token_type": "refresh_token",
-			"sub": rec.Subject, "client_id": rec.ClientID, "scope": rec.Scope, "exp": rec.ExpiresAt.Unix(), "iss": rec.Audience})
+			"sub": rec.Subject, "client_id": rec.ClientID, "scope": rec.Scope, "exp": rec.ExpiresAt.Unix(), "iss": rec.Issuer})
 		return
 	}
 	c, err := s.Issuer.Verify(tok, s.IssuerURL(r), "")

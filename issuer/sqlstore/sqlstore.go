@@ -262,16 +262,16 @@ func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 
 // CreateRefresh implements issuer.Store.
 func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord) error {
-	_, err := s.exec(ctx, `INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, audience, expires_at, used_at)
+	_, err := s.exec(ctx, `INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-		r.Hash, r.Family, r.Subject, r.Kind, r.Principal, r.ClientID, r.Scope, r.Audience, ns(r.ExpiresAt))
+		r.Hash, r.Family, r.Subject, r.Kind, r.Principal, r.ClientID, r.Scope, r.Issuer, ns(r.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("storing refresh token: %w", err)
 	}
 	return nil
 }
 
-const refreshCols = `SELECT hash, family, subject, kind, principal, client_id, scope, audience, expires_at, used_at, revoked FROM tg_refresh`
+const refreshCols = `SELECT hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at, revoked FROM tg_refresh`
 
 // getRefresh returns the record and whether its family was revoked.
 func (s *Store) getRefresh(ctx context.Context, hash string) (issuer.RefreshRecord, bool, error) {
@@ -279,7 +279,7 @@ func (s *Store) getRefresh(ctx context.Context, hash string) (issuer.RefreshReco
 	var exp, used int64
 	var revoked int
 	err := s.db.QueryRowContext(ctx, s.q(refreshCols+` WHERE hash = ?`), hash).Scan(
-		&r.Hash, &r.Family, &r.Subject, &r.Kind, &r.Principal, &r.ClientID, &r.Scope, &r.Audience, &exp, &used, &revoked)
+		&r.Hash, &r.Family, &r.Subject, &r.Kind, &r.Principal, &r.ClientID, &r.Scope, &r.Issuer, &exp, &used, &revoked)
 	if err != nil {
 		return r, false, notFound(err, "refresh token")
 	}

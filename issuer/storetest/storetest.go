@@ -87,7 +87,7 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 	t.Run("refresh tokens are used once", func(t *testing.T) {
 		s := open(t)
 		now := time.Now().UTC()
-		r := issuer.RefreshRecord{Hash: "h1", Family: "f1", Subject: "alice", Kind: "user", Principal: "alice", ClientID: "c", Scope: "a b", Audience: "iss", ExpiresAt: now.Add(time.Hour)}
+		r := issuer.RefreshRecord{Hash: "h1", Family: "f1", Subject: "alice", Kind: "user", Principal: "alice", ClientID: "c", Scope: "a b", Issuer: "iss", ExpiresAt: now.Add(time.Hour)}
 		must(t, s.CreateRefresh(ctx, r))
 		must(t, s.CreateRefresh(ctx, issuer.RefreshRecord{Hash: "h2", Family: "f1", Subject: "alice", Kind: "user", ExpiresAt: now.Add(time.Hour)}))
 		won, reused := race(t, 8, issuer.ErrRefreshReused, func(int) error {
