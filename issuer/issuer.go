@@ -411,6 +411,10 @@ func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string
 		return Tokens{}, Principal{}, ErrRefreshInvalid
 	}
 	if rec.ClientID != clientID {
+		// Another client holding this token means it leaked: end the grant.
+		if err := i.revokeFamily(ctx, rec.Family, now); err != nil {
+			return Tokens{}, Principal{}, err
+		}
 		return Tokens{}, Principal{}, ErrClientMismatch
 	}
 	// Re-read the principal so removed accounts and changed roles take effect.

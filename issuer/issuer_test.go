@@ -211,7 +211,13 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	if _, _, err := is.Refresh(ctx, first.RefreshToken, "other", "", iss); !errors.Is(err, issuer.ErrClientMismatch) {
 		t.Fatalf("refresh by another client: %v", err)
 	}
-	// The mismatched attempt consumed the token: its next use is a reuse.
+	// Another client presenting it means it leaked: the grant is over.
+	if _, _, err := is.Refresh(ctx, first.RefreshToken, "web", "", iss); err == nil {
+		t.Fatal("a refresh token presented by another client still works for its own")
+	}
+	if _, err := is.Verify(first.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+		t.Fatalf("access token of a leaked grant: %v", err)
+	}
 	first, err = is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Issuer: iss, Refresh: true})
 	if err != nil {
 		t.Fatal(err)
