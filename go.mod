@@ -1,6 +1,6 @@
 module github.com/tokengate/caddy-tokengate
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/MicahParks/keyfunc/v3 v3.9.1

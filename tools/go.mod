@@ -1,6 +1,6 @@
 module github.com/tokengate/caddy-tokengate/tools
 
-go 1.26.8
+go 1.26.0
 
 tool github.com/caddyserver/xcaddy/cmd/xcaddy
 
