@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,7 @@ type Core struct {
 	mk         *MasterKey
 	secretsKey *MasterKey
 	hasher     *SecretHasher
+	passwords  *PasswordLimiter
 	now        func() time.Time
 	log        *zap.Logger
 	keys       atomic.Pointer[keyring]
@@ -62,7 +64,8 @@ type Core struct {
 // sync. The Core owns store from then on and closes it in Close.
 func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error) {
 	c := &Core{store: store, mk: opts.MasterKey, secretsKey: opts.SecretsKey, now: opts.Clock, log: opts.Logger,
-		revoked: newRevocationSet(), verified: newVerifiedCache(verifiedCacheSize), rotations: map[string]rotation{}, stop: make(chan struct{})}
+		passwords: NewPasswordLimiter(2 * runtime.GOMAXPROCS(0)),
+		revoked:   newRevocationSet(), verified: newVerifiedCache(verifiedCacheSize), rotations: map[string]rotation{}, stop: make(chan struct{})}
 	if c.now == nil {
 		c.now = time.Now
 	}

@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -115,13 +116,13 @@ var ErrInvalidCredentials = errors.New("invalid credentials")
 func (i *Issuer) AuthenticateUser(ctx context.Context, name, password string) (User, error) {
 	u, err := i.lookupUser(ctx, name)
 	if errors.Is(err, ErrNotFound) {
-		_, _ = VerifyPassword(i.dummyHash, password)
+		_, _ = i.core.passwords.Verify(ctx, i.dummyHash, password)
 		return User{}, ErrInvalidCredentials
 	}
 	if err != nil {
 		return User{}, err
 	}
-	ok, err := VerifyPassword(u.PasswordHash, password)
+	ok, err := i.core.passwords.Verify(ctx, u.PasswordHash, password)
 	if err != nil {
 		return User{}, fmt.Errorf("verifying password of user %s: %w", name, err)
 	}
@@ -179,7 +180,7 @@ func (i *Issuer) AuthenticateClient(ctx context.Context, id, secret string) (Cli
 	if err != nil {
 		return Client{}, err
 	}
-	if ok, err := i.verifyClientSecret(c, secret); err != nil {
+	if ok, err := i.verifyClientSecret(ctx, c, secret); err != nil {
 		return Client{}, err
 	} else if !ok {
 		return Client{}, ErrInvalidCredentials
@@ -187,15 +188,15 @@ func (i *Issuer) AuthenticateClient(ctx context.Context, id, secret string) (Cli
 	return c, nil
 }
 
-func (i *Issuer) verifyClientSecret(c Client, secret string) (bool, error) {
+func (i *Issuer) verifyClientSecret(ctx context.Context, c Client, secret string) (bool, error) {
 	if !strings.HasPrefix(c.SecretHash, "$") { // a generated secret's keyed hash
 		return i.core.hasher.Verify(c.SecretHash, secret), nil
 	}
 	keyed := i.core.hasher.Hash(secret)
-	if prev, ok := i.clientOK.Load(c.ID); ok && i.core.hasher.Verify(prev.(string), secret) {
+	if prev, ok := i.clientOK.Load(c.ID); ok && hmac.Equal([]byte(prev.(string)), []byte(keyed)) {
 		return true, nil
 	}
-	ok, err := VerifyPassword(c.SecretHash, secret)
+	ok, err := i.core.passwords.Verify(ctx, c.SecretHash, secret)
 	if err != nil {
 		return false, fmt.Errorf("verifying secret of client %s: %w", c.ID, err)
 	}

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -81,6 +82,28 @@ func VerifyPassword(hash, password string) (bool, error) {
 		return true, nil
 	}
 	return false, ErrBadHash
+}
+
+// PasswordLimiter bounds how many password hashes are checked at once:
+// each argon2id check takes 64 MiB, so unbounded parallel logins (even for
+// unknown users, which cost a dummy check) could exhaust memory. Callers
+// wait for a slot, or give up when their request is cancelled.
+type PasswordLimiter struct{ slots chan struct{} }
+
+// NewPasswordLimiter allows n checks at once (at least 1).
+func NewPasswordLimiter(n int) *PasswordLimiter {
+	return &PasswordLimiter{slots: make(chan struct{}, max(n, 1))}
+}
+
+// Verify is VerifyPassword within the limit.
+func (l *PasswordLimiter) Verify(ctx context.Context, hash, password string) (bool, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, fmt.Errorf("waiting to check a password: %w", ctx.Err())
+	}
+	defer func() { <-l.slots }()
+	return VerifyPassword(hash, password)
 }
 
 type argonParams struct {

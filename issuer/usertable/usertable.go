@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ type Table struct {
 	db        *sql.DB
 	query     string
 	dummyHash string
+	passwords *issuer.PasswordLimiter
 }
 
 var _ issuer.UserDirectory = (*Table)(nil)
@@ -90,7 +92,7 @@ func Open(ctx context.Context, cfg Config) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user_table %s: column %w", cfg.Name, err)
 	}
-	t := &Table{cfg: cfg}
+	t := &Table{cfg: cfg, passwords: issuer.NewPasswordLimiter(runtime.GOMAXPROCS(0))}
 	placeholder := "?"
 	switch cfg.Driver {
 	case "sqlite":
@@ -216,13 +218,13 @@ func (t *Table) LookupUser(ctx context.Context, username string) (issuer.User, e
 func (t *Table) Authenticate(ctx context.Context, username, password string) (issuer.User, error) {
 	u, err := t.LookupUser(ctx, username)
 	if errors.Is(err, issuer.ErrNotFound) {
-		_, _ = issuer.VerifyPassword(t.dummyHash, password)
+		_, _ = t.passwords.Verify(ctx, t.dummyHash, password)
 		return issuer.User{}, issuer.ErrInvalidCredentials
 	}
 	if err != nil {
 		return issuer.User{}, err
 	}
-	ok, err := issuer.VerifyPassword(u.PasswordHash, password)
+	ok, err := t.passwords.Verify(ctx, u.PasswordHash, password)
 	if errors.Is(err, issuer.ErrBadHash) {
 		return issuer.User{}, issuer.ErrInvalidCredentials // a row we cannot check never signs in
 	}
