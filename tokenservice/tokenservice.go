@@ -9,6 +9,7 @@
 package tokenservice
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -204,63 +205,56 @@ type tokenResponse struct {
 }
 
 func (s *Server) userToken(w http.ResponseWriter, r *http.Request) {
-	req, e := parse(w, r, false)
-	if e != nil {
-		s.fail(w, r, req, e)
-		return
-	}
-	name, err1 := req.str("username")
-	pw, err2 := req.str("password")
-	if err := errors.Join(err1, err2); err != nil {
-		s.fail(w, r, req, badRequest("%v", strings.ReplaceAll(err.Error(), "\n", "; ")))
-		return
-	}
-	u, err := s.Issuer.AuthenticateUser(r.Context(), name, pw)
-	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		s.fail(w, r, req, &apiError{http.StatusUnauthorized, CodeUnauthorized, "invalid username or password"})
-		return
-	}
-	if err != nil {
-		s.Log.Error("authenticating user", zap.String("user", name), zap.Error(err))
-		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not check the password"})
-		return
-	}
-	s.issue(w, r, req, issuer.UserPrincipal(u), "user")
+	s.credentialsToken(w, r, "username", "password", "invalid username or password",
+		func(ctx context.Context, name, pw string) (issuer.Principal, error) {
+			u, err := s.Issuer.AuthenticateUser(ctx, name, pw)
+			return issuer.UserPrincipal(u), err
+		})
 }
 
 func (s *Server) entityToken(w http.ResponseWriter, r *http.Request) {
+	s.credentialsToken(w, r, "id", "secret", "invalid entity id or secret, or the secret has expired",
+		func(ctx context.Context, id, secret string) (issuer.Principal, error) {
+			e, err := s.Issuer.AuthenticateEntity(ctx, id, secret)
+			return issuer.EntityPrincipal(e), err
+		})
+}
+
+// credentialsToken trades the body's name and secret fields for a token.
+func (s *Server) credentialsToken(w http.ResponseWriter, r *http.Request, nameField, secretField, refusal string,
+	authenticate func(ctx context.Context, name, secret string) (issuer.Principal, error)) {
 	req, e := parse(w, r, false)
 	if e != nil {
 		s.fail(w, r, req, e)
 		return
 	}
-	id, err1 := req.str("id")
-	secret, err2 := req.str("secret")
+	name, err1 := req.str(nameField)
+	secret, err2 := req.str(secretField)
 	if err := errors.Join(err1, err2); err != nil {
 		s.fail(w, r, req, badRequest("%v", strings.ReplaceAll(err.Error(), "\n", "; ")))
 		return
 	}
-	ent, err := s.Issuer.AuthenticateEntity(r.Context(), id, secret)
+	p, err := authenticate(r.Context(), name, secret)
 	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		s.fail(w, r, req, &apiError{http.StatusUnauthorized, CodeUnauthorized, "invalid entity id or secret, or the secret has expired"})
+		s.fail(w, r, req, &apiError{http.StatusUnauthorized, CodeUnauthorized, refusal})
 		return
 	}
 	if err != nil {
-		s.Log.Error("authenticating entity", zap.String("entity", id), zap.Error(err))
-		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not check the secret"})
+		s.Log.Error("authenticating", zap.String("route", r.URL.Path), zap.String("name", name), zap.Error(err))
+		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not check the credentials"})
 		return
 	}
-	s.issue(w, r, req, issuer.EntityPrincipal(ent), "entity")
+	s.issue(w, r, req, p)
 }
 
-func (s *Server) issue(w http.ResponseWriter, r *http.Request, req *request, p issuer.Principal, kind string) {
+func (s *Server) issue(w http.ResponseWriter, r *http.Request, req *request, p issuer.Principal) {
 	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " "), Issuer: s.IssuerURL(r)})
 	if err != nil {
 		s.Log.Error("issuing token", zap.String("sub", p.Subject), zap.Error(err))
 		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not issue a token"})
 		return
 	}
-	s.Log.Info("token issued", zap.String("grant", "token_service_"+kind), zap.String("sub", p.Subject),
+	s.Log.Info("token issued", zap.String("grant", "token_service_"+p.Kind), zap.String("sub", p.Subject),
 		zap.String("jti", toks.Claims.ID), zap.String("txn_id", req.txn))
 	httpx.WriteJSON(w, http.StatusOK, tokenResponse{envelope: stamp(req.ver, req.txn), AccessToken: toks.AccessToken,
 		ExpiresIn: toks.ExpiresIn, TokenType: "Bearer"})
