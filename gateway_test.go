@@ -147,6 +147,14 @@ func (g *gateway) get(path, token string, headers ...string) response {
 	return g.do(req)
 }
 
+func mustRequest(method, url string) *http.Request {
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		panic(err)
+	}
+	return req
+}
+
 func basic(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
 }
@@ -330,6 +338,7 @@ func TestRoutesMethodsAndUnknownPaths(t *testing.T) {
 		{http.MethodPost, "/.well-known/jwks.json", 405},
 		{http.MethodPost, "/token/nope", 404},
 		{http.MethodGet, "/token/", 404},
+		{http.MethodDelete, "/.well-known/oauth-authorization-server", 405},
 	} {
 		req, _ := http.NewRequest(tc.method, base+tc.path, nil)
 		r := g.do(req)
@@ -339,6 +348,17 @@ func TestRoutesMethodsAndUnknownPaths(t *testing.T) {
 		if tc.status == 405 && r.header.Get("Allow") == "" {
 			t.Errorf("%s %s: 405 without Allow", tc.method, tc.path)
 		}
+	}
+	// HEAD on GET routes, and a CORS preflight to /token reaches the next
+	// handler (here: respond) instead of a 405.
+	if r := g.do(mustRequest(http.MethodHead, base+"/.well-known/jwks.json")); r.status != 200 {
+		t.Errorf("HEAD jwks: %d", r.status)
+	}
+	pre := mustRequest(http.MethodOptions, base+"/token")
+	pre.Header.Set("Origin", "https://app.example")
+	pre.Header.Set("Access-Control-Request-Method", "POST")
+	if r := g.do(pre); r.status != 200 || !strings.HasPrefix(r.body, "sub=") {
+		t.Errorf("preflight to /token: %d %q", r.status, r.body)
 	}
 }
 

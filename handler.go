@@ -17,7 +17,8 @@ import (
 
 // ServeHTTP serves a gateway route, or guards the request and passes it on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.routes != nil {
+	// CORS preflights, gateway routes included, go to whatever answers CORS.
+	if h.routes != nil && !isPreflight(r) {
 		if rt, ok := h.routes[r.URL.Path]; ok {
 			if !slices.Contains(rt.Methods, r.Method) {
 				allow := strings.Join(rt.Methods, ", ")
@@ -44,7 +45,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	// not even on paths that need no token.
 	h.stripIdentityHeaders(r.Header)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+	if isPreflight(r) {
 		h.setIdentity(r, repl, nil)
 		return next.ServeHTTP(w, r) // CORS preflight carries no credentials
 	}
@@ -105,6 +106,11 @@ func (h *Handler) setIdentity(r *http.Request, repl *caddy.Replacer, claims *iss
 	for _, fh := range h.ForwardHeaders {
 		r.Header.Set(fh.Header, claimValue(claims, fh.Claim))
 	}
+}
+
+// isPreflight reports a CORS preflight, which carries no credentials.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 }
 
 // stripIdentityHeaders deletes every inbound copy of the forwarded headers,

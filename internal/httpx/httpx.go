@@ -22,10 +22,10 @@ type Route struct {
 	Handler http.HandlerFunc
 }
 
-// Post and Get are the usual method lists.
+// Post and Get are the usual method lists; GET routes answer HEAD too.
 var (
 	Post = []string{http.MethodPost}
-	Get  = []string{http.MethodGet}
+	Get  = []string{http.MethodGet, http.MethodHead}
 )
 
 // MaxBody is the largest request body a token route reads.
