@@ -102,7 +102,9 @@ func (p *pooledCore) Destruct() error { return p.core.Close() }
 // Provision opens (or joins) the store's issuer and prepares the routes
 // and the guard.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.log = ctx.Logger()
+	if h.log == nil { // tests may set their own
+		h.log = ctx.Logger()
+	}
 	repl := caddy.NewReplacer()
 	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
 	if err := h.joinCore(ctx, repl, accessTTL); err != nil {
