@@ -77,7 +77,12 @@ func withStore(cmd *cobra.Command, f func(ctx context.Context, e env) error) err
 		return err
 	}
 	defer core.Close()
-	return f(ctx, env{core: core, out: cmd.OutOrStdout()})
+	err = f(ctx, env{core: core, out: cmd.OutOrStdout()})
+	if errors.Is(err, issuer.ErrNotFound) {
+		// The CLI sees only the store; Caddyfile-declared principals live in the config.
+		return fmt.Errorf("%w (not in the store; users, clients and entities declared in a Caddyfile are changed there)", err)
+	}
+	return err
 }
 
 // resolveStore finds the store and master key from --config or --store.

@@ -105,9 +105,6 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 // Core returns the shared core.
 func (i *Issuer) Core() *Core { return i.core }
 
-// Config returns the effective configuration.
-func (i *Issuer) Config() Config { return i.cfg }
-
 // ErrInvalidCredentials says a name or secret did not match; deliberately
 // the same whether the account exists or not.
 var ErrInvalidCredentials = errors.New("invalid credentials")

@@ -181,6 +181,3 @@ func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // CanSign reports whether the private half is available.
 func (k *SigningKey) CanSign() bool { return k.private != nil }
-
-// JWK returns the public JWK, or nil for HMAC keys.
-func (k *SigningKey) JWK() map[string]any { return k.jwk }

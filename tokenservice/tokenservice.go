@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -294,7 +293,7 @@ func (s *Server) secret(w http.ResponseWriter, r *http.Request, reset bool) {
 	}
 	if set {
 		maxDays := int64(s.MaxSecretTTL / (24 * time.Hour))
-		if days > maxDays || days > math.MaxInt32 {
+		if days > maxDays {
 			s.fail(w, r, req, badRequest("secretExpiryDays must be at most %d", maxDays))
 			return
 		}

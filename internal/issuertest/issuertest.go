@@ -21,21 +21,30 @@ const Password = "pw-123"
 // keep tests fast.
 func New(t testing.TB, cfg issuer.Config) *issuer.Issuer {
 	t.Helper()
-	st, err := sqlstore.Open(context.Background(), "sqlite", filepath.Join(t.TempDir(), "tg.db"))
+	cfg.Users = append(cfg.Users,
+		issuer.User{Name: "alice", PasswordHash: Hash(t, Password), Roles: []string{"admin"}, Scopes: []string{"read"}},
+		issuer.User{Name: "bob", PasswordHash: Hash(t, Password)})
+	is := Open(t, filepath.Join(t.TempDir(), "tg.db"), cfg)
+	if err := is.Core().EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
+		t.Fatal(err)
+	}
+	return is
+}
+
+// Open returns an Issuer on the SQLite store at path (created if need be),
+// closed when the test ends.
+func Open(t testing.TB, path string, cfg issuer.Config) *issuer.Issuer {
+	t.Helper()
+	st, err := sqlstore.Open(context.Background(), "sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{SyncInterval: -1})
 	if err != nil {
+		st.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { core.Close() })
-	if err := core.EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Users = append(cfg.Users,
-		issuer.User{Name: "alice", PasswordHash: Hash(t, Password), Roles: []string{"admin"}, Scopes: []string{"read"}},
-		issuer.User{Name: "bob", PasswordHash: Hash(t, Password)})
 	is, err := issuer.New(core, cfg)
 	if err != nil {
 		t.Fatal(err)
