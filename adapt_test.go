@@ -75,6 +75,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"endpoint too many args", "endpoint owin /a /b", "endpoint"},
 		{"entity without id", "entity", "entity"},
 		{"token_service maybe", "token_service maybe", "on or off"},
+		{"paths without lenient", "paths semicolon", "paths lenient"},
+		{"paths lenient without names", "paths lenient", "paths lenient"},
+		{"paths unknown relaxation", "paths lenient control", "unknown relaxation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := ":8080 {\n\ttokengate {\n\t\t" + tc.block + "\n\t}\n}\n"

@@ -3,6 +3,7 @@ package tokengate
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,12 +12,19 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/caddy-tokengate/internal/canonpath"
 	"github.com/tokengate/caddy-tokengate/internal/httpx"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
 // ServeHTTP serves a gateway route, or guards the request and passes it on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// One canonical path for routes, rules and the upstream: whatever the
+	// upstream reads is what the rules judged.
+	if err := h.canonicalize(r.URL); err != nil {
+		httpx.WriteJSON(w, http.StatusBadRequest, errorBody("invalid_request", err.Error()))
+		return nil
+	}
 	// CORS preflights, gateway routes included, go to whatever answers CORS.
 	if h.routes != nil && !isPreflight(r) {
 		if rt, ok := h.routes[r.URL.Path]; ok {
@@ -39,17 +47,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.guard(w, r, next)
 }
 
+// canonicalize replaces u's path with its canonical form (Path decoded,
+// RawPath escaped, so that reverse_proxy sends exactly the canonical form),
+// or refuses it.
+func (h *Handler) canonicalize(u *url.URL) error {
+	// net/http has already decoded Path (%2F became /): read what the
+	// client sent, unless a rewrite changed Path since.
+	raw := u.RawPath
+	if raw == "" || !rawMatches(raw, u.Path) {
+		raw = u.EscapedPath()
+	}
+	canon, decoded, err := canonpath.Canonical(raw, h.lenient)
+	if err != nil {
+		return err
+	}
+	// RawPath is set even when it equals Path: net/url would otherwise
+	// re-escape sub-delimiters such as ! and ( on the way out.
+	u.Path, u.RawPath = decoded, canon
+	return nil
+}
+
+// rawMatches reports whether raw still decodes to path.
+func rawMatches(raw, path string) bool {
+	p, err := url.PathUnescape(raw)
+	return err == nil && p == path
+}
+
 // guard checks the bearer token and tells the upstream who the caller is.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// The upstream trusts these headers, so a caller's copy never survives,
-	// not even on paths that need no token.
+	// not even on paths that need no token; nor may the caller name them
+	// in Connection, which makes reverse_proxy delete them.
 	h.stripIdentityHeaders(r.Header)
+	h.protectFromConnection(r.Header)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if isPreflight(r) {
+		// A preflight carries no credentials and no content: whatever
+		// body it has is not the upstream's business.
+		r.Body, r.ContentLength, r.TransferEncoding = http.NoBody, 0, nil
+		r.Header.Del("Content-Length")
+		r.Header.Del("Transfer-Encoding")
 		h.setIdentity(r, repl, nil)
-		return next.ServeHTTP(w, r) // CORS preflight carries no credentials
+		return next.ServeHTTP(w, r)
 	}
-	if h.allow != nil && h.allow.Match(r) {
+	if h.allow.Match(r.URL.Path) {
 		// No identity: the placeholders are empty, never a caller's value.
 		h.setIdentity(r, repl, nil)
 		return next.ServeHTTP(w, r)
@@ -75,7 +116,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return nil
 	}
 	for _, rq := range h.require {
-		if rq.match.Match(r) && !satisfies(claims, rq.Kind, rq.Values) {
+		if rq.match.Match(r.URL.Path) && !satisfies(claims, rq.Kind, rq.Values) {
 			scope := ""
 			if rq.Kind == "scope" {
 				scope = strings.Join(rq.Values, " ")
@@ -108,11 +149,82 @@ func (h *Handler) setIdentity(r *http.Request, repl *caddy.Replacer, claims *iss
 	}
 }
 
-// isPreflight reports a CORS preflight, which carries no credentials.
+// isPreflight reports a CORS preflight, which carries no credentials: an
+// OPTIONS request with both Origin and Access-Control-Request-Method.
 func isPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != ""
 }
 
+// protectFromConnection removes from the Connection header every token
+// naming Authorization or a forward_header header (in any spelling the
+// upstream may read as it): reverse_proxy deletes the headers Connection
+// names, which would let a caller strip the identity the guard set. Other
+// tokens (keep-alive, upgrade, close) stay.
+func (h *Handler) protectFromConnection(hdr http.Header) {
+	values := hdr["Connection"]
+	protected := false
+	for _, v := range values {
+		for tok := range strings.SplitSeq(v, ",") {
+			if h.protectedHeader(strings.TrimSpace(tok)) {
+				protected = true
+			}
+		}
+	}
+	if !protected {
+		return // the common case: nothing to rewrite, nothing allocated
+	}
+	var keep []string
+	for _, v := range values {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && !h.protectedHeader(tok) {
+				keep = append(keep, tok)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		hdr.Del("Connection")
+		return
+	}
+	hdr["Connection"] = []string{strings.Join(keep, ", ")}
+}
+
+// protectedHeader reports a header name the caller may not nominate as
+// hop-by-hop; '_' and '-' compare equal, as CGI and some proxies read them.
+func (h *Handler) protectedHeader(name string) bool {
+	if headerNameEqual(name, "Authorization") {
+		return true
+	}
+	for _, fh := range h.ForwardHeaders {
+		if headerNameEqual(name, fh.Header) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerNameEqual compares header names case-insensitively, with '_' == '-'.
+func headerNameEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
+}
 // stripIdentityHeaders deletes every inbound copy of the forwarded headers,
 // including spellings with underscores (X_User_Id), which CGI, PHP and some
 // proxies treat as the same header.

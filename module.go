@@ -29,6 +29,7 @@ import (
 	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/config"
 	"github.com/tokengate/caddy-tokengate/eventhos"
+	"github.com/tokengate/caddy-tokengate/internal/canonpath"
 	"github.com/tokengate/caddy-tokengate/internal/httpx"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
@@ -60,14 +61,15 @@ type Handler struct {
 	prefixes []string // owned by the gateway: unknown paths under them are 404
 	// forwarded holds the canonical names of the forward_header headers.
 	forwarded map[string]bool
-	allow     *caddyhttp.MatchPath // nil: every path needs a token
+	allow     *canonpath.Matcher // nil: every path needs a token
 	require   []requirement
-	realm     string // of WWW-Authenticate challenges
+	lenient   canonpath.Relax // path refusals lifted by the configuration
+	realm     string          // of WWW-Authenticate challenges
 }
 
 type requirement struct {
 	config.Requirement
-	match caddyhttp.MatchPath
+	match *canonpath.Matcher
 }
 
 // CaddyModule returns the Caddy module information.
@@ -105,6 +107,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.log == nil { // tests may set their own
 		h.log = ctx.Logger()
 	}
+	// The guard's rules are checked first: a bad pattern opens no store.
+	if err := h.provisionGuard(ctx); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
 	if err := h.joinCore(ctx, repl, accessTTL); err != nil {
@@ -133,7 +139,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
-	return h.provisionGuard(ctx)
+	return nil
 }
 
 // joinCore opens the store's shared Core, or joins the one another site
@@ -281,16 +287,33 @@ func (h *Handler) provisionGuard(ctx caddy.Context) error {
 	for _, fh := range h.ForwardHeaders {
 		h.forwarded[http.CanonicalHeaderKey(fh.Header)] = true
 	}
+	var err error
+	if h.Paths != nil {
+		if h.lenient, err = canonpath.Parse(h.Paths.Lenient); err != nil {
+			return fmt.Errorf("paths: %w", err)
+		}
+	}
+	// Placeholders such as {env.X} are expanded once, here.
+	repl := caddy.NewReplacer()
+	expand := func(ps []string) []string {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = repl.ReplaceKnown(p, "")
+		}
+		return out
+	}
 	if len(h.Allow) > 0 {
-		m := caddyhttp.MatchPath(h.Allow)
-		if err := m.Provision(ctx); err != nil {
+		// Case-sensitive: an allow rule never widens to spellings it does
+		// not name (a case-sensitive upstream may serve /PUBLIC apart).
+		if h.allow, err = canonpath.NewMatcher(expand(h.Allow), false, h.lenient); err != nil {
 			return fmt.Errorf("allow: %w", err)
 		}
-		h.allow = &m
 	}
 	for _, rq := range h.Require {
-		m := caddyhttp.MatchPath(rq.Path)
-		if err := m.Provision(ctx); err != nil {
+		// Case-insensitive: a require rule never narrows for a
+		// case-insensitive upstream (/ADMIN/x is /admin/x on IIS).
+		m, err := canonpath.NewMatcher(expand(rq.Path), true, h.lenient)
+		if err != nil {
 			return fmt.Errorf("require: %w", err)
 		}
 		h.require = append(h.require, requirement{Requirement: rq, match: m})
@@ -312,8 +335,22 @@ func (h *Handler) Validate() error {
 		if fh.Header == "" || !knownClaim(fh.Claim) {
 			return fmt.Errorf("forward_header %q: claim %q is not one of %s", fh.Header, fh.Claim, strings.Join(claimNames, ", "))
 		}
+		if hopByHop(fh.Header) {
+			return fmt.Errorf("forward_header %q: a hop-by-hop header never reaches the upstream", fh.Header)
+		}
 	}
 	return nil
+}
+
+// hopByHop reports the headers reverse_proxy always removes (RFC 9110 §7.6.1).
+func hopByHop(name string) bool {
+	for _, h := range []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+		if headerNameEqual(name, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // Cleanup closes the user tables and releases this handler's hold on the
@@ -422,12 +459,16 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 //		realm          <realm>
 //		user   <name> <password-hash> [roles <r>...] [scopes <s>...]
 //		client <id>   <secret-hash>   [roles <r>...] [scopes <s>...] [grants <g>...]
-//		allow   <path>...
-//		require <path> role|scope <value>...
+//		allow   <path>...                        # case-sensitive
+//		require <path> role|scope <value>...     # case-insensitive
+//		paths   lenient <relaxation>...          # semicolon backslash encoded_slash encoded_dot
+//		                                         # trailing_dot double_encoding invalid_utf8 lookalike
 //		forward_header <Header> <claim>
 //	}
 //
-// Durations take Caddy's units plus d for days (90d).
+// Durations take Caddy's units plus d for days (90d). Paths are matched
+// after the guard made them canonical; paths servers read differently are
+// refused with 400 unless `paths lenient` names their kind.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return tgcaddyfile.Parse(d, &h.Gateway)
 }

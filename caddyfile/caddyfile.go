@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/tokengate/caddy-tokengate/config"
+	"github.com/tokengate/caddy-tokengate/internal/canonpath"
 )
 
 // Parse reads one `tokengate` directive (the dispenser positioned on it)
@@ -130,6 +131,8 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 			return d.Err("require: want `require <path> role|scope <values...>`")
 		}
 		g.Require = append(g.Require, config.Requirement{Path: []string{args[0]}, Kind: args[1], Values: splitValues(args[2:])})
+	case "paths":
+		return parsePaths(d, g)
 	case "forward_header":
 		args := d.RemainingArgs()
 		if len(args) != 2 {
@@ -138,6 +141,26 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 		g.ForwardHeaders = append(g.ForwardHeaders, config.ForwardHeader{Header: args[0], Claim: args[1]})
 	default:
 		return d.Errf("unrecognized tokengate option %q", opt)
+	}
+	return nil
+}
+
+// parsePaths reads `paths lenient <relaxation>...`.
+func parsePaths(d *caddyfile.Dispenser, g *config.Gateway) error {
+	args := d.RemainingArgs()
+	if len(args) < 2 || args[0] != "lenient" {
+		return d.Err("paths: want `paths lenient <relaxation>...`")
+	}
+	if g.Paths == nil {
+		g.Paths = &config.PathPolicy{}
+	}
+	for _, name := range splitValues(args[1:]) {
+		if _, ok := canonpath.Names[name]; !ok {
+			return d.Errf("paths lenient: unknown relaxation %q (want one of %s)", name, strings.Join(canonpath.SortedNames(), ", "))
+		}
+		if !slices.Contains(g.Paths.Lenient, name) {
+			g.Paths.Lenient = append(g.Paths.Lenient, name)
+		}
 	}
 	return nil
 }

@@ -76,11 +76,22 @@ type Gateway struct {
 	// issuing routes are not served (the guard still runs).
 	DisableIssuing bool `json:"disable_issuing,omitempty"`
 
-	// Paths that need no token, matched as Caddy's path matcher does.
+	// Paths that need no token. Patterns are written as for Caddy's path
+	// matcher (/health, /public/*, *.css) and match the decoded canonical
+	// path case-sensitively, so an allow rule never covers more spellings
+	// than it names.
 	Allow []string `json:"allow,omitempty"`
 
-	// Role or scope requirements on paths.
+	// Role or scope requirements on paths. They match the decoded canonical
+	// path case-insensitively, so /ADMIN/x cannot dodge a /admin/* rule.
 	Require []Requirement `json:"require,omitempty"`
+
+	// How request paths are read. Before any rule or route is matched, the
+	// path is made canonical (unreserved escapes decoded, dot segments
+	// removed, // merged) and that path is what is forwarded; paths that
+	// servers read differently are refused with 400. Paths relaxes those
+	// refusals.
+	Paths *PathPolicy `json:"paths,omitempty"`
 
 	// Request headers set from token claims for the upstream. Any copy the
 	// caller sent is removed first, on every request.
@@ -88,6 +99,19 @@ type Gateway struct {
 
 	// The realm of WWW-Authenticate challenges. Default "tokengate".
 	Realm string `json:"realm,omitempty"`
+}
+
+// PathPolicy relaxes the guard's path refusals for upstreams that need such
+// paths. Each relaxation lets through paths that some servers read
+// differently from the rules; the README says what each one risks.
+type PathPolicy struct {
+	// Refusals to lift: semicolon (; and %3B), backslash (\ and %5C),
+	// encoded_slash (%2F), encoded_dot (%2E is decoded instead of refused),
+	// trailing_dot (segments ending in a dot or space), double_encoding
+	// (%25 followed by two hex digits), invalid_utf8, lookalike (non-ASCII
+	// characters that case-map or normalise to ASCII). Control characters
+	// are always refused.
+	Lenient []string `json:"lenient,omitempty"`
 }
 
 // Store names a database.

@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tokengate/caddy-tokengate/internal/issuertest"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -406,5 +407,31 @@ func TestVerifiedCacheRechecks(t *testing.T) {
 	clk.Add(time.Minute + issuer.Leeway)
 	if _, err := is.Verify(tok2.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenExpired) {
 		t.Fatalf("cached token after expiry: %v", err)
+	}
+}
+
+// TestVerifyRefusesCrit: a JWS whose crit header names an extension (or is
+// present at all: this gateway understands none) is refused even with a
+// valid signature (RFC 7515 §4.1.11).
+func TestVerifyRefusesCrit(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	core, path := newCore(t, clk, nil)
+	is := newIssuer(t, core, issuer.Config{AccessTTL: 10 * time.Minute})
+	claims := claimsFor(clk.Now())
+	if _, err := is.Verify(issuertest.SignWithStoredKey(t, path, claims, nil), iss, ""); err != nil {
+		t.Fatalf("the same token without crit: %v", err)
+	}
+	for name, extra := range map[string]map[string]any{
+		"unknown extension": {"crit": []string{"exp-ext"}, "exp-ext": 1},
+		"empty crit":        {"crit": []string{}},
+		"crit naming b64":   {"crit": []string{"b64"}, "b64": true},
+		"crit not a list":   {"crit": "exp-ext"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tok := issuertest.SignWithStoredKey(t, path, claims, extra)
+			if _, err := is.Verify(tok, iss, ""); !errors.Is(err, issuer.ErrTokenCrit) {
+				t.Fatalf("Verify = %v, want %v", err, issuer.ErrTokenCrit)
+			}
+		})
 	}
 }

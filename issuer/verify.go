@@ -19,6 +19,7 @@ var (
 	ErrTokenAudience  = errors.New("token has the wrong audience")
 	ErrTokenType      = errors.New("token is not an access token")
 	ErrTokenRevoked   = errors.New("token has been revoked")
+	ErrTokenCrit      = errors.New("token has a critical header extension this gateway does not understand")
 )
 
 // maxTokenLen bounds the work a forged token can cause.
@@ -48,6 +49,12 @@ func (i *Issuer) Verify(token, iss, aud string) (*AccessClaims, error) {
 	}
 	var key *SigningKey
 	keyfunc := func(t *jwt.Token) (any, error) {
+		// RFC 7515 §4.1.11: a recipient that does not understand every
+		// extension crit names must refuse the JWS. This gateway
+		// understands none, so any crit (even an empty one) is refused.
+		if _, ok := t.Header["crit"]; ok {
+			return nil, ErrTokenCrit
+		}
 		kid, _ := t.Header["kid"].(string)
 		key = kr.verifier(kid, now)
 		// The algorithm is pinned to the key: `none`, HMAC with a public
@@ -87,6 +94,8 @@ func (i *Issuer) Verify(token, iss, aud string) (*AccessClaims, error) {
 
 func classify(err error) error {
 	switch {
+	case errors.Is(err, ErrTokenCrit):
+		return ErrTokenCrit
 	case errors.Is(err, ErrTokenKey), errors.Is(err, jwt.ErrTokenUnverifiable):
 		return ErrTokenKey
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):

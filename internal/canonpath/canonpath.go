@@ -23,6 +23,9 @@
 package canonpath
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -391,4 +394,22 @@ func hasLookalike(s string) bool {
 		}
 	}
 	return false
+}
+
+// SortedNames lists the relaxation names in a stable order, for messages.
+func SortedNames() []string {
+	return slices.Sorted(maps.Keys(Names))
+}
+
+// Parse turns relaxation names into a Relax set.
+func Parse(names []string) (Relax, error) {
+	var r Relax
+	for _, n := range names {
+		f, ok := Names[n]
+		if !ok {
+			return 0, fmt.Errorf("unknown path relaxation %q (want one of %s)", n, strings.Join(SortedNames(), ", "))
+		}
+		r |= f
+	}
+	return r, nil
 }

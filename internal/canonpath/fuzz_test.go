@@ -86,13 +86,16 @@ func checkReencoded(t *testing.T, c, d string) {
 		}
 		allEsc.WriteByte(c[i])
 	}
-	patterns := append([]string{d, d[:strings.LastIndexByte(d, '/')+1] + "*"}, fuzzPatterns...)
+	patterns := fuzzPatterns
+	if !strings.ContainsAny(d, `*?[\`) { // d itself is a valid pattern (no glob syntax)
+		patterns = append([]string{d, d[:strings.LastIndexByte(d, '/')+1] + "*"}, fuzzPatterns...)
+	}
 	for _, fold := range []bool{false, true} {
 		m, err := NewMatcher(patterns, fold, 0)
 		if err != nil {
 			t.Fatalf("patterns from %q: %v", d, err)
 		}
-		if !m.Match(d) {
+		if len(patterns) > len(fuzzPatterns) && !m.Match(d) {
 			t.Fatalf("%q does not match itself", d)
 		}
 		for _, r := range []string{reenc, allEsc.String()} {

@@ -4,9 +4,14 @@ package issuertest
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"maps"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -60,4 +65,46 @@ func Hash(t testing.TB, secret string) string {
 		t.Fatal(err)
 	}
 	return string(h)
+}
+
+// SignWithStoredKey signs claims with header fields extra using the newest
+// EdDSA key in the store at path, whose private half must be unsealed (no
+// master_key): for tokens the issuer would never mint, such as one with a
+// crit header, that still carry a valid signature.
+func SignWithStoredKey(t testing.TB, path string, claims jwt.MapClaims, extra map[string]any) string {
+	t.Helper()
+	st, err := sqlstore.Open(context.Background(), "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec *issuer.KeyRecord
+	for i := range recs {
+		if recs[i].Alg == issuer.AlgEdDSA && (rec == nil || recs[i].Seq > rec.Seq) {
+			rec = &recs[i]
+		}
+	}
+	if rec == nil || !strings.HasPrefix(rec.Private, "plain:") {
+		t.Fatal("no unsealed EdDSA key in the store")
+	}
+	der, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(rec.Private, "plain:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	tok.Header["kid"], tok.Header["typ"] = rec.KID, "at+jwt"
+	maps.Copy(tok.Header, extra)
+	s, err := tok.SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
