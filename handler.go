@@ -225,6 +225,7 @@ func foldHeaderByte(c byte) byte {
 	}
 	return c
 }
+
 // stripIdentityHeaders deletes every inbound copy of the forwarded headers,
 // including spellings with underscores (X_User_Id), which CGI, PHP and some
 // proxies treat as the same header.
