@@ -177,11 +177,12 @@ func plain(p string) bool {
 }
 
 func slow(p string, lenient Relax) (string, string, error) {
-	// Each segment is canonicalised into buf; segs records where each kept
-	// segment starts, so ".." can drop the last one.
+	// Each segment is canonicalised into buf and checked whole, before dot
+	// segments can remove it; segs records where each kept segment starts,
+	// so ".." can drop the last one.
 	buf := make([]byte, 0, len(p)+8)
 	var segs []int
-	nonASCII := false
+	var scratch []byte // a segment's decoding, for the UTF-8 checks
 	trailingSlash := false
 	for i := 0; i < len(p); {
 		// p[i] == '/': start a segment.
@@ -192,10 +193,23 @@ func slow(p string, lenient Relax) (string, string, error) {
 		start := len(buf)
 		buf = append(buf, '/')
 		var err error
-		if buf, nonASCII, err = appendSegment(buf, p[i+1:j], lenient, nonASCII); err != nil {
+		var nonASCII bool
+		if buf, nonASCII, err = appendSegment(buf, p[i+1:j], lenient); err != nil {
 			return "", "", err
 		}
 		seg := buf[start+1:]
+		if lenient&DoubleEncoding == 0 && doubleEncoded(string(seg)) {
+			return "", "", errDouble
+		}
+		if nonASCII {
+			scratch = appendUnescaped(scratch[:0], seg)
+			if lenient&InvalidUTF8 == 0 && !utf8.Valid(scratch) {
+				return "", "", errUTF8
+			}
+			if lenient&Lookalike == 0 && hasLookalike(scratch) {
+				return "", "", errLookalike
+			}
+		}
 		switch {
 		case len(seg) == 0:
 			buf = buf[:start] // "//" or a trailing "/": handled below
@@ -223,27 +237,17 @@ func slow(p string, lenient Relax) (string, string, error) {
 		buf = append(buf, '/')
 	}
 	canon := string(buf)
-	if lenient&DoubleEncoding == 0 && doubleEncoded(canon) {
-		return "", "", errDouble
-	}
 	decoded := canon
 	if strings.IndexByte(canon, '%') >= 0 {
-		decoded = unescape(canon)
-	}
-	if nonASCII {
-		if lenient&InvalidUTF8 == 0 && !utf8.ValidString(decoded) {
-			return "", "", errUTF8
-		}
-		if lenient&Lookalike == 0 && hasLookalike(decoded) {
-			return "", "", errLookalike
-		}
+		decoded = string(appendUnescaped(scratch[:0], buf))
 	}
 	return canon, decoded, nil
 }
 
 // appendSegment appends the canonical form of one segment (without its
-// slash) to buf. nonASCII is set when a byte >= 0x80 was seen.
-func appendSegment(buf []byte, seg string, lenient Relax, nonASCII bool) ([]byte, bool, error) {
+// slash) to buf, and reports whether it holds a byte >= 0x80.
+func appendSegment(buf []byte, seg string, lenient Relax) ([]byte, bool, error) {
+	nonASCII := false
 	for k := 0; k < len(seg); k++ {
 		c := seg[k]
 		switch class[c] {
@@ -338,19 +342,18 @@ func doubleEncoded(canon string) bool {
 	}
 }
 
-// unescape decodes a canonical path, whose escapes are all well formed.
-func unescape(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
+// appendUnescaped appends the decoding of canonical bytes, whose escapes
+// are all well formed.
+func appendUnescaped(dst, s []byte) []byte {
 	for i := 0; i < len(s); i++ {
 		if s[i] == '%' && i+2 < len(s) {
-			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			dst = append(dst, unhex(s[i+1])<<4|unhex(s[i+2]))
 			i += 2
 			continue
 		}
-		b.WriteByte(s[i])
+		dst = append(dst, s[i])
 	}
-	return b.String()
+	return dst
 }
 
 // lookalikes are non-ASCII characters that read as / \ or . once
@@ -371,8 +374,8 @@ var lookalikes = []rune{
 // normalises to ASCII: fullwidth forms (U+FF01-FF5E), characters such as the
 // Kelvin sign (folds to k), dotless i (upper-cases to I) and long s
 // (upper-cases to S), and the slash and dot look-alikes above.
-func hasLookalike(s string) bool {
-	for _, r := range s {
+func hasLookalike(b []byte) bool {
+	for _, r := range string(b) { // no allocation: the compiler ranges over b
 		if r < utf8.RuneSelf {
 			continue
 		}
