@@ -21,13 +21,15 @@ func TestProtectFromConnection(t *testing.T) {
 		want []string // nil: no Connection header left
 	}{
 		{[]string{"keep-alive"}, []string{"keep-alive"}},
+		{[]string{"close"}, []string{"close"}},
 		{[]string{"X-User-Id"}, nil},
 		{[]string{"x_user_ID"}, nil},
 		{[]string{"Upgrade, X-User-Id"}, []string{"Upgrade"}},
 		{[]string{"keep-alive, authorization,X-Roles", "X-Hop"}, []string{"keep-alive, X-Hop"}},
-		{[]string{" , X-User-Idx"}, []string{" , X-User-Idx"}}, // untouched: nothing protected named
+		{[]string{"X-Hop, X-Set-Later"}, []string{"X-Hop"}}, // absent now: a later handler may set it
+		{[]string{" , X-Hop"}, []string{" , X-Hop"}},        // untouched: nothing to drop
 	} {
-		hdr := http.Header{"Connection": tc.in}
+		hdr := http.Header{"Connection": tc.in, "X-Hop": {"1"}, "Authorization": {"Bearer x"}}
 		h.protectFromConnection(hdr)
 		got := hdr["Connection"]
 		if strings.Join(got, "|") != strings.Join(tc.want, "|") || (tc.want == nil) != (got == nil) {

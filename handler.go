@@ -157,27 +157,29 @@ func isPreflight(r *http.Request) bool {
 }
 
 // protectFromConnection removes from the Connection header every token
-// naming Authorization or a forward_header header (in any spelling the
-// upstream may read as it): reverse_proxy deletes the headers Connection
-// names, which would let a caller strip the identity the guard set. Other
-// tokens (keep-alive, upgrade, close) stay.
+// that could make reverse_proxy delete a header the upstream must see:
+// Authorization, the forward_header headers (in any spelling the upstream
+// may read as them), and any header not in the request yet, such as one a
+// later request_header directive sets from the identity. The connection
+// options close, keep-alive and upgrade, and the caller's own hop-by-hop
+// headers, stay.
 func (h *Handler) protectFromConnection(hdr http.Header) {
 	values := hdr["Connection"]
-	protected := false
+	drop := false
 	for _, v := range values {
 		for tok := range strings.SplitSeq(v, ",") {
-			if h.protectedHeader(strings.TrimSpace(tok)) {
-				protected = true
+			if tok = strings.TrimSpace(tok); tok != "" && !h.keepConnectionToken(hdr, tok) {
+				drop = true
 			}
 		}
 	}
-	if !protected {
+	if !drop {
 		return // the common case: nothing to rewrite, nothing allocated
 	}
 	var keep []string
 	for _, v := range values {
 		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" && !h.protectedHeader(tok) {
+			if tok = strings.TrimSpace(tok); tok != "" && h.keepConnectionToken(hdr, tok) {
 				keep = append(keep, tok)
 			}
 		}
@@ -187,6 +189,18 @@ func (h *Handler) protectFromConnection(hdr http.Header) {
 		return
 	}
 	hdr["Connection"] = []string{strings.Join(keep, ", ")}
+}
+
+func (h *Handler) keepConnectionToken(hdr http.Header, tok string) bool {
+	if h.protectedHeader(tok) {
+		return false
+	}
+	for _, opt := range []string{"close", "keep-alive", "upgrade"} {
+		if strings.EqualFold(tok, opt) {
+			return true
+		}
+	}
+	return len(hdr.Values(tok)) > 0
 }
 
 // protectedHeader reports a header name the caller may not nominate as
