@@ -16,7 +16,8 @@
 // backslashes, encoded slashes and dots, segments ending in a dot or a space,
 // double encoding (%25 followed by two hex digits), invalid or overlong
 // UTF-8, and non-ASCII characters that case-map or normalise to ASCII.
-// Control bytes (raw or encoded), malformed escapes and paths that do not
+// Control characters (raw or encoded, C1 controls such as NEL included),
+// malformed escapes and paths that do not
 // start with / are always refused.
 //
 // The package has no Caddy imports.
@@ -206,6 +207,9 @@ func slow(p string, lenient Relax) (string, string, error) {
 			if lenient&InvalidUTF8 == 0 && !utf8.Valid(scratch) {
 				return "", "", errUTF8
 			}
+			if hasC1Control(scratch) {
+				return "", "", errControl
+			}
 			if lenient&Lookalike == 0 && hasLookalike(scratch) {
 				return "", "", errLookalike
 			}
@@ -354,6 +358,17 @@ func appendUnescaped(dst, s []byte) []byte {
 		dst = append(dst, s[i])
 	}
 	return dst
+}
+
+// hasC1Control reports U+0080-U+009F (NEL among them), which some servers
+// read as line breaks.
+func hasC1Control(b []byte) bool {
+	for _, r := range string(b) {
+		if r >= 0x80 && r <= 0x9f {
+			return true
+		}
+	}
+	return false
 }
 
 // lookalikes are non-ASCII characters that read as / \ or . once

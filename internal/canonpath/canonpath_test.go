@@ -83,6 +83,8 @@ func TestCanonicalRefuses(t *testing.T) {
 		{"/x\ty", 0, ""},
 		{"/x%0d%0aHost:", 0, ""},
 		{"/x%7f", 0, ""},
+		{"/x%c2%85y", 0, ""}, // NEL
+		{"/x\xc2\x9fy", 0, ""},
 		{"/x%", 0, ""},
 		{"/x%4", 0, ""},
 		{"/x%zz", 0, ""},

@@ -54,7 +54,7 @@ func checkCanonical(t *testing.T, in, c, d string, lenient Relax) {
 	if lenient != 0 {
 		return
 	}
-	if !utf8.ValidString(d) || strings.ContainsAny(d, ";\\") || hasLookalike([]byte(d)) {
+	if !utf8.ValidString(d) || strings.ContainsAny(d, ";\\") || hasLookalike([]byte(d)) || hasC1Control([]byte(d)) {
 		t.Fatalf("%q: strict decoded path %q", in, d)
 	}
 	for i := 0; i < len(d); i++ {
