@@ -170,6 +170,7 @@ func TestNoPathBypassReachesUpstream(t *testing.T) {
 		{"/admin%09/x", false},
 		{"/admin%0d%0aX-User-Id:%20root/x", false},
 		{"/admin%7f/x", false},
+		{"/admin%c2%85/x", false},
 		{"/public/%c0%ae%c0%ae/admin/x", false},
 		{"/public/%e0%80%ae%e0%80%ae/admin/x", false},
 		{"/public/%c0%af../admin/x", false},
