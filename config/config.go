@@ -188,7 +188,8 @@ type Endpoint struct {
 
 // Requirement says requests matching Path need one of Values.
 type Requirement struct {
-	// Paths as Caddy's path matcher takes them (/admin/*).
+	// Patterns written as for Caddy's path matcher (/admin/*), matched
+	// case-insensitively against the decoded canonical path.
 	Path []string `json:"path"`
 	// "role" or "scope".
 	Kind string `json:"kind"`
