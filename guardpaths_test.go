@@ -307,6 +307,7 @@ func TestPathsLenient(t *testing.T) {
 	rec := newRecorder(t)
 	g, _ := startProxyGateway(t, rec, "paths lenient semicolon encoded_dot")
 	alice := g.passwordToken("alice")["access_token"].(string)
+	bob := g.passwordToken("bob")["access_token"].(string)
 	rec.take()
 	for _, tc := range []struct {
 		path, token string
@@ -316,6 +317,15 @@ func TestPathsLenient(t *testing.T) {
 		{"/app;jsessionid=1/x", alice, 200, "/app;jsessionid=1/x"},
 		{"/app;jsessionid=1/x", "", 401, ""},
 		{"/public/x;v=1", "", 200, "/public/x;v=1"},
+		// Rules also judge the reading without ;params (Tomcat's): allow
+		// must match both readings, require either.
+		{"/public/..;/admin/x", "", 401, ""},
+		{"/public/..;/admin/x", bob, 403, ""},
+		{"/public/..;/admin/x", alice, 200, "/public/..;/admin/x"},
+		{"/admin;x/users", bob, 403, ""},
+		{"/admin%3bx/users", bob, 403, ""},
+		{"/admin;x/users", alice, 200, "/admin;x/users"},
+		{"/admin.;x/users", alice, 400, ""}, // without ;x the segment ends in a dot
 		{"/public/%2e%2e/admin/x", "", 401, ""}, // decoded, then judged as /admin/x
 		{"/public/%2e%2e/admin/x", alice, 200, "/admin/x"},
 		{"/public/..%5cadmin/x", "", 400, ""},

@@ -21,7 +21,8 @@ import (
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// One canonical path for routes, rules and the upstream: whatever the
 	// upstream reads is what the rules judged.
-	if err := h.canonicalize(r.URL); err != nil {
+	alt, err := h.canonicalize(r.URL)
+	if err != nil {
 		httpx.WriteJSON(w, http.StatusBadRequest, errorBody("invalid_request", err.Error()))
 		return nil
 	}
@@ -44,13 +45,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			}
 		}
 	}
-	return h.guard(w, r, next)
+	return h.guard(w, r, next, alt)
 }
 
 // canonicalize replaces u's path with its canonical form (Path decoded,
 // RawPath escaped, so that reverse_proxy sends exactly the canonical form),
-// or refuses it.
-func (h *Handler) canonicalize(u *url.URL) error {
+// or refuses it. alt is the other reading of the path that a relaxation
+// admits (with `semicolon`: the path without ;params), or u.Path.
+func (h *Handler) canonicalize(u *url.URL) (alt string, err error) {
 	// net/http has already decoded Path (%2F became /): read what the
 	// client sent, unless a rewrite changed Path since.
 	raw := u.RawPath
@@ -59,12 +61,18 @@ func (h *Handler) canonicalize(u *url.URL) error {
 	}
 	canon, decoded, err := canonpath.Canonical(raw, h.lenient)
 	if err != nil {
-		return err
+		return "", err
+	}
+	alt = decoded
+	if h.lenient&canonpath.Semicolon != 0 && strings.ContainsAny(decoded, ";") {
+		if alt, err = canonpath.WithoutParams(canon, h.lenient); err != nil {
+			return "", err
+		}
 	}
 	// RawPath is set even when it equals Path: net/url would otherwise
 	// re-escape sub-delimiters such as ! and ( on the way out.
 	u.Path, u.RawPath = decoded, canon
-	return nil
+	return alt, nil
 }
 
 // rawMatches reports whether raw still decodes to path.
@@ -74,7 +82,9 @@ func rawMatches(raw, path string) bool {
 }
 
 // guard checks the bearer token and tells the upstream who the caller is.
-func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+// alt is another reading of the path (see canonicalize): an allow rule must
+// match both readings, a require rule applies when it matches either.
+func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, alt string) error {
 	// The upstream trusts these headers, so a caller's copy never survives,
 	// not even on paths that need no token; nor may the caller name them
 	// in Connection, which makes reverse_proxy delete them.
@@ -90,7 +100,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		h.setIdentity(r, repl, nil)
 		return next.ServeHTTP(w, r)
 	}
-	if h.allow.Match(r.URL.Path) {
+	if h.allow.Match(r.URL.Path) && (alt == r.URL.Path || h.allow.Match(alt)) {
 		// No identity: the placeholders are empty, never a caller's value.
 		h.setIdentity(r, repl, nil)
 		return next.ServeHTTP(w, r)
@@ -116,7 +126,8 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return nil
 	}
 	for _, rq := range h.require {
-		if rq.match.Match(r.URL.Path) && !satisfies(claims, rq.Kind, rq.Values) {
+		applies := rq.match.Match(r.URL.Path) || (alt != r.URL.Path && rq.match.Match(alt))
+		if applies && !satisfies(claims, rq.Kind, rq.Values) {
 			scope := ""
 			if rq.Kind == "scope" {
 				scope = strings.Join(rq.Values, " ")

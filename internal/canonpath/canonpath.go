@@ -38,7 +38,8 @@ type Relax uint16
 // The refusals that can be relaxed; Names gives their configuration names.
 const (
 	// Semicolon allows ; (raw or %3B). Tomcat, Jetty and Spring strip
-	// ";params" from segments: /admin;x/users reaches them as /admin/users.
+	// ";params" from segments: /admin;x/users reaches them as /admin/users;
+	// WithoutParams gives that reading so rules can judge it too.
 	Semicolon Relax = 1 << iota
 	// Backslash allows \ and %5C (forwarded as %5C). IIS and Windows
 	// servers read them as /.
@@ -430,4 +431,30 @@ func Parse(names []string) (Relax, error) {
 		r |= f
 	}
 	return r, nil
+}
+
+// WithoutParams returns the decoded canonical path as a server that strips
+// ";params" from segments (Tomcat, Jetty, Spring) reads canon: every ; or
+// %3B and the rest of its segment removed, then dot segments resolved
+// again (/public/..;/admin reads as /admin). canon must come from
+// Canonical with the same lenient set.
+func WithoutParams(canon string, lenient Relax) (string, error) {
+	if !strings.Contains(canon, ";") && !strings.Contains(canon, "%3B") {
+		_, d, err := Canonical(canon, lenient)
+		return d, err
+	}
+	var b strings.Builder
+	for i := 0; i < len(canon); i++ {
+		if canon[i] == ';' || canon[i] == '%' && strings.HasPrefix(canon[i:], "%3B") {
+			for i < len(canon) && canon[i] != '/' {
+				i++
+			}
+			if i == len(canon) {
+				break
+			}
+		}
+		b.WriteByte(canon[i])
+	}
+	_, d, err := Canonical(b.String(), lenient)
+	return d, err
 }

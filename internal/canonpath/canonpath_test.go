@@ -237,3 +237,23 @@ func TestNames(t *testing.T) {
 		all |= r
 	}
 }
+
+func TestWithoutParams(t *testing.T) {
+	for in, want := range map[string]string{
+		"/admin;x/users":           "/admin/users",
+		"/public/..;/admin/x":      "/admin/x",
+		"/public/..%3B/admin/x":    "/admin/x",
+		"/app;jsessionid=1/x;v=2":  "/app/x",
+		"/a;b":                     "/a",
+		"/plain/path":              "/plain/path",
+		"/public/x;/../../admin/y": "/admin/y",
+	} {
+		c, _, err := Canonical(in, Semicolon)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if got, err := WithoutParams(c, Semicolon); err != nil || got != want {
+			t.Errorf("WithoutParams(%q) = %q, %v; want %q", c, got, err, want)
+		}
+	}
+}
