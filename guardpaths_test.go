@@ -325,7 +325,7 @@ func TestPathsLenient(t *testing.T) {
 		{"/admin;x/users", bob, 403, ""},
 		{"/admin%3bx/users", bob, 403, ""},
 		{"/admin;x/users", alice, 200, "/admin;x/users"},
-		{"/admin.;x/users", alice, 400, ""}, // without ;x the segment ends in a dot
+		{"/admin.;x/users", alice, 400, ""},     // without ;x the segment ends in a dot
 		{"/public/%2e%2e/admin/x", "", 401, ""}, // decoded, then judged as /admin/x
 		{"/public/%2e%2e/admin/x", alice, 200, "/admin/x"},
 		{"/public/..%5cadmin/x", "", 400, ""},
