@@ -30,6 +30,15 @@ func FuzzCanonicalPath(f *testing.F) {
 			if lenient == 0 {
 				checkReencoded(t, c, d)
 			}
+			// The reading without ;params has none left, and is the
+			// decoded path itself when there were none.
+			alt, err := WithoutParams(c, lenient)
+			if err == nil && strings.Contains(alt, ";") {
+				t.Fatalf("%q: reading without params %q still has one", c, alt)
+			}
+			if !strings.Contains(d, ";") && (err != nil || alt != d) {
+				t.Fatalf("%q has no params but reads as %q, %v", c, alt, err)
+			}
 		}
 	})
 }
