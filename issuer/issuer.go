@@ -234,6 +234,8 @@ type AccessClaims struct {
 	// SID ties the token to its refresh-token family so that revoking the
 	// family revokes it too.
 	SID string `json:"sid,omitempty"`
+	// Cnf binds the token to a DPoP key (RFC 9449 §6.1); nil for bearer tokens.
+	Cnf *Confirmation `json:"cnf,omitempty"`
 }
 
 // HasRole reports whether the token carries role.
@@ -279,6 +281,11 @@ type Grant struct {
 	// Exclusive revokes the subject's older access tokens, as
 	// Config.SingleSession does for every grant.
 	Exclusive bool
+	// JKT binds the access token to this DPoP key thumbprint ("": bearer).
+	JKT string
+	// BindRefresh binds a new refresh family to JKT too (public clients,
+	// RFC 9449 §5).
+	BindRefresh bool
 }
 
 // Tokens is what was minted.
@@ -329,6 +336,9 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 		Roles:    g.Principal.Roles,
 		SID:      family,
 	}
+	if g.JKT != "" {
+		claims.Cnf = &Confirmation{JKT: g.JKT}
+	}
 	tok := jwt.NewWithClaims(key.method, claims)
 	tok.Header["typ"] = "at+jwt"
 	tok.Header["kid"] = key.KID
@@ -345,6 +355,12 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 		rec := RefreshRecord{Hash: hashToken(rt), Family: family, Subject: g.Principal.Subject,
 			Kind: g.Principal.Kind, Principal: g.Principal.Name, ClientID: g.ClientID, Scope: g.Scope,
 			Issuer: iss, ExpiresAt: now.Add(i.cfg.RefreshTTL)}
+		// Bind before the token exists, so it is never usable unbound.
+		if g.BindRefresh && g.JKT != "" && g.Family == "" {
+			if err := i.core.store.BindFamily(ctx, family, g.JKT, rec.ExpiresAt); err != nil {
+				return Tokens{}, err
+			}
+		}
 		if err := i.core.store.CreateRefresh(ctx, rec); err != nil {
 			return Tokens{}, fmt.Errorf("storing refresh token: %w", err)
 		}
@@ -392,6 +408,17 @@ var (
 // Refresh exchanges a refresh token for new tokens, rotating it. A reused
 // token revokes its whole family. clientID is the authenticated client ("" if none).
 func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string) (Tokens, Principal, error) {
+	return i.RefreshDPoP(ctx, token, clientID, scope, iss, "")
+}
+
+// RefreshDPoP is Refresh with the thumbprint of the request's DPoP key
+// ("" for none): the new access token is bound to it, and a refresh token
+// bound to a key (RFC 9449 §5) is refused with ErrRefreshKey, unused,
+// unless jkt is that key.
+func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, jkt string) (Tokens, Principal, error) {
+	if err := i.checkRefreshKey(ctx, hashToken(token), jkt); err != nil {
+		return Tokens{}, Principal{}, err
+	}
 	now := i.core.now()
 	rec, err := i.core.store.UseRefresh(ctx, hashToken(token), now)
 	switch {
@@ -451,7 +478,7 @@ func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string
 			return Tokens{}, p, ErrScopeWidened
 		}
 	}
-	toks, err := i.Issue(ctx, Grant{Principal: p, ClientID: rec.ClientID, Scope: granted, Issuer: iss, Refresh: true, Family: rec.Family})
+	toks, err := i.Issue(ctx, Grant{Principal: p, ClientID: rec.ClientID, Scope: granted, Issuer: iss, Refresh: true, Family: rec.Family, JKT: jkt})
 	return toks, p, err
 }
 

@@ -71,6 +71,8 @@ type Store interface {
 	// there is none; concurrent callers all see the first value stored.
 	Setting(ctx context.Context, name string, create func() (string, error)) (string, error)
 
+	DPoPStore
+
 	Close() error
 }
 

@@ -32,6 +32,10 @@ var migrations = []string{
 		created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, usable_until BIGINT NOT NULL, superseded INTEGER NOT NULL);
 	CREATE UNIQUE INDEX tg_entity_secrets_current ON tg_entity_secrets (entity_id) WHERE superseded = 0;
 	CREATE INDEX tg_entity_secrets_entity ON tg_entity_secrets (entity_id)`,
+	// 3: DPoP (RFC 9449): proof ids seen (replay protection across
+	// instances) and the key each DPoP-bound refresh family is bound to.
+	`CREATE TABLE tg_dpop_proofs (id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
+	CREATE TABLE tg_dpop_families (family TEXT PRIMARY KEY, jkt TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
 }
 
 // SchemaVersion is the version Open migrates to.

@@ -357,7 +357,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 	if _, err := s.exec(ctx, `DELETE FROM tg_revocations WHERE expires_at < ? AND id < (SELECT MAX(id) FROM tg_revocations)`, ns(now)); err != nil {
 		return fmt.Errorf("purging revocations: %w", err)
 	}
-	return nil
+	return s.purgeDPoP(ctx, now)
 }
 
 // Setting implements issuer.Store.

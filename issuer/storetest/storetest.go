@@ -236,6 +236,7 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 			t.Fatalf("Setting = %q, %q", v, v2)
 		}
 	})
+	runDPoP(t, open)
 }
 
 // race runs f n times at once and counts the calls that succeeded and those

@@ -1,0 +1,66 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DPoPStore keeps what DPoP (RFC 9449) needs shared between instances.
+type DPoPStore interface {
+	// UseProofID records a proof id until expires. It reports false when
+	// the id is already recorded and not expired at now: a replay. The
+	// database decides, so two instances never both accept one proof.
+	UseProofID(ctx context.Context, id string, expires, now time.Time) (fresh bool, err error)
+	// BindFamily binds a refresh family to a key thumbprint (jkt) until
+	// expires; a family is bound once, when it starts.
+	BindFamily(ctx context.Context, family, jkt string, expires time.Time) error
+	// FamilyKey returns the jkt a family is bound to, "" when unbound.
+	FamilyKey(ctx context.Context, family string) (string, error)
+}
+
+// Confirmation is the `cnf` claim (RFC 7800) of a sender-constrained token.
+type Confirmation struct {
+	// JKT is the RFC 7638 thumbprint of the DPoP key (RFC 9449 §6.1).
+	JKT string `json:"jkt,omitempty"`
+}
+
+// BoundKey returns the DPoP key thumbprint the token is bound to, or "".
+func (c *AccessClaims) BoundKey() string {
+	if c.Cnf == nil {
+		return ""
+	}
+	return c.Cnf.JKT
+}
+
+// ErrRefreshKey says a refresh token bound to a DPoP key was presented
+// without a proof of that key.
+var ErrRefreshKey = errors.New("refresh token is bound to another DPoP key")
+
+// UseDPoPProof records a DPoP proof id in the shared store (see
+// DPoPStore.UseProofID).
+func (i *Issuer) UseDPoPProof(ctx context.Context, id string, expires time.Time) (bool, error) {
+	return i.core.store.UseProofID(ctx, id, expires, i.core.now())
+}
+
+// checkRefreshKey refuses a refresh whose family is bound to a key other
+// than jkt; it runs before the token is used, so a thief without the key
+// cannot burn the owner's token.
+func (i *Issuer) checkRefreshKey(ctx context.Context, hash, jkt string) error {
+	rec, err := i.core.store.GetRefresh(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return nil // Refresh reports it
+	}
+	if err != nil {
+		return fmt.Errorf("looking up refresh token: %w", err)
+	}
+	bound, err := i.core.store.FamilyKey(ctx, rec.Family)
+	if err != nil {
+		return fmt.Errorf("looking up refresh token key: %w", err)
+	}
+	if bound != "" && bound != jkt {
+		return ErrRefreshKey
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+var errReplayed = errors.New("replayed")
+
+func runDPoP(t *testing.T, open func(t *testing.T) issuer.Store) {
+	ctx := context.Background()
+	t.Run("dpop proof ids are used once, by one of concurrent callers", func(t *testing.T) {
+		s := open(t)
+		now := time.Now()
+		won, lost := race(t, 8, errReplayed, func(int) error {
+			fresh, err := s.UseProofID(ctx, "p1", now.Add(time.Minute), now)
+			if err == nil && !fresh {
+				return errReplayed
+			}
+			return err
+		})
+		if won != 1 || lost != 7 {
+			t.Fatalf("won %d, lost %d; want 1 and 7", won, lost)
+		}
+		// Once expired, the id is free again (the iat window refuses such
+		// a proof before it gets here).
+		fresh, err := s.UseProofID(ctx, "p1", now.Add(3*time.Minute), now.Add(2*time.Minute))
+		must(t, err)
+		if !fresh {
+			t.Fatal("an expired proof id still counts as used")
+		}
+		must(t, s.PurgeExpired(ctx, now.Add(time.Hour)))
+		if fresh, _ := s.UseProofID(ctx, "p1", now.Add(2*time.Hour), now.Add(time.Hour)); !fresh {
+			t.Fatal("purged proof id still counts as used")
+		}
+	})
+	t.Run("dpop family bindings", func(t *testing.T) {
+		s := open(t)
+		now := time.Now()
+		must(t, s.BindFamily(ctx, "fam", "jkt-1", now.Add(time.Hour)))
+		if k, err := s.FamilyKey(ctx, "fam"); err != nil || k != "jkt-1" {
+			t.Fatalf("FamilyKey = %q, %v", k, err)
+		}
+		if k, err := s.FamilyKey(ctx, "other"); err != nil || k != "" {
+			t.Fatalf("unbound FamilyKey = %q, %v", k, err)
+		}
+		if err := s.BindFamily(ctx, "fam", "jkt-2", now.Add(time.Hour)); err == nil {
+			t.Fatal("a family was bound twice")
+		}
+		must(t, s.PurgeExpired(ctx, now.Add(2*time.Hour)))
+		if k, _ := s.FamilyKey(ctx, "fam"); k != "" {
+			t.Fatal("expired binding not purged")
+		}
+	})
+}
