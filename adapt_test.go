@@ -78,6 +78,11 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"paths without lenient", "paths semicolon", "paths lenient"},
 		{"paths lenient without names", "paths lenient", "paths lenient"},
 		{"paths unknown relaxation", "paths lenient control", "unknown relaxation"},
+		{"dpop argument", "dpop on", "wrong argument"},
+		{"dpop unknown option", "dpop {\n color blue\n }", "dpop: unrecognized option"},
+		{"dpop client without id", "dpop {\n client\n }", "wrong argument"},
+		{"dpop bad window", "dpop {\n window soon\n }", "window"},
+		{"require dpop with values", "require /a dpop x", "require"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := ":8080 {\n\ttokengate {\n\t\t" + tc.block + "\n\t}\n}\n"

@@ -105,10 +105,11 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		h.setIdentity(r, repl, nil)
 		return next.ServeHTTP(w, r)
 	}
-	tok, err := httpx.BearerToken(r)
+	tok, viaDPoP, err := accessToken(r)
 	switch {
 	case errors.Is(err, httpx.ErrNoCredentials):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+h.realm+`"`)
+		w.Header().Add("WWW-Authenticate", h.dpopOffer())
 		httpx.WriteJSON(w, http.StatusUnauthorized, errorBody("unauthorized", "a bearer token is required"))
 		return nil
 	case err != nil:
@@ -122,11 +123,25 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	claims, err := h.issuer.Verify(tok, iss, "")
 	if err != nil {
 		h.log.Debug("token refused", zap.String("reason", err.Error()), zap.String("path", r.URL.Path), zap.String("remote_ip", r.RemoteAddr))
+		if viaDPoP {
+			h.dpopChallenge(w, http.StatusUnauthorized, "invalid_token", err.Error())
+			return nil
+		}
 		h.challenge(w, http.StatusUnauthorized, "invalid_token", err.Error(), "")
+		return nil
+	}
+	if !h.checkDPoP(w, r, tok, claims, viaDPoP) {
 		return nil
 	}
 	for _, rq := range h.require {
 		applies := rq.match.Match(r.URL.Path) || (alt != r.URL.Path && rq.match.Match(alt))
+		if rq.Kind == "dpop" {
+			if applies && !viaDPoP {
+				h.dpopChallenge(w, http.StatusUnauthorized, "invalid_token", "this path requires a DPoP-bound token")
+				return nil
+			}
+			continue
+		}
 		if applies && !satisfies(claims, rq.Kind, rq.Values) {
 			scope := ""
 			if rq.Kind == "scope" {

@@ -28,6 +28,7 @@ import (
 	tgcaddyfile "github.com/tokengate/caddy-tokengate/caddyfile"
 	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/config"
+	"github.com/tokengate/caddy-tokengate/dpop"
 	"github.com/tokengate/caddy-tokengate/eventhos"
 	"github.com/tokengate/caddy-tokengate/internal/canonpath"
 	"github.com/tokengate/caddy-tokengate/internal/httpx"
@@ -65,6 +66,7 @@ type Handler struct {
 	require   []requirement
 	lenient   canonpath.Relax // path refusals lifted by the configuration
 	realm     string          // of WWW-Authenticate challenges
+	dpop      *dpop.Verifier
 }
 
 type requirement struct {
@@ -111,6 +113,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionGuard(ctx); err != nil {
 		return err
 	}
+	if err := h.checkDPoPConfig(); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
 	if err := h.joinCore(ctx, repl, accessTTL); err != nil {
@@ -132,6 +137,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	var err error
 	if h.issuer, err = issuer.New(h.core, h.issuerConfig(alg, accessTTL)); err != nil {
+		return err
+	}
+	if err := h.provisionDPoP(ctx); err != nil {
 		return err
 	}
 	if !h.DisableIssuing {
@@ -213,7 +221,7 @@ func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Confi
 
 // mountRoutes sets up the OAuth 2.0, Token Service and compatibility routes.
 func (h *Handler) mountRoutes() error {
-	h.routes = (&oauth.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log}).Routes()
+	h.routes = (&oauth.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log, DPoP: h.oauthDPoP()}).Routes()
 	h.prefixes = []string{"/token/"}
 	if !h.DisableTokenService {
 		ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log,
@@ -324,8 +332,14 @@ func (h *Handler) provisionGuard(ctx caddy.Context) error {
 // Validate checks the configuration for mistakes Provision does not catch.
 func (h *Handler) Validate() error {
 	for _, rq := range h.Require {
+		if rq.Kind == "dpop" {
+			if len(rq.Path) == 0 || len(rq.Values) != 0 {
+				return errors.New("require dpop: needs a path and no values")
+			}
+			continue
+		}
 		if rq.Kind != "role" && rq.Kind != "scope" {
-			return fmt.Errorf("require: kind %q must be role or scope", rq.Kind)
+			return fmt.Errorf("require: kind %q must be role, scope or dpop", rq.Kind)
 		}
 		if len(rq.Path) == 0 || len(rq.Values) == 0 {
 			return errors.New("require: needs a path and at least one value")
@@ -461,9 +475,17 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 //		client <id>   <secret-hash>   [roles <r>...] [scopes <s>...] [grants <g>...]
 //		allow   <path>...                        # case-sensitive
 //		require <path> role|scope <value>...     # case-insensitive
+//		require <path> dpop                      # a DPoP-bound token and its proof
 //		paths   lenient <relaxation>...          # semicolon backslash encoded_slash encoded_dot
 //		                                         # trailing_dot double_encoding invalid_utf8 lookalike
 //		forward_header <Header> <claim>
+//		dpop {                                   # DPoP (RFC 9449) is accepted without this block
+//			required                             # every grant and guarded request
+//			client <id>...                       # these clients must use DPoP at /token
+//			nonce                                # proofs carry a server nonce
+//			window <duration>                    # iat skew and jti memory; default 60s
+//			algs   <alg>...                      # default ES256 ES384 EdDSA RS256 PS256
+//		}
 //	}
 //
 // Durations take Caddy's units plus d for days (90d). Paths are matched

@@ -78,6 +78,8 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 		return parseUserTable(d, g)
 	case "endpoint":
 		return parseEndpoint(d, g)
+	case "dpop":
+		return parseDPoP(d, g)
 	case "single_session":
 		if d.NextArg() {
 			return d.ArgErr()
@@ -127,8 +129,12 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 		g.Allow = append(g.Allow, paths...)
 	case "require":
 		args := d.RemainingArgs()
+		if len(args) == 2 && args[1] == "dpop" {
+			g.Require = append(g.Require, config.Requirement{Path: []string{args[0]}, Kind: "dpop"})
+			return nil
+		}
 		if len(args) < 3 || (args[1] != "role" && args[1] != "scope") {
-			return d.Err("require: want `require <path> role|scope <values...>`")
+			return d.Err("require: want `require <path> role|scope <values...>` or `require <path> dpop`")
 		}
 		g.Require = append(g.Require, config.Requirement{Path: []string{args[0]}, Kind: args[1], Values: splitValues(args[2:])})
 	case "paths":
@@ -218,6 +224,49 @@ func parseEndpoint(d *caddyfile.Dispenser, g *config.Gateway) error {
 		}
 	}
 	g.Endpoints = append(g.Endpoints, ep)
+	return nil
+}
+
+// parseDPoP reads `dpop { required; client <id>...; nonce; window <d>; algs <alg>... }`.
+func parseDPoP(d *caddyfile.Dispenser, g *config.Gateway) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if g.DPoP == nil {
+		g.DPoP = &config.DPoP{}
+	}
+	dp := g.DPoP
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "required", "nonce":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if d.Val() == "required" {
+				dp.Required = true
+			} else {
+				dp.Nonce = true
+			}
+		case "client":
+			ids := splitValues(d.RemainingArgs())
+			if len(ids) == 0 {
+				return d.ArgErr()
+			}
+			dp.Clients = append(dp.Clients, ids...)
+		case "window":
+			if err := duration(d, &dp.Window); err != nil {
+				return err
+			}
+		case "algs":
+			algs := splitValues(d.RemainingArgs())
+			if len(algs) == 0 {
+				return d.ArgErr()
+			}
+			dp.Algs = append(dp.Algs, algs...)
+		default:
+			return d.Errf("dpop: unrecognized option %q", d.Val())
+		}
+	}
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package caddyfile
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -36,5 +37,30 @@ func TestParse(t *testing.T) {
 	}
 	if err := Parse(caddyfile.NewTestDispenser(`tokengate extra`), &g); err == nil {
 		t.Fatal("an argument after the directive should fail")
+	}
+}
+
+func TestParseDPoP(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`tokengate {
+		require /payments/* dpop
+		dpop {
+			required
+			client a b,c
+			nonce
+			window 30s
+			algs ES256 EdDSA
+		}
+	}`)
+	var g config.Gateway
+	if err := Parse(d, &g); err != nil {
+		t.Fatal(err)
+	}
+	dp := g.DPoP
+	if dp == nil || !dp.Required || !dp.Nonce || time.Duration(dp.Window) != 30*time.Second ||
+		strings.Join(dp.Clients, " ") != "a b c" || strings.Join(dp.Algs, " ") != "ES256 EdDSA" {
+		t.Fatalf("dpop %+v", dp)
+	}
+	if rq := g.Require[0]; rq.Kind != "dpop" || rq.Path[0] != "/payments/*" || len(rq.Values) != 0 {
+		t.Fatalf("require %+v", rq)
 	}
 }

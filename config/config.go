@@ -99,6 +99,31 @@ type Gateway struct {
 
 	// The realm of WWW-Authenticate challenges. Default "tokengate".
 	Realm string `json:"realm,omitempty"`
+
+	// DPoP (RFC 9449) policy. DPoP is always accepted: a token request
+	// with a DPoP proof gets a token bound to the proof's key. This makes
+	// it required, tunes the proof checks and turns on server nonces.
+	DPoP *DPoP `json:"dpop,omitempty"`
+}
+
+// DPoP is the site's DPoP policy.
+type DPoP struct {
+	// When true, every token request needs a DPoP proof and the guard
+	// refuses tokens not bound to a DPoP key.
+	Required bool `json:"required,omitempty"`
+	// Clients that must send a DPoP proof to /token (and so only ever
+	// hold DPoP-bound tokens).
+	Clients []string `json:"clients,omitempty"`
+	// When true, proofs must carry a server nonce, handed out in the
+	// DPoP-Nonce header with a use_dpop_nonce error (RFC 9449 §8, §9).
+	// Nonces are stateless: instances sharing a store accept each other's.
+	Nonce bool `json:"nonce,omitempty"`
+	// How far a proof's iat may be from the server's clock, either way;
+	// also how long its jti is remembered against replay. Default 60s.
+	Window caddy.Duration `json:"window,omitempty"`
+	// Accepted proof algorithms. Default ES256 ES384 EdDSA RS256 PS256;
+	// `none` and HMAC are never accepted.
+	Algs []string `json:"algs,omitempty"`
 }
 
 // PathPolicy relaxes the guard's path refusals for upstreams that need such
@@ -186,15 +211,16 @@ type Endpoint struct {
 	AccessTTL caddy.Duration `json:"access_ttl,omitempty"`
 }
 
-// Requirement says requests matching Path need one of Values.
+// Requirement says requests matching Path need one of Values, or (kind
+// "dpop") a DPoP-bound token presented with its proof.
 type Requirement struct {
 	// Patterns written as for Caddy's path matcher (/admin/*), matched
 	// case-insensitively against the decoded canonical path.
 	Path []string `json:"path"`
-	// "role" or "scope".
+	// "role", "scope" or "dpop".
 	Kind string `json:"kind"`
-	// The token needs at least one of these.
-	Values []string `json:"values"`
+	// The token needs at least one of these; none for "dpop".
+	Values []string `json:"values,omitempty"`
 }
 
 // ForwardHeader sets request header Header to the value of claim Claim.

@@ -81,8 +81,11 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, inactive)
 		return
 	}
-	out := map[string]any{"active": true, "token_type": "Bearer", "sub": c.Subject, "client_id": c.ClientID,
+	out := map[string]any{"active": true, "token_type": tokenType(c), "sub": c.Subject, "client_id": c.ClientID,
 		"iss": c.Issuer, "aud": c.Audience, "exp": c.ExpiresAt.Unix(), "iat": c.IssuedAt.Unix(), "jti": c.ID}
+	if c.Cnf != nil { // RFC 9449 §6.2
+		out["cnf"] = c.Cnf
+	}
 	if c.Scope != "" {
 		out["scope"] = c.Scope
 	}
@@ -110,7 +113,7 @@ const JWKSCacheTime = 300 * time.Second
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	writeRaw(w, map[string]any{
+	meta := map[string]any{
 		"issuer":                                        s.issuerURL(r),
 		"token_endpoint":                                s.endpointURL(r, PathToken),
 		"jwks_uri":                                      s.endpointURL(r, PathJWKS),
@@ -121,7 +124,11 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-	})
+	}
+	if s.DPoP != nil { // RFC 9449 §5.1
+		meta["dpop_signing_alg_values_supported"] = s.DPoP.Verifier.AlgList()
+	}
+	writeRaw(w, meta)
 }
 
 func writeRaw(w http.ResponseWriter, v any) {

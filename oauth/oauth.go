@@ -30,6 +30,8 @@ type Server struct {
 	// IssuerURL returns the `iss` for a request when none is configured.
 	IssuerURL func(*http.Request) string
 	Log       *zap.Logger
+	// DPoP checks DPoP proofs at /token; nil accepts none.
+	DPoP *DPoP
 }
 
 // Routes maps each path to its handler and allowed method.
@@ -99,6 +101,8 @@ type clientAuth struct {
 	id, secret string
 	basic      bool // via HTTP Basic
 	present    bool // any client credentials (or a client_id) were sent
+	// jkt is the thumbprint of the request's verified DPoP key; "" without a proof.
+	jkt string
 }
 
 // readClient extracts client credentials from Basic or the body; sending

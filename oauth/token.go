@@ -34,6 +34,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	grant := p["grant_type"]
 	ca, oerr := readClient(r, p)
+	if oerr == nil {
+		ca.jkt, oerr = s.dpopProof(w, r, ca.id)
+	}
 	if oerr != nil {
 		s.refuse(w, r, grant, ca.id, "", oerr)
 		return
@@ -58,8 +61,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	s.Log.Info("token issued", zap.String("grant", grant), zap.String("sub", subject),
 		zap.String("client_id", toks.Claims.ClientID), zap.String("scope", toks.Claims.Scope),
-		zap.String("jti", toks.Claims.ID), zap.Bool("refresh_token", toks.RefreshToken != ""))
-	httpx.WriteJSON(w, http.StatusOK, TokenResponse{AccessToken: toks.AccessToken, TokenType: "Bearer",
+		zap.String("jti", toks.Claims.ID), zap.Bool("refresh_token", toks.RefreshToken != ""), zap.Bool("dpop", ca.jkt != ""))
+	httpx.WriteJSON(w, http.StatusOK, TokenResponse{AccessToken: toks.AccessToken, TokenType: tokenType(toks.Claims),
 		ExpiresIn: toks.ExpiresIn, RefreshToken: toks.RefreshToken, Scope: toks.Claims.Scope})
 }
 
@@ -107,7 +110,9 @@ func (s *Server) passwordGrant(r *http.Request, p map[string]string, ca clientAu
 	if !ok {
 		return issuer.Tokens{}, u.Subject(), oauthErr(ErrInvalidScope, "requested scope is not allowed for this user")
 	}
-	return s.issue(r, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: clientID, Scope: scope, Refresh: true})
+	// A public client's refresh token is bound to its DPoP key (RFC 9449 §5).
+	return s.issue(r, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: clientID, Scope: scope, Refresh: true,
+		JKT: ca.jkt, BindRefresh: clientID == ""})
 }
 
 func (s *Server) clientCredentialsGrant(r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
@@ -123,7 +128,7 @@ func (s *Server) clientCredentialsGrant(r *http.Request, p map[string]string, ca
 		return issuer.Tokens{}, c.ID, oauthErr(ErrInvalidScope, "requested scope is not allowed for this client")
 	}
 	// RFC 6749 §4.4.3: no refresh token for client credentials.
-	return s.issue(r, issuer.Grant{Principal: issuer.ClientPrincipal(c), ClientID: c.ID, Scope: scope})
+	return s.issue(r, issuer.Grant{Principal: issuer.ClientPrincipal(c), ClientID: c.ID, Scope: scope, JKT: ca.jkt})
 }
 
 func (s *Server) refreshGrant(r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
@@ -134,8 +139,10 @@ func (s *Server) refreshGrant(r *http.Request, p map[string]string, ca clientAut
 	if p["refresh_token"] == "" {
 		return issuer.Tokens{}, "", oauthErr(ErrInvalidRequest, "refresh_token is required")
 	}
-	toks, pr, err := s.Issuer.Refresh(r.Context(), p["refresh_token"], clientID, p["scope"], s.IssuerURL(r))
+	toks, pr, err := s.Issuer.RefreshDPoP(r.Context(), p["refresh_token"], clientID, p["scope"], s.IssuerURL(r), ca.jkt)
 	switch {
+	case errors.Is(err, issuer.ErrRefreshKey):
+		return toks, pr.Subject, oauthErr(ErrInvalidGrant, "refresh token is bound to a DPoP key: send a DPoP proof signed with that key")
 	case errors.Is(err, issuer.ErrRefreshReused):
 		return toks, pr.Subject, oauthErr(ErrInvalidGrant, "refresh token was already used; every token of its grant is now revoked")
 	case errors.Is(err, issuer.ErrClientMismatch):

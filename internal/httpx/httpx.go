@@ -228,17 +228,24 @@ func BasicAuth(r *http.Request) (id, secret string, err error) {
 // BearerToken returns the token of an `Authorization: Bearer` header;
 // ErrNoCredentials when there is none.
 func BearerToken(r *http.Request) (string, error) {
+	return SchemeToken(r, "Bearer")
+}
+
+// SchemeToken returns the token of an `Authorization: <scheme> <token>`
+// header (scheme compared case-insensitively), ErrNoCredentials when the
+// request has no such header.
+func SchemeToken(r *http.Request, scheme string) (string, error) {
 	h, err := Authorization(r)
 	if err != nil {
 		return "", err
 	}
-	scheme, tok, _ := strings.Cut(h, " ")
-	if h == "" || !strings.EqualFold(scheme, "Bearer") {
+	s, tok, _ := strings.Cut(h, " ")
+	if h == "" || !strings.EqualFold(s, scheme) {
 		return "", ErrNoCredentials
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
-		return "", bad("empty bearer token")
+		return "", bad("empty %s token", strings.ToLower(scheme))
 	}
 	return tok, nil
 }
