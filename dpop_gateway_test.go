@@ -53,7 +53,7 @@ func wantDPoPChallenge(t *testing.T, r response, code string) {
 	t.Helper()
 	ch := r.header.Get("WWW-Authenticate")
 	if r.status != 401 || r.json["error"] != code || !strings.HasPrefix(ch, "DPoP ") ||
-		!strings.Contains(ch, `error="`+code+`"`) || !strings.Contains(ch, `algs="ES256 ES384 EdDSA RS256 PS256"`) {
+		!strings.Contains(ch, `error="`+code+`"`) || !strings.Contains(ch, `algs="ES256 ES384 EdDSA Ed25519 RS256 PS256"`) {
 		t.Fatalf("got %d %s %q; want 401 %s with a DPoP challenge", r.status, r.body, ch, code)
 	}
 }
@@ -158,7 +158,7 @@ func TestDPoPTokenEndpointAndGuard(t *testing.T) {
 	t.Run("metadata advertises the algorithms", func(t *testing.T) {
 		r := g.get("/.well-known/oauth-authorization-server", "")
 		algs, _ := r.json["dpop_signing_alg_values_supported"].([]any)
-		if len(algs) != 5 || algs[0] != "ES256" {
+		if len(algs) != 6 || algs[0] != "ES256" {
 			t.Fatalf("%s", r.body)
 		}
 	})

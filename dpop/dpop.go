@@ -48,10 +48,12 @@ var ErrNoProof = errors.New("no DPoP proof")
 
 // DefaultAlgs are the proof algorithms accepted by default: asymmetric
 // only; `none` and HMAC can never be configured.
-var DefaultAlgs = []string{"ES256", "ES384", "EdDSA", "RS256", "PS256"}
+// Ed25519 is RFC 9864's fully-specified name for EdDSA over Ed25519, which
+// clients such as oauth4webapi send.
+var DefaultAlgs = []string{"ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"}
 
 // supportedAlgs is everything Algs may name.
-var supportedAlgs = []string{"ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+var supportedAlgs = []string{"ES256", "ES384", "ES512", "EdDSA", "Ed25519", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 
 // DefaultWindow is how far a proof's iat may be from the server's clock.
 const DefaultWindow = 60 * time.Second
@@ -98,6 +100,7 @@ type Verifier struct {
 	seen      *replayCache
 	now       func() time.Time
 	nonceStep time.Duration
+	ed25519   bool // "Ed25519" is accepted
 }
 
 // New returns a Verifier for cfg.
@@ -116,6 +119,10 @@ func New(cfg Config) (*Verifier, error) {
 	for _, a := range algs {
 		if !slices.Contains(supportedAlgs, a) {
 			return nil, fmt.Errorf("dpop: algorithm %q is not an accepted proof algorithm (want one of %s)", a, strings.Join(supportedAlgs, ", "))
+		}
+		if a == "Ed25519" {
+			v.ed25519 = true // go-jose does not know this name yet: see verifyEd25519
+			continue
 		}
 		v.algs = append(v.algs, jose.SignatureAlgorithm(a))
 	}
@@ -191,34 +198,16 @@ func (v *Verifier) Verify(ctx context.Context, proof string, req Request) (*Proo
 	if len(proof) > maxProofLen {
 		return nil, invalid("the proof is too large")
 	}
-	jws, err := jose.ParseSignedCompact(proof, v.algs)
+	var jwk *jose.JSONWebKey
+	var payload []byte
+	var err error
+	if v.ed25519 && peekAlg(proof) == "Ed25519" {
+		jwk, payload, err = verifyEd25519(proof)
+	} else {
+		jwk, payload, err = v.verifyJWS(proof)
+	}
 	if err != nil {
-		// go-jose names the problem (unknown alg, private or invalid jwk, …)
-		// without echoing key material.
-		return nil, invalid("the proof is not a compact JWS with one of the algorithms %s and a public jwk: %s", v.algNames, strings.TrimPrefix(err.Error(), "go-jose/go-jose: "))
-	}
-	if len(jws.Signatures) != 1 {
-		return nil, invalid("the proof must have exactly one signature")
-	}
-	h := jws.Signatures[0].Protected
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "dpop+jwt" {
-		return nil, invalid(`the proof's typ must be "dpop+jwt"`)
-	}
-	jwk := h.JSONWebKey
-	if jwk == nil {
-		return nil, invalid("the proof has no jwk header")
-	}
-	// ParseSignedCompact already refused private and symmetric jwks; check
-	// again so that no future change there lets one through.
-	if !jwk.IsPublic() || !jwk.Valid() {
-		return nil, invalid("the proof's jwk must be a public key")
-	}
-	if k, ok := jwk.Key.(*rsa.PublicKey); ok && k.N.BitLen() < minRSABits {
-		return nil, invalid("the proof's RSA key is shorter than %d bits", minRSABits)
-	}
-	payload, err := jws.Verify(jwk)
-	if err != nil {
-		return nil, invalid("the proof's signature does not verify with its jwk")
+		return nil, err
 	}
 	var c claims
 	if err := json.Unmarshal(payload, &c); err != nil {
@@ -272,6 +261,41 @@ func (v *Verifier) Verify(ctx context.Context, proof string, req Request) (*Proo
 		return nil, invalid("the proof's jti was already used")
 	}
 	return &Proof{JKT: jkt, JTI: c.JTI, IAT: time.Unix(int64(iat), 0)}, nil
+}
+
+// verifyJWS checks the proof's JOSE header and signature with go-jose and
+// returns its jwk and payload.
+func (v *Verifier) verifyJWS(proof string) (*jose.JSONWebKey, []byte, error) {
+	jws, err := jose.ParseSignedCompact(proof, v.algs)
+	if err != nil {
+		// go-jose names the problem (unknown alg, private or invalid jwk, …)
+		// without echoing key material.
+		return nil, nil, invalid("the proof is not a compact JWS with one of the algorithms %s and a public jwk: %s", v.algNames, strings.TrimPrefix(err.Error(), "go-jose/go-jose: "))
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, nil, invalid("the proof must have exactly one signature")
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "dpop+jwt" {
+		return nil, nil, invalid(`the proof's typ must be "dpop+jwt"`)
+	}
+	jwk := h.JSONWebKey
+	if jwk == nil {
+		return nil, nil, invalid("the proof has no jwk header")
+	}
+	// ParseSignedCompact already refused private and symmetric jwks; check
+	// again so that no future change there lets one through.
+	if !jwk.IsPublic() || !jwk.Valid() {
+		return nil, nil, invalid("the proof's jwk must be a public key")
+	}
+	if k, ok := jwk.Key.(*rsa.PublicKey); ok && k.N.BitLen() < minRSABits {
+		return nil, nil, invalid("the proof's RSA key is shorter than %d bits", minRSABits)
+	}
+	payload, err := jws.Verify(jwk)
+	if err != nil {
+		return nil, nil, invalid("the proof's signature does not verify with its jwk")
+	}
+	return jwk, payload, nil
 }
 
 func (v *Verifier) checkATH(ath *string, token string) error {

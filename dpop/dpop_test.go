@@ -50,12 +50,7 @@ func TestVerify(t *testing.T) {
 	del := func(k string) func(dpoptest.Header, dpoptest.Claims) {
 		return func(h dpoptest.Header, c dpoptest.Claims) { delete(h, k); delete(c, k) }
 	}
-	tests := []struct {
-		name  string
-		proof func() string
-		req   dpop.Request
-		want  string // "" ok, else a fragment of the description
-	}{
+	tests := []verifyCase{
 		{"valid at token endpoint", func() string { return key.Proof("POST", tokenURL, "") }, dpop.Request{Method: "POST", URL: tokenURL}, ""},
 		{"valid at resource", func() string { return key.Proof("GET", resURL, "tok") }, dpop.Request{Method: "GET", URL: resURL, AccessToken: "tok"}, ""},
 		{"htu query ignored, host case and default port normalised", func() string {
@@ -86,6 +81,7 @@ func TestVerify(t *testing.T) {
 			return dpoptest.HMAC([]byte("k"), dpoptest.Header{"typ": "dpop+jwt", "jwk": map[string]any{"kty": "oct", "k": "aw"}}, dpoptest.Claims{"jti": "h", "htm": "POST", "htu": tokenURL, "iat": now.Unix()})
 		}, dpop.Request{Method: "POST", URL: tokenURL}, "algorithms"},
 		{"alg not allowed", func() string { return dpoptest.NewKey("RS256").Proof("POST", tokenURL, "") }, dpop.Request{Method: "POST", URL: tokenURL}, "algorithms"},
+		{"Ed25519 not allowed", func() string { return ed.Proof("POST", tokenURL, "") }, dpop.Request{Method: "POST", URL: tokenURL}, "algorithms"},
 		{"unknown crit", func() string { return key.Proof("POST", tokenURL, "", set("crit", []string{"exp"})) }, dpop.Request{Method: "POST", URL: tokenURL}, "signature"},
 		{"garbage", func() string { return "a.b.c" }, dpop.Request{Method: "POST", URL: tokenURL}, "compact JWS"},
 		{"too large", func() string { return strings.Repeat("a", 9000) }, dpop.Request{Method: "POST", URL: tokenURL}, "large"},
@@ -94,6 +90,54 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	run(t, v, tests)
+}
+
+// ed is a key signing with RFC 9864's alg name Ed25519, as oauth4webapi does.
+var ed = dpoptest.NewKey("Ed25519")
+
+func TestVerifyEd25519(t *testing.T) {
+	now := time.Now()
+	set := func(k string, v any) func(dpoptest.Header, dpoptest.Claims) {
+		return func(h dpoptest.Header, c dpoptest.Claims) { h[k] = v }
+	}
+	req := dpop.Request{Method: "POST", URL: tokenURL}
+	tests := []verifyCase{
+		{"valid", func() string { return ed.Proof("POST", tokenURL, "") }, req, ""},
+		{"wrong htu", func() string { return ed.Proof("POST", resURL, "") }, req, "htu"},
+		{"private jwk", func() string { return ed.Proof("POST", tokenURL, "", set("jwk", ed.PrivateJWK())) }, req, "private"},
+		{"EC jwk", func() string { return ed.Proof("POST", tokenURL, "", set("jwk", dpoptest.NewKey("ES256").JWK)) }, req, "Ed25519"},
+		{"jwk of another key", func() string { return ed.Proof("POST", tokenURL, "", set("jwk", dpoptest.NewKey("Ed25519").JWK)) }, req, "signature"},
+		{"typ", func() string { return ed.Proof("POST", tokenURL, "", set("typ", "JWT")) }, req, "typ"},
+		{"crit", func() string { return ed.Proof("POST", tokenURL, "", set("crit", []string{"x"})) }, req, "critical"},
+		{"no jwk", func() string {
+			return ed.Proof("POST", tokenURL, "", func(h dpoptest.Header, _ dpoptest.Claims) { delete(h, "jwk") })
+		}, req, "jwk"},
+		{"stale", func() string {
+			return ed.Proof("POST", tokenURL, "", func(_ dpoptest.Header, c dpoptest.Claims) { c["iat"] = now.Add(-time.Hour).Unix() })
+		}, req, "iat"},
+		{"truncated", func() string { p := ed.Proof("POST", tokenURL, ""); return p[:len(p)-4] }, req, "signature"},
+	}
+	v, err := dpop.New(dpop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, v, tests)
+	p, err := v.Verify(context.Background(), ed.Proof("POST", tokenURL, ""), req)
+	if err != nil || p.JKT != ed.JKT() {
+		t.Fatalf("thumbprint %v, %v; want %s", p, err, ed.JKT())
+	}
+}
+
+type verifyCase struct {
+	name  string
+	proof func() string
+	req   dpop.Request
+	want  string // "" ok, else a fragment of the description
+}
+
+func run(t *testing.T, v *dpop.Verifier, tests []verifyCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := v.Verify(context.Background(), tt.proof(), tt.req)

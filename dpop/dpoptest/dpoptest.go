@@ -30,14 +30,14 @@ type Key struct {
 	JWK map[string]any
 }
 
-// NewKey generates a key for alg: ES256, EdDSA, RS256 or PS256.
+// NewKey generates a key for alg: ES256, EdDSA, Ed25519, RS256 or PS256.
 func NewKey(alg string) *Key {
 	k := &Key{Alg: alg}
 	var err error
 	switch alg {
 	case "ES256":
 		k.priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "EdDSA":
+	case "EdDSA", "Ed25519":
 		_, k.priv, err = ed25519.GenerateKey(rand.Reader)
 	case "RS256", "PS256":
 		k.priv, err = rsa.GenerateKey(rand.Reader, 2048)
