@@ -46,14 +46,16 @@ func invalid(format string, args ...any) *Error {
 // ErrNoProof says the request carries no DPoP header.
 var ErrNoProof = errors.New("no DPoP proof")
 
-// DefaultAlgs are the proof algorithms accepted by default: asymmetric
-// only; `none` and HMAC can never be configured.
-// Ed25519 is RFC 9864's fully-specified name for EdDSA over Ed25519, which
-// clients such as oauth4webapi send.
-var DefaultAlgs = []string{"ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"}
-
-// supportedAlgs is everything Algs may name.
-var supportedAlgs = []string{"ES256", "ES384", "ES512", "EdDSA", "Ed25519", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+// Proof algorithms: asymmetric only; `none` and HMAC can never be
+// configured. Ed25519 is RFC 9864's fully-specified name for EdDSA over
+// Ed25519, which clients such as oauth4webapi send. Constants, as strings,
+// so that no caller can change them.
+const (
+	// DefaultAlgs are accepted when Config.Algs is empty.
+	DefaultAlgs = "ES256 ES384 EdDSA Ed25519 RS256 PS256"
+	// SupportedAlgs is everything Config.Algs may name.
+	SupportedAlgs = DefaultAlgs + " ES512 RS384 RS512 PS384 PS512"
+)
 
 // DefaultWindow is how far a proof's iat may be from the server's clock.
 const DefaultWindow = 60 * time.Second
@@ -114,11 +116,11 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	algs := cfg.Algs
 	if len(algs) == 0 {
-		algs = DefaultAlgs
+		algs = strings.Fields(DefaultAlgs)
 	}
 	for _, a := range algs {
-		if !slices.Contains(supportedAlgs, a) {
-			return nil, fmt.Errorf("dpop: algorithm %q is not an accepted proof algorithm (want one of %s)", a, strings.Join(supportedAlgs, ", "))
+		if !slices.Contains(strings.Fields(SupportedAlgs), a) {
+			return nil, fmt.Errorf("dpop: algorithm %q is not an accepted proof algorithm (want one of %s)", a, SupportedAlgs)
 		}
 		if a == "Ed25519" {
 			v.ed25519 = true // go-jose does not know this name yet: see verifyEd25519
