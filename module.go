@@ -484,7 +484,7 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 //			client <id>...                       # these clients must use DPoP at /token
 //			nonce                                # proofs carry a server nonce
 //			window <duration>                    # iat skew and jti memory; default 60s
-//			algs   <alg>...                      # default ES256 ES384 EdDSA RS256 PS256
+//			algs   <alg>...                      # default ES256 ES384 EdDSA Ed25519 RS256 PS256
 //		}
 //	}
 //
