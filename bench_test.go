@@ -31,6 +31,7 @@ func provisioned(tb testing.TB) (*Handler, string) {
 		ForwardHeaders: []config.ForwardHeader{{Header: "X-User-Id", Claim: "sub"}},
 	}}
 	h.log = zap.NewNop() // a line per issuance is right in production, noise here
+	h.standalone = true  // no Caddy config, so no tokengate app to start it
 	if err := h.Provision(ctx); err != nil {
 		tb.Fatal(err)
 	}

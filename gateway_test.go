@@ -18,12 +18,12 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/tokengate/caddy-tokengate"
+	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
 
 const (
-	base         = "http://localhost:9080"
 	userPassword = "correct horse battery staple"
 	clientSecret = "billing-secret-0123456789"
 )
@@ -54,7 +54,7 @@ type gateway struct {
 func startGateway(t *testing.T, extra string) *gateway {
 	t.Helper()
 	userHash, clientHash := hashes()
-	g := &gateway{t: t, tc: caddytest.NewTester(t), dir: t.TempDir()}
+	g := &gateway{t: t, tc: newTester(t), dir: t.TempDir()}
 	g.store = filepath.Join(g.dir, "tg.db")
 	g.log = filepath.Join(g.dir, "caddy.log")
 	// A key that became active two hours ago lets mintWithClock sign
@@ -72,7 +72,7 @@ func startGateway(t *testing.T, extra string) *gateway {
 		level DEBUG
 	}
 }
-http://localhost:9080 {
+{$TOKENGATE_TEST_SITE} {
 	tokengate {
 		store sqlite %s
 		user alice %s roles admin scopes orders:read orders:write
@@ -91,11 +91,12 @@ http://localhost:9080 {
 	return g
 }
 
-// testGlobals are the global options every in-process test server uses.
+// testGlobals are the global options every in-process test server uses;
+// TestMain picks free ports for them.
 const testGlobals = `	skip_install_trust
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
+	admin localhost:{$TOKENGATE_TEST_ADMIN_PORT}
+	http_port {$TOKENGATE_TEST_HTTP_PORT}
+	https_port {$TOKENGATE_TEST_HTTPS_PORT}
 	grace_period 1ns`
 
 type response struct {
@@ -409,7 +410,7 @@ func TestGuard(t *testing.T) {
 			}
 			req, _ := http.NewRequest(method, base+tc.path, nil)
 			if strings.Contains(tc.path, "..") || strings.HasPrefix(tc.path, "//") {
-				req.URL.Opaque = "//localhost:9080" + tc.path // send the path exactly as written
+				req.URL.Opaque = strings.TrimPrefix(base, "http:") + tc.path // send the path exactly as written
 			}
 			if tc.token != "" {
 				req.Header.Set("Authorization", "Bearer "+tc.token)
@@ -441,7 +442,12 @@ func openTestCore(t *testing.T, storePath string, at time.Time) *issuer.Core {
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{Clock: func() time.Time { return at }, SyncInterval: -1})
+	// The key Caddy generates (TestMain keeps it in a temporary data dir).
+	mk, _, err := cli.ResolveMasterKey("", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{MasterKey: mk, Clock: func() time.Time { return at }, SyncInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

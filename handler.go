@@ -19,6 +19,18 @@ import (
 
 // ServeHTTP serves a gateway route, or guards the request and passes it on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// Caddy starts its apps in no set order: a request may come in before
+	// the tokengate app opened the store. It waits (a closed channel
+	// costs nothing afterwards).
+	select {
+	case <-h.ready:
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
+	if h.failed != nil {
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody("temporarily_unavailable", "the token gateway could not start"))
+		return nil
+	}
 	// One canonical path for routes, rules and the upstream: whatever the
 	// upstream reads is what the rules judged.
 	alt, err := h.canonicalize(r.URL)

@@ -6,15 +6,13 @@ package tokengate
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
+	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -67,6 +65,17 @@ type Handler struct {
 	lenient   canonpath.Relax // path refusals lifted by the configuration
 	realm     string          // of WWW-Authenticate challenges
 	dpop      *dpop.Verifier
+	alg       string // signing algorithm
+
+	// Set by Provision; the tokengate app calls start, which closes ready
+	// (with failed set if it could not open the store).
+	ctx       caddy.Context
+	ready     chan struct{}
+	startOnce *sync.Once
+	failed    error
+	// standalone starts at once in Provision: for benchmarks that
+	// provision a handler outside a Caddy config.
+	standalone bool
 }
 
 type requirement struct {
@@ -98,13 +107,14 @@ var pool = caddy.NewUsagePool()
 // pooledCore lets the UsagePool close a Core when its last user goes.
 type pooledCore struct {
 	core      *issuer.Core
-	masterKey [32]byte // fingerprint: sites sharing a store must agree on it
+	masterKey string // fingerprint: sites sharing a store must agree on it
 }
 
 func (p *pooledCore) Destruct() error { return p.core.Close() }
 
-// Provision opens (or joins) the store's issuer and prepares the routes
-// and the guard.
+// Provision checks the configuration and prepares the guard; nothing is
+// written. The store is opened (and keys generated) when the tokengate
+// app starts, so `caddy validate` has no side effects.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.log == nil { // tests may set their own
 		h.log = ctx.Logger()
@@ -116,71 +126,105 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.checkDPoPConfig(); err != nil {
 		return err
 	}
+	h.ctx = ctx
+	h.ready, h.startOnce = make(chan struct{}), new(sync.Once)
+	h.alg = cmp.Or(h.SigningAlg, issuer.AlgEdDSA)
+	if !issuer.ValidAlg(h.alg) {
+		return fmt.Errorf("signing_alg %q: want EdDSA, ES256, RS256 or HS256", h.alg)
+	}
+	if !h.DisableIssuing {
+		if err := h.mountRoutes(); err != nil { // checks the routes; mounted again in start
+			return err
+		}
+	}
+	if h.standalone {
+		return h.start()
+	}
+	app, err := ctx.App("tokengate")
+	if err != nil {
+		return fmt.Errorf("loading the tokengate app: %w", err)
+	}
+	app.(*App).register(h)
+	return nil
+}
+
+// start opens (or joins) the store's issuer and mounts the routes on it.
+func (h *Handler) start() error {
+	err := h.open(h.ctx)
+	h.startOnce.Do(func() {
+		h.failed = err
+		close(h.ready)
+	})
+	return err
+}
+
+func (h *Handler) open(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
 	if err := h.joinCore(ctx, repl, accessTTL); err != nil {
 		return err
 	}
-	alg := cmp.Or(h.SigningAlg, issuer.AlgEdDSA)
-	if !issuer.ValidAlg(alg) {
-		return fmt.Errorf("signing_alg %q: want EdDSA, ES256, RS256 or HS256", alg)
-	}
 	if !h.DisableIssuing {
-		if err := h.core.EnsureKey(ctx, alg); err != nil {
+		if err := h.core.EnsureKey(ctx, h.alg); err != nil {
 			return fmt.Errorf("preparing signing key: %w", err)
 		}
 		every := durationOr(h.KeyRotation, DefaultKeyRotation)
-		h.core.ScheduleRotation(alg, every, min(issuer.DefaultPublishAhead, every/2))
+		h.core.ScheduleRotation(h.alg, every, min(issuer.DefaultPublishAhead, every/2))
 	}
 	if err := h.openUserTables(ctx, repl); err != nil {
 		return err
 	}
 	var err error
-	if h.issuer, err = issuer.New(h.core, h.issuerConfig(alg, accessTTL)); err != nil {
+	if h.issuer, err = issuer.New(h.core, h.issuerConfig(h.alg, accessTTL)); err != nil {
 		return err
 	}
 	if err := h.provisionDPoP(ctx); err != nil {
 		return err
 	}
 	if !h.DisableIssuing {
-		if err := h.mountRoutes(); err != nil {
-			return err
-		}
+		return h.mountRoutes()
 	}
 	return nil
+}
+
+// markFailed makes requests that wait for start fail with a 503.
+func (h *Handler) markFailed(err error) {
+	h.startOnce.Do(func() {
+		h.failed = err
+		close(h.ready)
+	})
 }
 
 // joinCore opens the store's shared Core, or joins the one another site
 // (or the previous config) already opened.
 func (h *Handler) joinCore(ctx caddy.Context, repl *caddy.Replacer, accessTTL time.Duration) error {
 	driver, dsn := storeLocation(h.Store, repl)
-	masterKey := repl.ReplaceKnown(h.MasterKey, "")
-	var mk *issuer.MasterKey
-	if masterKey != "" {
-		var err error
-		if mk, err = issuer.ParseMasterKey(masterKey); err != nil {
-			return fmt.Errorf("master_key: %w", err)
-		}
+	mk, keyFile, err := cli.ResolveMasterKey(repl.ReplaceKnown(h.MasterKey, ""), true)
+	if err != nil {
+		return err
 	}
-	secretsKey := mk
-	if secretsKey == nil {
-		var err error
-		if secretsKey, err = localMasterKey(h.log); err != nil {
-			return err
-		}
-	}
-	fingerprint := sha256.Sum256([]byte(masterKey))
+	fingerprint := mk.Fingerprint()
 	h.poolKey = driver + ":" + dsn
 	val, _, err := pool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
 		st, err := sqlstore.Open(ctx, driver, dsn)
 		if err != nil {
 			return nil, err
 		}
-		core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, SecretsKey: secretsKey, Logger: h.log.Named("issuer"),
+		core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, Logger: h.log.Named("issuer"),
 			Retention: accessTTL + issuer.Leeway})
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("opening issuer on %s store: %w", driver, err)
+		}
+		if driver == "sqlite" {
+			h.log.Info("store opened", zap.String("driver", driver), zap.String("path", dsn))
+		}
+		if keyFile != "" {
+			h.log.Warn("no master_key configured: sealing with the generated key; set master_key in production "+
+				"(the same on every instance sharing a store) and back it up", zap.String("file", keyFile),
+				zap.String("fingerprint", fingerprint))
+		} else {
+			h.log.Info("sealing with the configured master_key", zap.String("fingerprint", fingerprint))
 		}
 		return &pooledCore{core: core, masterKey: fingerprint}, nil
 	})
@@ -192,7 +236,8 @@ func (h *Handler) joinCore(ctx caddy.Context, repl *caddy.Replacer, accessTTL ti
 	if pc.masterKey != fingerprint {
 		_, _ = pool.Delete(h.poolKey)
 		h.poolKey = ""
-		return errors.New("sites sharing a store must use the same master_key")
+		return fmt.Errorf("sites sharing a store must use the same master_key: this one has %s, the store is open with %s",
+			fingerprint, pc.masterKey)
 	}
 	h.core = pc.core
 	h.core.EnsureRetention(accessTTL + issuer.Leeway)
@@ -330,7 +375,45 @@ func (h *Handler) provisionGuard(ctx caddy.Context) error {
 }
 
 // Validate checks the configuration for mistakes Provision does not catch.
+// Each message names the option and the fix.
 func (h *Handler) Validate() error {
+	repl := caddy.NewReplacer()
+	if h.Issuer != "" {
+		if u, err := url.Parse(h.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("issuer %q: needs a scheme and a host, such as https://api.example.com", h.Issuer)
+		}
+	}
+	if h.Store != nil && h.Store.Driver != "" {
+		if h.Store.Driver != "sqlite" && h.Store.Driver != "postgres" {
+			return fmt.Errorf("store: driver %q: want sqlite or postgres", h.Store.Driver)
+		}
+		if strings.TrimSpace(repl.ReplaceKnown(h.Store.DSN, "")) == "" {
+			return fmt.Errorf("store %s: the DSN %q is empty once placeholders are expanded: give a file path (sqlite) or a "+
+				"connection string (postgres), and check that the environment variable it names is set", h.Store.Driver, h.Store.DSN)
+		}
+	}
+	if h.MasterKey != "" {
+		mk := repl.ReplaceKnown(h.MasterKey, "")
+		if strings.TrimSpace(mk) == "" {
+			return fmt.Errorf("master_key %q is empty once placeholders are expanded: set the environment variable "+
+				"(openssl rand -hex 32), or remove master_key to use the key generated in Caddy's data directory", h.MasterKey)
+		}
+		if _, err := issuer.ParseMasterKey(mk); err != nil {
+			return fmt.Errorf("master_key: %w; generate one with `openssl rand -hex 32`", err)
+		}
+	}
+	for _, u := range h.Users {
+		if err := issuer.CheckHashFormat(u.PasswordHash); err != nil {
+			return fmt.Errorf("user %s: the password must be given as an argon2id or bcrypt hash, never in plain text (%v): "+
+				"put the output of `caddy tokengate hash-password` there", u.Name, err)
+		}
+	}
+	for _, c := range h.Clients {
+		if err := issuer.CheckHashFormat(c.SecretHash); err != nil {
+			return fmt.Errorf("client %s: the secret must be given as an argon2id or bcrypt hash, never in plain text (%v): "+
+				"put the output of `caddy tokengate hash-password` there, or create the client with `caddy tokengate client add`", c.ID, err)
+		}
+	}
 	for _, rq := range h.Require {
 		if rq.Kind == "dpop" {
 			if len(rq.Path) == 0 || len(rq.Values) != 0 {
@@ -381,72 +464,12 @@ func (h *Handler) Cleanup() error {
 	return errors.Join(errs...)
 }
 
-// localMasterKey returns this installation's generated master key, creating
-// it (mode 0600, in Caddy's data directory) on first use. It seals readable
-// entity secrets when no master_key is configured.
-func localMasterKey(log *zap.Logger) (*issuer.MasterKey, error) {
-	path := filepath.Join(caddy.AppDataDir(), "tokengate", "master.key")
-	created, err := createKeyFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		log.Warn("no master_key configured: generated one for entity secrets; set master_key in production "+
-			"(and the same one on every instance sharing a store)", zap.String("file", path))
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading generated master key: %w", err)
-	}
-	mk, err := issuer.ParseMasterKey(string(b))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return mk, nil
-}
-
-// createKeyFile writes a new master key to path unless the file exists.
-// The key is written to a temporary file first and linked into place, so a
-// concurrent reader never sees a half-written key and the loser of a race
-// uses the winner's.
-func createKeyFile(path string) (bool, error) {
-	if _, err := os.Stat(path); err == nil {
-		return false, nil
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, fmt.Errorf("creating %s: %w", dir, err)
-	}
-	key, err := issuer.NewMasterKeyString()
-	if err != nil {
-		return false, err
-	}
-	tmp, err := os.CreateTemp(dir, ".master.key-*") // mode 0600
-	if err != nil {
-		return false, fmt.Errorf("creating master key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(key + "\n")
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return false, fmt.Errorf("writing master key: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("creating %s: %w", path, err)
-	}
-	return true, nil
-}
-
 // storeLocation resolves the store, defaulting to SQLite in Caddy's data dir.
 func storeLocation(s *config.Store, repl *caddy.Replacer) (driver, dsn string) {
 	if s == nil || s.Driver == "" {
 		return cli.DefaultStore()
 	}
-	return s.Driver, repl.ReplaceKnown(s.DSN, "")
+	return s.Driver, cli.ResolveDSN(s.Driver, repl.ReplaceKnown(s.DSN, ""))
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {
@@ -456,41 +479,8 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 	return time.Duration(d)
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
-//
-//	tokengate [<matcher>] {
-//		issuer         <url>                     # default: scheme://host of the request
-//		audience       <aud>                     # default: the issuer
-//		store          sqlite <path> | postgres <dsn>
-//		master_key     <64 hex digits | base64>  # e.g. {env.TOKENGATE_MASTER_KEY}
-//		signing_alg    EdDSA | ES256 | RS256 | HS256
-//		key_rotation   <duration>
-//		access_ttl     <duration>
-//		refresh_ttl    <duration>
-//		secret_ttl     <duration>
-//		single_session
-//		issuing        on | off                  # off: validate only
-//		realm          <realm>
-//		user   <name> <password-hash> [roles <r>...] [scopes <s>...]
-//		client <id>   <secret-hash>   [roles <r>...] [scopes <s>...] [grants <g>...]
-//		allow   <path>...                        # case-sensitive
-//		require <path> role|scope <value>...     # case-insensitive
-//		require <path> dpop                      # a DPoP-bound token and its proof
-//		paths   lenient <relaxation>...          # semicolon backslash encoded_slash encoded_dot
-//		                                         # trailing_dot double_encoding invalid_utf8 lookalike
-//		forward_header <Header> <claim>
-//		dpop {                                   # DPoP (RFC 9449) is accepted without this block
-//			required                             # every grant and guarded request
-//			client <id>...                       # these clients must use DPoP at /token
-//			nonce                                # proofs carry a server nonce
-//			window <duration>                    # iat skew and jti memory; default 60s
-//			algs   <alg>...                      # default ES256 ES384 EdDSA Ed25519 RS256 PS256
-//		}
-//	}
-//
-// Durations take Caddy's units plus d for days (90d). Paths are matched
-// after the guard made them canonical; paths servers read differently are
-// refused with 400 unless `paths lenient` names their kind.
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. The syntax
+// is documented once, on package github.com/tokengate/caddy-tokengate/caddyfile.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return tgcaddyfile.Parse(d, &h.Gateway)
 }

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // TestSharedStoreAndReload: two sites naming one store share an issuer (a
@@ -21,7 +19,7 @@ func TestSharedStoreAndReload(t *testing.T) {
 		return fmt.Sprintf(`{
 `+testGlobals+`
 }
-http://localhost:9080 {
+{$TOKENGATE_TEST_SITE} {
 	tokengate {
 		issuer http://gw.example
 		store sqlite %[1]s
@@ -29,7 +27,7 @@ http://localhost:9080 {
 	}
 	respond "A {http.auth.user.id}"
 }
-http://localhost:9081 {
+{$TOKENGATE_TEST_SITE2} {
 	tokengate {
 		issuer http://gw.example
 		store sqlite %[1]s
@@ -38,7 +36,7 @@ http://localhost:9081 {
 	respond "%[3]s {http.auth.user.id}"
 }`, store, clientHash, body)
 	}
-	tc := caddytest.NewTester(t)
+	tc := newTester(t)
 	tc.InitServer(config("B"), "caddyfile")
 	g := &gateway{t: t, tc: tc}
 	tok := func() string {
@@ -49,7 +47,7 @@ http://localhost:9081 {
 		return r.json["access_token"].(string)
 	}
 	atB := func(token string) response {
-		req, _ := http.NewRequest(http.MethodGet, "http://localhost:9081/x", nil)
+		req, _ := http.NewRequest(http.MethodGet, base2+"/x", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		return g.do(req)
 	}
@@ -65,7 +63,7 @@ http://localhost:9081 {
 		t.Fatalf("revoked token at site B: %d", r.status)
 	}
 	// Site B does not issue.
-	req, _ := http.NewRequest(http.MethodPost, "http://localhost:9081/token", strings.NewReader("grant_type=client_credentials"))
+	req, _ := http.NewRequest(http.MethodPost, base2+"/token", strings.NewReader("grant_type=client_credentials"))
 	if r := g.do(req); r.status != 401 {
 		t.Fatalf("POST /token on a validate-only site: %d %s", r.status, r.body)
 	}

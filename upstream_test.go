@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // TestIdentityHeadersReachingARealUpstream proxies to a real HTTP server and
@@ -26,7 +24,7 @@ func TestIdentityHeadersReachingARealUpstream(t *testing.T) {
 	}))
 	defer upstream.Close()
 	userHash, _ := hashes()
-	g := &gateway{t: t, tc: caddytest.NewTester(t)}
+	g := &gateway{t: t, tc: newTester(t)}
 	g.tc.InitServer(fmt.Sprintf(`{
 `+testGlobals+`
 	servers {
@@ -35,7 +33,7 @@ func TestIdentityHeadersReachingARealUpstream(t *testing.T) {
 		expected_underscore_headers X_User_Id
 	}
 }
-http://localhost:9080 {
+{$TOKENGATE_TEST_SITE} {
 	tokengate {
 		store sqlite %s
 		user alice %s roles admin

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/tokengate/caddy-tokengate/config"
@@ -37,23 +38,121 @@ func Command() caddycmd.Command {
 Every command works on one store: the one the tokengate block of a
 Caddyfile names (--config), one given directly (--store sqlite:<path> or
 --store postgres:<dsn>), or by default the SQLite store in Caddy's data
-directory. With --store, the master key is read from TOKENGATE_MASTER_KEY.`,
+directory. With --store, the master key is read from TOKENGATE_MASTER_KEY.
+Without a master key, the one Caddy generated in its data directory
+(tokengate/master.key) is used, as Caddy does.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().String("config", "", "Caddyfile whose tokengate block names the store")
 			cmd.PersistentFlags().String("store", "", "sqlite:<path> or postgres:<dsn>")
-			cmd.AddCommand(userCommand(), clientCommand(), entityCommand(), keysCommand(), revokeCommand(), hashPasswordCommand())
+			cmd.PersistentFlags().Bool("json", false, "print one JSON object per line instead of text")
+			cmd.AddCommand(userCommand(), clientCommand(), entityCommand(), keysCommand(), revokeCommand(), hashPasswordCommand(),
+				resealCommand())
+			for _, c := range cmd.Commands() {
+				withExitCodes(c)
+			}
 		},
 	}
 }
 
 // env is what a subcommand works with.
 type env struct {
-	core *issuer.Core
-	out  io.Writer
+	core   *issuer.Core
+	out    io.Writer
+	config *config.Gateway // the --config Caddyfile's tokengate block, if given
+	json   bool            // --json: one JSON object per line
 }
 
-// withStore opens the store the flags name, runs f, and closes it.
-func withStore(cmd *cobra.Command, f func(ctx context.Context, e env) error) error {
+func jsonFlag(cmd *cobra.Command) bool {
+	v, _ := cmd.Flags().GetBool("json")
+	return v
+}
+
+// emit prints one JSON object per line with --json; otherwise line().
+func (e env) emit(v any, line func()) error {
+	if e.json {
+		return printJSON(e.out, v)
+	}
+	line()
+	return nil
+}
+
+// declared reports whether the Caddyfile declares a principal of kind
+// ("user", "client" or "entity") named id: the CLI refuses to create a
+// stored copy that the Caddyfile's would shadow.
+func (e env) declared(kind, id string) error {
+	if e.config == nil {
+		return nil
+	}
+	found := false
+	switch kind {
+	case "user":
+		for _, u := range e.config.Users {
+			found = found || u.Name == id
+		}
+	case "client":
+		for _, c := range e.config.Clients {
+			found = found || c.ID == id
+		}
+	case "entity":
+		for _, en := range e.config.Entities {
+			found = found || en.ID == id
+		}
+	}
+	if found {
+		return fmt.Errorf("%s %s is declared in the Caddyfile; a stored %s of that name would never be used: change it in the Caddyfile, or pick another name",
+			kind, id, kind)
+	}
+	return nil
+}
+
+// Exit statuses of `caddy tokengate …` (documented in the README).
+const (
+	ExitOK    = 0 // the command did what it says
+	ExitError = 1 // it could not: the message says why
+	ExitUsage = 2 // it was called wrongly: unknown flag, missing argument
+)
+
+// usageError is a mistake in how a command was called: exit status 2.
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// withExitCodes makes c and its subcommands exit with ExitUsage on usage
+// mistakes. Caddy's Main exits with the status WrapCommandFuncForCobra
+// carries; flag parse errors exit 2 from pflag itself.
+func withExitCodes(c *cobra.Command) {
+	c.Flags().Init(c.Name(), pflag.ExitOnError)
+	for _, sub := range c.Commands() {
+		withExitCodes(sub)
+	}
+	if c.RunE == nil {
+		return
+	}
+	run, validate := c.RunE, c.Args
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) {
+			if validate != nil {
+				if err := validate(cmd, args); err != nil {
+					return ExitUsage, fmt.Errorf("%w (usage: %s)", err, cmd.UseLine())
+				}
+			}
+			err := run(cmd, args)
+			var ue usageError
+			switch {
+			case errors.As(err, &ue):
+				return ExitUsage, err
+			case err != nil:
+				return ExitError, err
+			}
+			return ExitOK, nil
+		})(cmd, args)
+	}
+}
+
+// withStore opens the store the flags name, runs f, and closes it. A
+// read-only command never creates or migrates a store.
+func withStore(cmd *cobra.Command, readOnly bool, f func(ctx context.Context, e env) error) error {
 	ctx := context.Background()
 	cfgPath, _ := cmd.Flags().GetString("config")
 	storeFlag, _ := cmd.Flags().GetString("store")
@@ -61,23 +160,30 @@ func withStore(cmd *cobra.Command, f func(ctx context.Context, e env) error) err
 	if err != nil {
 		return err
 	}
-	var mk *issuer.MasterKey
-	if masterKey != "" {
-		if mk, err = issuer.ParseMasterKey(masterKey); err != nil {
-			return fmt.Errorf("master key: %w", err)
-		}
-	}
-	st, err := sqlstore.Open(ctx, driver, dsn)
+	mk, _, err := ResolveMasterKey(masterKey, false)
 	if err != nil {
 		return err
 	}
-	core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, SyncInterval: -1})
+	open := sqlstore.Open
+	if readOnly {
+		open = sqlstore.OpenExisting
+	}
+	st, err := open(ctx, driver, dsn)
+	if err != nil {
+		return err
+	}
+	core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, SyncInterval: -1, ReadOnly: readOnly})
 	if err != nil {
 		st.Close()
 		return err
 	}
 	defer core.Close()
-	err = f(ctx, env{core: core, out: cmd.OutOrStdout()})
+	var principals *config.Gateway
+	if cfgPath != "" {
+		g, _ := gatewayFromCaddyfile(cfgPath) // read once already by resolveStore
+		principals = &g
+	}
+	err = f(ctx, env{core: core, out: cmd.OutOrStdout(), config: principals, json: jsonFlag(cmd)})
 	if errors.Is(err, issuer.ErrNotFound) {
 		// The CLI sees only the store; Caddyfile-declared principals live in the config.
 		return fmt.Errorf("%w (not in the store; users, clients and entities declared in a Caddyfile are changed there)", err)
@@ -90,13 +196,13 @@ func resolveStore(cfgPath, storeFlag string) (driver, dsn, masterKey string, err
 	repl := caddy.NewReplacer()
 	switch {
 	case cfgPath != "" && storeFlag != "":
-		return "", "", "", errors.New("give --config or --store, not both")
+		return "", "", "", usagef("give --config or --store, not both")
 	case storeFlag != "":
 		driver, dsn, ok := strings.Cut(storeFlag, ":")
 		if !ok || (driver != "sqlite" && driver != "postgres") || dsn == "" {
-			return "", "", "", errors.New("--store must be sqlite:<path> or postgres:<dsn>")
+			return "", "", "", usagef("--store must be sqlite:<path> or postgres:<dsn>")
 		}
-		return driver, dsn, os.Getenv("TOKENGATE_MASTER_KEY"), nil
+		return driver, ResolveDSN(driver, dsn), os.Getenv("TOKENGATE_MASTER_KEY"), nil
 	case cfgPath != "":
 		g, err := gatewayFromCaddyfile(cfgPath)
 		if err != nil {
@@ -104,12 +210,25 @@ func resolveStore(cfgPath, storeFlag string) (driver, dsn, masterKey string, err
 		}
 		driver, dsn := DefaultStore()
 		if g.Store != nil && g.Store.Driver != "" {
-			driver, dsn = g.Store.Driver, repl.ReplaceKnown(g.Store.DSN, "")
+			driver, dsn = g.Store.Driver, ResolveDSN(g.Store.Driver, repl.ReplaceKnown(g.Store.DSN, ""))
 		}
 		return driver, dsn, repl.ReplaceKnown(g.MasterKey, ""), nil
 	}
 	driver, dsn = DefaultStore()
 	return driver, dsn, os.Getenv("TOKENGATE_MASTER_KEY"), nil
+}
+
+// ResolveDSN makes a relative SQLite path absolute against the working
+// directory, in Caddy and in the CLI alike, so both name the same file
+// when started from the same directory (and log or print the full path).
+func ResolveDSN(driver, dsn string) string {
+	if driver != "sqlite" || dsn == "" || dsn == ":memory:" || filepath.IsAbs(dsn) {
+		return dsn
+	}
+	if abs, err := filepath.Abs(dsn); err == nil {
+		return abs
+	}
+	return dsn
 }
 
 // DefaultStore is the store used when none is configured.
@@ -219,19 +338,32 @@ func splitFlag(cmd *cobra.Command, name string) []string {
 	return out
 }
 
-func table(out io.Writer, header string, rows [][]string) {
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+// table prints rows under header (tab-separated names), or with --json
+// one object per row keyed by the lower-cased header names.
+func table(e env, header string, rows [][]string) error {
+	if e.json {
+		names := strings.Split(strings.ToLower(strings.ReplaceAll(header, " ", "_")), "\t")
+		for _, r := range rows {
+			obj := map[string]string{}
+			for i, v := range r {
+				obj[names[i]] = v
+			}
+			if err := printJSON(e.out, obj); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, header)
 	for _, r := range rows {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
-	tw.Flush()
+	return tw.Flush()
 }
 
 func printJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return json.NewEncoder(out).Encode(v) // one object, one line
 }
 
 func hashPasswordCommand() *cobra.Command {
@@ -261,7 +393,7 @@ func keysCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "Lists signing keys", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, true, func(ctx context.Context, e env) error {
 				var rows [][]string
 				now := e.core.Now()
 				for _, k := range e.core.Keys() {
@@ -274,8 +406,7 @@ func keysCommand() *cobra.Command {
 					}
 					rows = append(rows, []string{k.KID, k.Alg, fmt.Sprint(k.Seq), k.ActivateAt.Format(time.RFC3339), state})
 				}
-				table(e.out, "KID\tALG\tSEQ\tSIGNS FROM\tSTATE", rows)
-				return nil
+				return table(e, "KID\tALG\tSEQ\tSIGNS FROM\tSTATE", rows)
 			})
 		},
 	}
@@ -285,15 +416,16 @@ func keysCommand() *cobra.Command {
 			alg, _ := cmd.Flags().GetString("alg")
 			ahead, _ := cmd.Flags().GetDuration("publish-ahead")
 			if !issuer.ValidAlg(alg) {
-				return fmt.Errorf("--alg %q: want EdDSA, ES256, RS256 or HS256", alg)
+				return usagef("--alg %q: want EdDSA, ES256, RS256 or HS256", alg)
 			}
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				rec, err := e.core.Rotate(ctx, alg, ahead)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.out, "new %s key %s, signing from %s\n", alg, rec.KID, rec.ActivateAt.Format(time.RFC3339))
-				return nil
+				return e.emit(map[string]string{"kid": rec.KID, "alg": alg, "signs_from": rec.ActivateAt.Format(time.RFC3339)}, func() {
+					fmt.Fprintf(e.out, "new %s key %s, signing from %s\n", alg, rec.KID, rec.ActivateAt.Format(time.RFC3339))
+				})
 			})
 		},
 	}

@@ -26,13 +26,15 @@ func userCommand() *cobra.Command {
 				return err
 			}
 			id, _ := cmd.Flags().GetString("id")
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
+				if err := e.declared("user", args[0]); err != nil {
+					return err
+				}
 				u := issuer.User{Name: args[0], ID: id, PasswordHash: hash, Roles: splitFlag(cmd, "roles"), Scopes: splitFlag(cmd, "scopes")}
 				if err := e.core.Store().PutUser(ctx, u); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.out, "user %s saved\n", args[0])
-				return nil
+				return e.emit(map[string]string{"user": args[0], "status": "saved"}, func() { fmt.Fprintf(e.out, "user %s saved\n", args[0]) })
 			})
 		},
 	}
@@ -44,7 +46,7 @@ func userCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "Lists users", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, true, func(ctx context.Context, e env) error {
 				us, err := e.core.Store().ListUsers(ctx)
 				if err != nil {
 					return err
@@ -53,27 +55,25 @@ func userCommand() *cobra.Command {
 				for _, u := range us {
 					rows = append(rows, []string{u.Name, u.Subject(), strings.Join(u.Roles, ","), strings.Join(u.Scopes, ",")})
 				}
-				table(e.out, "NAME\tSUBJECT\tROLES\tSCOPES", rows)
-				return nil
+				return table(e, "NAME\tSUBJECT\tROLES\tSCOPES", rows)
 			})
 		},
 	}
 	remove := &cobra.Command{
 		Use: "remove <name>", Short: "Removes a user", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				if err := e.core.Store().DeleteUser(ctx, args[0]); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.out, "user %s removed\n", args[0])
-				return nil
+				return e.emit(map[string]string{"user": args[0], "status": "removed"}, func() { fmt.Fprintf(e.out, "user %s removed\n", args[0]) })
 			})
 		},
 	}
 	passwd := &cobra.Command{
 		Use: "passwd <name>", Short: "Sets a user's password", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				u, err := e.core.Store().GetUser(ctx, args[0])
 				if err != nil {
 					return err
@@ -88,8 +88,9 @@ func userCommand() *cobra.Command {
 				if err := e.core.Store().PutUser(ctx, u); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.out, "password of %s changed\n", args[0])
-				return nil
+				return e.emit(map[string]string{"user": args[0], "status": "password changed"}, func() {
+					fmt.Fprintf(e.out, "password of %s changed\n", args[0])
+				})
 			})
 		},
 	}
@@ -103,7 +104,10 @@ func clientCommand() *cobra.Command {
 	add := &cobra.Command{
 		Use: "add <id>", Short: "Adds a client and prints its secret once", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
+				if err := e.declared("client", args[0]); err != nil {
+					return err
+				}
 				if _, err := e.core.Store().GetClient(ctx, args[0]); err == nil {
 					return fmt.Errorf("client %s exists; use `client rotate` for a new secret", args[0])
 				} else if !errors.Is(err, issuer.ErrNotFound) {
@@ -117,12 +121,11 @@ func clientCommand() *cobra.Command {
 	add.Flags().String("roles", "", "comma-separated roles")
 	add.Flags().String("scopes", "", "comma-separated scopes the client may be granted")
 	add.Flags().String("grants", "", "comma-separated grant types the client may use (default: all)")
-	add.Flags().Bool("json", false, "print {client_id, client_secret} as JSON")
 
 	rotate := &cobra.Command{
 		Use: "rotate <id>", Short: "Gives a client a new secret and prints it once; the old one stops working", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				cl, err := e.core.Store().GetClient(ctx, args[0])
 				if err != nil {
 					return err
@@ -131,12 +134,11 @@ func clientCommand() *cobra.Command {
 			})
 		},
 	}
-	rotate.Flags().Bool("json", false, "print {client_id, client_secret} as JSON")
 
 	list := &cobra.Command{
 		Use: "list", Short: "Lists clients", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, true, func(ctx context.Context, e env) error {
 				cs, err := e.core.Store().ListClients(ctx)
 				if err != nil {
 					return err
@@ -145,20 +147,18 @@ func clientCommand() *cobra.Command {
 				for _, c := range cs {
 					rows = append(rows, []string{c.ID, strings.Join(c.Roles, ","), strings.Join(c.Scopes, ","), strings.Join(c.Grants, ",")})
 				}
-				table(e.out, "CLIENT_ID\tROLES\tSCOPES\tGRANTS", rows)
-				return nil
+				return table(e, "CLIENT_ID\tROLES\tSCOPES\tGRANTS", rows)
 			})
 		},
 	}
 	remove := &cobra.Command{
 		Use: "remove <id>", Short: "Removes a client", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				if err := e.core.Store().DeleteClient(ctx, args[0]); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.out, "client %s removed\n", args[0])
-				return nil
+				return e.emit(map[string]string{"client": args[0], "status": "removed"}, func() { fmt.Fprintf(e.out, "client %s removed\n", args[0]) })
 			})
 		},
 	}
@@ -177,11 +177,9 @@ func saveWithSecret(ctx context.Context, cmd *cobra.Command, e env, cl issuer.Cl
 	if err := e.core.Store().PutClient(ctx, cl); err != nil {
 		return err
 	}
-	if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
-		return printJSON(e.out, map[string]string{"client_id": cl.ID, "client_secret": secret})
-	}
-	fmt.Fprintf(e.out, "client_id: %s\nclient_secret: %s\n", cl.ID, secret)
-	return nil
+	return e.emit(map[string]string{"client_id": cl.ID, "client_secret": secret}, func() {
+		fmt.Fprintf(e.out, "client_id: %s\nclient_secret: %s\n", cl.ID, secret)
+	})
 }
 
 func entityCommand() *cobra.Command {
@@ -189,12 +187,14 @@ func entityCommand() *cobra.Command {
 	add := &cobra.Command{
 		Use: "add <id>", Short: "Adds an entity (or replaces its roles)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
+				if err := e.declared("entity", args[0]); err != nil {
+					return err
+				}
 				if err := e.core.Store().PutEntity(ctx, issuer.Entity{ID: args[0], Roles: splitFlag(cmd, "roles")}); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.out, "entity %s saved\n", args[0])
-				return nil
+				return e.emit(map[string]string{"entity": args[0], "status": "saved"}, func() { fmt.Fprintf(e.out, "entity %s saved\n", args[0]) })
 			})
 		},
 	}
@@ -202,7 +202,7 @@ func entityCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "Lists stored entities and when their secrets expire", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, true, func(ctx context.Context, e env) error {
 				es, err := e.core.Store().ListEntities(ctx)
 				if err != nil {
 					return err
@@ -217,20 +217,18 @@ func entityCommand() *cobra.Command {
 					}
 					rows = append(rows, []string{en.ID, strings.Join(en.Roles, ","), expires})
 				}
-				table(e.out, "ENTITY\tROLES\tSECRET EXPIRES", rows)
-				return nil
+				return table(e, "ENTITY\tROLES\tSECRET EXPIRES", rows)
 			})
 		},
 	}
 	remove := &cobra.Command{
 		Use: "remove <id>", Short: "Removes an entity and its secrets", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				if err := e.core.Store().DeleteEntity(ctx, args[0]); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.out, "entity %s removed\n", args[0])
-				return nil
+				return e.emit(map[string]string{"entity": args[0], "status": "removed"}, func() { fmt.Fprintf(e.out, "entity %s removed\n", args[0]) })
 			})
 		},
 	}
@@ -248,9 +246,12 @@ func revokeCommand() *cobra.Command {
 			jti, _ := cmd.Flags().GetString("jti")
 			within, _ := cmd.Flags().GetDuration("max-token-age")
 			if (sub == "") == (jti == "") {
-				return errors.New("give exactly one of --sub and --jti")
+				return usagef("give exactly one of --sub and --jti")
 			}
-			return withStore(cmd, func(ctx context.Context, e env) error {
+			return withStore(cmd, false, func(ctx context.Context, e env) error {
+				if jti != "" && !e.core.IssuedJTI(jti) {
+					return fmt.Errorf("token id %s not found: this store never issued it (check for a typo, or the --config/--store)", jti)
+				}
 				now := e.core.Now()
 				r := issuer.Revocation{Kind: issuer.RevokeJTI, Key: jti, ExpiresAt: now.Add(within)}
 				if sub != "" {
@@ -259,8 +260,9 @@ func revokeCommand() *cobra.Command {
 				if err := e.core.Revoke(ctx, r); err != nil {
 					return err
 				}
-				fmt.Fprintf(e.out, "revoked; running gateways refuse the token(s) within seconds\n")
-				return nil
+				return e.emit(map[string]string{"status": "revoked", "kind": r.Kind, "key": r.Key}, func() {
+					fmt.Fprintf(e.out, "revoked; running gateways refuse the token(s) within seconds\n")
+				})
 			})
 		},
 	}

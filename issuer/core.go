@@ -15,11 +15,16 @@ import (
 
 // CoreOptions configure a Core.
 type CoreOptions struct {
-	// MasterKey seals private keys; nil stores them in the clear.
+	// MasterKey seals private keys and the readable copies of entity
+	// secrets; nil stores keys in the clear and disables readable secrets.
+	// The store records its fingerprint: OpenCore fails with a
+	// *SealMismatchError on a store sealed under another key.
 	MasterKey *MasterKey
-	// SecretsKey seals the readable copies of entity secrets: the master
-	// key, or one generated for this installation. Nil disables them.
+	// SecretsKey is the former name of MasterKey, used when MasterKey is nil.
 	SecretsKey *MasterKey
+	// ReadOnly opens the Core for inspection: it records nothing in the
+	// store (such as the master key's fingerprint).
+	ReadOnly bool
 	// Clock returns the current time; time.Now by default. Tests move it.
 	Clock func() time.Time
 	// SyncInterval is how often keys and revocations written by other
@@ -38,15 +43,15 @@ const Leeway = 30 * time.Second
 // signing keys and the revocation set, all held in memory so that verifying
 // a token touches no database.
 type Core struct {
-	store      Store
-	mk         *MasterKey
-	secretsKey *MasterKey
-	hasher     *SecretHasher
-	passwords  *PasswordLimiter
-	now        func() time.Time
-	log        *zap.Logger
-	keys       atomic.Pointer[keyring]
-	revoked    *revocationSet
+	store     Store
+	readOnly  bool
+	mk        *MasterKey
+	hasher    *SecretHasher
+	passwords *PasswordLimiter
+	now       func() time.Time
+	log       *zap.Logger
+	keys      atomic.Pointer[keyring]
+	revoked   *revocationSet
 	// verified is shared by every site on this store: a token verified for
 	// one site is re-checked against the other's issuer and audience.
 	verified *verifiedCache
@@ -63,7 +68,10 @@ type Core struct {
 // OpenCore loads keys and revocations from store and starts the background
 // sync. The Core owns store from then on and closes it in Close.
 func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error) {
-	c := &Core{store: store, mk: opts.MasterKey, secretsKey: opts.SecretsKey, now: opts.Clock, log: opts.Logger,
+	if opts.MasterKey == nil {
+		opts.MasterKey = opts.SecretsKey
+	}
+	c := &Core{store: store, readOnly: opts.ReadOnly, mk: opts.MasterKey, now: opts.Clock, log: opts.Logger,
 		passwords: NewPasswordLimiter(2 * runtime.GOMAXPROCS(0)),
 		revoked:   newRevocationSet(), verified: newVerifiedCache(verifiedCacheSize), rotations: map[string]rotation{}, stop: make(chan struct{})}
 	if c.now == nil {
@@ -85,6 +93,9 @@ func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error)
 		return nil, fmt.Errorf("decoding secret hashing key: %w", err)
 	}
 	if c.hasher, err = NewSecretHasher(raw); err != nil {
+		return nil, err
+	}
+	if err := c.checkSeal(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.ReloadKeys(ctx); err != nil {

@@ -69,14 +69,14 @@ func (i *Issuer) ResetSecret(ctx context.Context, entityID string, ttl time.Dura
 }
 
 func (i *Issuer) newSecret(ctx context.Context, entityID string, ttl time.Duration, replace bool, oldUsableUntil time.Time) (SecretInfo, error) {
-	if i.core.secretsKey == nil {
+	if i.core.mk == nil {
 		return SecretInfo{}, ErrNoSecretsKey
 	}
 	secret, err := NewSecret("tge_")
 	if err != nil {
 		return SecretInfo{}, err
 	}
-	sealed, err := i.core.secretsKey.Seal(secretLabel(entityID), []byte(secret))
+	sealed, err := i.core.mk.Seal(secretLabel(entityID), []byte(secret))
 	if err != nil {
 		return SecretInfo{}, fmt.Errorf("sealing secret: %w", err)
 	}
@@ -89,10 +89,10 @@ func (i *Issuer) newSecret(ctx context.Context, entityID string, ttl time.Durati
 }
 
 func (i *Issuer) openSecret(rec EntitySecret) (SecretInfo, error) {
-	if i.core.secretsKey == nil {
+	if i.core.mk == nil {
 		return SecretInfo{}, ErrNoSecretsKey
 	}
-	pt, err := i.core.secretsKey.Open(secretLabel(rec.EntityID), rec.Sealed)
+	pt, err := i.core.mk.Open(secretLabel(rec.EntityID), rec.Sealed)
 	if err != nil {
 		return SecretInfo{}, fmt.Errorf("opening secret of entity %s: %w", rec.EntityID, err)
 	}

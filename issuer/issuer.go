@@ -308,7 +308,7 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 		ttl = g.AccessTTL
 	}
 	iss := i.IssuerFor(g.Issuer)
-	jti, err := randomID()
+	jti, err := i.core.newJTI()
 	if err != nil {
 		return Tokens{}, err
 	}

@@ -310,15 +310,25 @@ func TestPrivateKeysSealedUnderMasterKey(t *testing.T) {
 	tok, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: iss})
 	must(t, err)
 	core.Close()
-	// Without the master key the key still verifies but cannot sign.
-	core2 := openCoreAt(t, path, clk, nil)
-	if err := core2.EnsureKey(context.Background(), issuer.AlgEdDSA); !errors.Is(err, issuer.ErrNoMasterKey) {
-		t.Fatalf("EnsureKey without master key: %v", err)
-	}
-	is2, err := issuer.New(core2, issuer.Config{})
+	// Under no key, or another one, the store refuses to open, naming
+	// both fingerprints, rather than failing later on a secret read.
+	other, _ := issuer.NewMasterKeyString()
+	otherKey, err := issuer.ParseMasterKey(other)
 	must(t, err)
+	for _, k := range []*issuer.MasterKey{nil, otherKey} {
+		st, err := sqlstore.Open(context.Background(), "sqlite", path)
+		must(t, err)
+		_, err = issuer.OpenCore(context.Background(), st, issuer.CoreOptions{MasterKey: k, Clock: clk.Now, SyncInterval: -1})
+		st.Close()
+		var mm *issuer.SealMismatchError
+		if !errors.As(err, &mm) || mm.Stored != mk.Fingerprint() || mm.Configured != k.Fingerprint() {
+			t.Fatalf("opening under %s: %v", k.Fingerprint(), err)
+		}
+	}
+	// With it, the key signs what verifies as before.
+	is2 := newIssuer(t, openCoreAt(t, path, clk, mk), issuer.Config{})
 	if _, err := is2.Verify(tok.AccessToken, iss, ""); err != nil {
-		t.Fatalf("verify without master key: %v", err)
+		t.Fatalf("verify after reopening: %v", err)
 	}
 	if _, err := issuer.ParseMasterKey("short"); err == nil {
 		t.Fatal("short master key accepted")
@@ -433,5 +443,36 @@ func TestVerifyRefusesCrit(t *testing.T) {
 				t.Fatalf("Verify = %v, want %v", err, issuer.ErrTokenCrit)
 			}
 		})
+	}
+}
+
+// TestUnmarkedStoreSealedUnderAnotherKey: a store from before fingerprints
+// were recorded, whose values were sealed under another key (as when a
+// master_key is added to an installation that used a generated one), is
+// refused at open, not with a 500 on the first secret read.
+func TestUnmarkedStoreSealedUnderAnotherKey(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Now()}
+	oldStr, _ := issuer.NewMasterKeyString()
+	oldKey, _ := issuer.ParseMasterKey(oldStr)
+	path := filepath.Join(t.TempDir(), "tg.db")
+	st, err := sqlstore.Open(ctx, "sqlite", path)
+	must(t, err)
+	rec, err := issuer.GenerateKey(issuer.AlgEdDSA, 1, oldKey, clk.Now(), clk.Now())
+	must(t, err)
+	must(t, st.AddKey(ctx, rec)) // written without a Core: no fingerprint recorded
+	st.Close()
+	newStr, _ := issuer.NewMasterKeyString()
+	newKey, _ := issuer.ParseMasterKey(newStr)
+	st, err = sqlstore.Open(ctx, "sqlite", path)
+	must(t, err)
+	defer st.Close()
+	_, err = issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: newKey, SyncInterval: -1})
+	var mm *issuer.SealMismatchError
+	if !errors.As(err, &mm) || mm.Unopened != 1 || !strings.Contains(err.Error(), newKey.Fingerprint()) {
+		t.Fatalf("want a seal mismatch, got %v", err)
+	}
+	if fp, _ := issuer.StoredFingerprint(ctx, st); fp != "" {
+		t.Fatalf("a refused open recorded fingerprint %s", fp)
 	}
 }

@@ -49,7 +49,10 @@ func (h *SecretHasher) Verify(stored, secret string) bool {
 }
 
 // MasterKey encrypts private keys and readable secrets at rest (AES-256-GCM).
-type MasterKey struct{ aead cipher.AEAD }
+type MasterKey struct {
+	aead cipher.AEAD
+	fp   string
+}
 
 // ParseMasterKey reads 32 bytes written as 64 hex digits or as base64.
 func ParseMasterKey(s string) (*MasterKey, error) {
@@ -89,7 +92,18 @@ func newMasterKey(raw []byte) (*MasterKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	return &MasterKey{aead: aead}, nil
+	sum := sha256.Sum256(append([]byte("tokengate master key fingerprint\x00"), raw...))
+	return &MasterKey{aead: aead, fp: "sha256:" + hex.EncodeToString(sum[:8])}, nil
+}
+
+// Fingerprint names the key without revealing it: a hash of a domain
+// separator and the key, safe to log and to store next to what it seals.
+// A nil key (plain text) has the fingerprint "none".
+func (k *MasterKey) Fingerprint() string {
+	if k == nil {
+		return "none"
+	}
+	return k.fp
 }
 
 // sealedPrefix marks a value encrypted under the master key; plainPrefix one
@@ -142,4 +156,35 @@ func (k *MasterKey) Open(label, sealed string) ([]byte, error) {
 func hashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
+}
+
+// newJTI returns a token id: 12 random bytes and a 6-byte tag keyed with
+// the store's hashing key, so that `revoke --jti` can tell an id this store
+// issued from a typo without keeping every id.
+func (c *Core) newJTI() (string, error) {
+	b := make([]byte, 12, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("reading random id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(append(b, c.jtiTag(b)...)), nil
+}
+
+func (c *Core) jtiTag(random []byte) []byte {
+	m := hmac.New(sha256.New, c.hasher.key)
+	m.Write([]byte("tokengate jti\x00"))
+	m.Write(random)
+	return m.Sum(nil)[:6]
+}
+
+// IssuedJTI reports whether jti is a token id this store issued. Ids
+// from before tags (16 random bytes) cannot be told apart and count as issued.
+func (c *Core) IssuedJTI(jti string) bool {
+	b, err := base64.RawURLEncoding.DecodeString(jti)
+	if err == nil && len(b) == 16 {
+		return true
+	}
+	if err != nil || len(b) != 18 {
+		return false
+	}
+	return hmac.Equal(c.jtiTag(b[:12]), b[12:])
 }

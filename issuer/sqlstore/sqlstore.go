@@ -30,11 +30,30 @@ var _ issuer.Store = (*Store)(nil)
 // Open connects to driver ("sqlite" or "postgres") at dsn (a file path for
 // SQLite) and migrates the schema to the current version.
 func Open(ctx context.Context, driver, dsn string) (*Store, error) {
+	return open(ctx, driver, dsn, false)
+}
+
+// ErrNoStore says OpenExisting found no store, or one never migrated.
+var ErrNoStore = errors.New("no tokengate store")
+
+// OpenExisting opens a store that already exists at the current schema
+// version, creating and migrating nothing: for read-only commands. It
+// fails with ErrNoStore when there is none.
+func OpenExisting(ctx context.Context, driver, dsn string) (*Store, error) {
+	if driver == "sqlite" && dsn != ":memory:" {
+		if _, err := os.Stat(dsn); err != nil {
+			return nil, fmt.Errorf("%w at %s", ErrNoStore, dsn)
+		}
+	}
+	return open(ctx, driver, dsn, true)
+}
+
+func open(ctx context.Context, driver, dsn string, existing bool) (*Store, error) {
 	var s Store
 	var err error
 	switch driver {
 	case "sqlite":
-		if s.db, err = openSQLite(dsn); err != nil {
+		if s.db, err = openSQLite(dsn, !existing); err != nil {
 			return nil, err
 		}
 	case "postgres":
@@ -50,6 +69,18 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("connecting to %s store: %w", driver, err)
 	}
+	if existing {
+		var version int
+		if err := s.db.QueryRowContext(ctx, `SELECT version FROM tg_schema`).Scan(&version); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("%w in this %s database (reading its schema version: %v)", ErrNoStore, driver, err)
+		}
+		if version != len(migrations) {
+			s.db.Close()
+			return nil, fmt.Errorf("store schema version %d, this tokengate uses %d: start Caddy once to migrate it", version, len(migrations))
+		}
+		return &s, nil
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
 		return nil, err
@@ -57,11 +88,11 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	return &s, nil
 }
 
-func openSQLite(path string) (*sql.DB, error) {
+func openSQLite(path string, create bool) (*sql.DB, error) {
 	if path == "" {
 		return nil, errors.New("sqlite store needs a file path")
 	}
-	if path != ":memory:" {
+	if path != ":memory:" && create {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("creating store directory: %w", err)
 		}

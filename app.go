@@ -1,0 +1,53 @@
+package tokengate
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+func init() { caddy.RegisterModule(new(App)) }
+
+// App is the `tokengate` Caddy app. Handlers register with it while they
+// are provisioned, and it opens their stores (creating files, generating
+// keys) only when Caddy starts the config: `caddy validate`, which
+// provisions without starting, writes nothing. It needs no configuration;
+// a handler loads it.
+type App struct {
+	mu    sync.Mutex
+	sites []*Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "tokengate", New: func() caddy.Module { return new(App) }}
+}
+
+func (a *App) register(h *Handler) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sites = append(a.sites, h)
+}
+
+// Start opens the stores of every registered handler. A failure fails the
+// whole config load, as a Provision error would.
+func (a *App) Start() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range a.sites {
+		if err := h.start(); err != nil {
+			for _, rest := range a.sites {
+				rest.markFailed(err) // requests already waiting get a 503, not a hang
+			}
+			return fmt.Errorf("tokengate: %w", err)
+		}
+	}
+	return nil
+}
+
+// Stop does nothing: handlers release their stores in Cleanup, when the
+// config they belong to is unloaded.
+func (a *App) Stop() error { return nil }
+
+var _ caddy.App = (*App)(nil)
