@@ -1,5 +1,3 @@
-// Package caddyfile parses the tokengate directive's block into its JSON
-// configuration. The syntax is documented on tokengate.Handler.UnmarshalCaddyfile.
 package caddyfile
 
 import (

@@ -1,0 +1,48 @@
+// Package caddyfile parses the tokengate directive's block into its JSON
+// configuration (config.Gateway). This comment is the one description of
+// the syntax; TestDocListsEveryOption fails when the parser accepts an
+// option that is not listed here, or the other way round.
+//
+//	tokengate [<matcher>] {
+//		issuer            <url>                     # default: scheme://host of the request
+//		audience          <aud>                     # default: the issuer
+//		store             sqlite <path> | postgres <dsn>
+//		master_key        <64 hex digits | base64>  # e.g. {env.TOKENGATE_MASTER_KEY}; default: generated
+//		signing_alg       EdDSA | ES256 | RS256 | HS256
+//		key_rotation      <duration>
+//		access_ttl        <duration>
+//		refresh_ttl       <duration>
+//		secret_ttl        <duration>
+//		secret_grace      <duration>
+//		secret_max_ttl    <duration>
+//		single_session
+//		issuing           on | off                  # off: validate only
+//		token_service     on | off                  # off: no /user/… and /entity/… routes
+//		realm             <realm>
+//		user   <name> <password-hash> [roles <r>...] [scopes <s>...]
+//		client <id>   <secret-hash>   [roles <r>...] [scopes <s>...] [grants <g>...]
+//		entity <id> [roles <r>...]
+//		entity_admin_role <role>...
+//		allow   <path>...
+//		require <path> role|scope <value>...
+//		forward_header <Header> <claim>
+//		user_table <name> {
+//			driver          sqlite | postgres
+//			dsn             <path | dsn>
+//			database        <name>
+//			table           <table>
+//			username_column <column>
+//			password_column <column>
+//			id_column       <column>
+//			roles_column    <column>
+//		}
+//		endpoint apimaker | eventhos | owin [<path>] {
+//			require_role <role>...
+//			access_ttl   <duration>
+//		}
+//	}
+//
+// Durations take Caddy's units plus d for days (90d). Lists (roles,
+// scopes, grants, values) may be space- or comma-separated. Placeholders
+// such as {env.NAME} are expanded at load in store DSNs and master_key.
+package caddyfile
