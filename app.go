@@ -2,9 +2,12 @@ package tokengate
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
 func init() { caddy.RegisterModule(new(App)) }
@@ -15,8 +18,34 @@ func init() { caddy.RegisterModule(new(App)) }
 // provisions without starting, writes nothing. It needs no configuration;
 // a handler loads it.
 type App struct {
-	mu    sync.Mutex
-	sites []*Handler
+	mu      sync.Mutex
+	sites   []*Handler
+	metrics *metrics
+}
+
+// Provision registers tokengate's metrics in this config's registry (so
+// they appear on the admin /metrics) and names the audit logger
+// (tokengate.audit).
+func (a *App) Provision(ctx caddy.Context) error {
+	a.metrics = newMetrics(ctx.GetMetricsRegistry(), a)
+	a.metrics.audit = ctx.Logger().Named("audit")
+	return nil
+}
+
+// cores lists the distinct issuers this config's sites run on.
+func (a *App) cores() []*issuer.Core {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*issuer.Core
+	for _, h := range a.sites {
+		if h.core != nil && !slices.Contains(out, h.core) {
+			out = append(out, h.core)
+		}
+	}
+	return out
 }
 
 // CaddyModule returns the Caddy module information.
@@ -28,6 +57,7 @@ func (a *App) register(h *Handler) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.sites = append(a.sites, h)
+	h.metrics = a.metrics
 }
 
 // Start opens the stores of every registered handler. A failure fails the
@@ -42,6 +72,7 @@ func (a *App) Start() error {
 			}
 			return fmt.Errorf("tokengate: %w", err)
 		}
+		a.metrics.attach(h.core)
 	}
 	return nil
 }
@@ -50,4 +81,7 @@ func (a *App) Start() error {
 // config they belong to is unloaded.
 func (a *App) Stop() error { return nil }
 
-var _ caddy.App = (*App)(nil)
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)

@@ -47,7 +47,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 				httpx.WriteJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", r.Method+" is not allowed here; use "+allow))
 				return nil
 			}
-			rt.Handler(w, r)
+			// Events (issuance, failed logins) name the route they came from.
+			rt.Handler(w, r.WithContext(issuer.WithRoute(r.Context(), r.URL.Path)))
 			return nil
 		}
 		for _, p := range h.prefixes {
@@ -115,16 +116,19 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	if h.allow.Match(r.URL.Path) && (alt == r.URL.Path || h.allow.Match(alt)) {
 		// No identity: the placeholders are empty, never a caller's value.
 		h.setIdentity(r, repl, nil)
+		h.metrics.guard[outcomeAllowed].Inc()
 		return next.ServeHTTP(w, r)
 	}
 	tok, viaDPoP, err := accessToken(r)
 	switch {
 	case errors.Is(err, httpx.ErrNoCredentials):
+		h.metrics.guard[outcomeNoToken].Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+h.realm+`"`)
 		w.Header().Add("WWW-Authenticate", h.dpopOffer())
 		httpx.WriteJSON(w, http.StatusUnauthorized, errorBody("unauthorized", "a bearer token is required"))
 		return nil
 	case err != nil:
+		h.metrics.guard[outcomeBadToken].Inc()
 		h.challenge(w, http.StatusBadRequest, "invalid_request", err.Error(), "")
 		return nil
 	}
@@ -134,6 +138,11 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	}
 	claims, err := h.issuer.Verify(tok, iss, "")
 	if err != nil {
+		if errors.Is(err, issuer.ErrTokenRevoked) {
+			h.metrics.guard[outcomeRevoked].Inc()
+		} else {
+			h.metrics.guard[outcomeBadToken].Inc()
+		}
 		h.log.Debug("token refused", zap.String("reason", err.Error()), zap.String("path", r.URL.Path), zap.String("remote_ip", r.RemoteAddr))
 		if viaDPoP {
 			h.dpopChallenge(w, http.StatusUnauthorized, "invalid_token", err.Error())
@@ -159,12 +168,14 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			if rq.Kind == "scope" {
 				scope = strings.Join(rq.Values, " ")
 			}
+			h.metrics.guard[outcomeForbidden].Inc()
 			h.log.Debug("token lacks "+rq.Kind, zap.String("sub", claims.Subject), zap.String("path", r.URL.Path))
 			h.challenge(w, http.StatusForbidden, "insufficient_scope", "the token lacks a required "+rq.Kind, scope)
 			return nil
 		}
 	}
 	h.setIdentity(r, repl, claims)
+	h.metrics.guard[outcomeAllowed].Inc()
 	return next.ServeHTTP(w, r)
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/caddy-tokengate/apimaker"
@@ -76,6 +77,7 @@ type Handler struct {
 	// standalone starts at once in Provision: for benchmarks that
 	// provision a handler outside a Caddy config.
 	standalone bool
+	metrics    *metrics
 }
 
 type requirement struct {
@@ -138,6 +140,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if h.standalone {
+		h.metrics = newMetrics(prometheus.NewRegistry(), nil)
 		return h.start()
 	}
 	app, err := ctx.App("tokengate")

@@ -55,6 +55,8 @@ type Core struct {
 	// verified is shared by every site on this store: a token verified for
 	// one site is re-checked against the other's issuer and audience.
 	verified *verifiedCache
+	events   eventsField
+	lastSync atomic.Int64 // unix ns of the last revocation sync
 
 	retention atomic.Int64 // time.Duration; see CoreOptions.Retention; written under keyMu
 	keyMu     sync.Mutex   // serialises keyring swaps and rotations in this process
@@ -178,6 +180,7 @@ func (c *Core) syncRevocations(ctx context.Context) error {
 		return fmt.Errorf("loading revocations: %w", err)
 	}
 	c.revoked.apply(rs...)
+	c.lastSync.Store(c.now().UnixNano())
 	return nil
 }
 
@@ -188,6 +191,7 @@ func (c *Core) Revoke(ctx context.Context, r Revocation) error {
 		return fmt.Errorf("storing revocation: %w", err)
 	}
 	c.revoked.apply(r)
+	c.Emit(ctx, Event{Kind: EventRevoked, Kind2: r.Kind, Name: r.Key, ExpiresAt: r.ExpiresAt})
 	return nil
 }
 
@@ -318,6 +322,7 @@ func (c *Core) addKey(ctx context.Context, alg string, seq int64, publishAhead t
 		return KeyRecord{}, fmt.Errorf("storing signing key: %w", addErr)
 	}
 	c.log.Info("signing key added", zap.String("kid", rec.KID), zap.String("alg", alg), zap.Time("activates", rec.ActivateAt))
+	c.Emit(ctx, Event{Kind: EventKeyAdded, KID: rec.KID, Alg: alg})
 	return rec, nil
 }
 
@@ -330,6 +335,7 @@ func (c *Core) deleteExpiredKeys(ctx context.Context) error {
 			return fmt.Errorf("deleting expired key %s: %w", k.KID, err)
 		}
 		c.log.Info("signing key retired", zap.String("kid", k.KID), zap.String("alg", k.Alg))
+		c.Emit(ctx, Event{Kind: EventKeyRetired, KID: k.KID, Alg: k.Alg})
 	}
 	if len(expired) == 0 {
 		return nil

@@ -65,7 +65,11 @@ func (i *Issuer) ResetSecret(ctx context.Context, entityID string, ttl time.Dura
 	if _, err := i.LookupEntity(ctx, entityID); err != nil {
 		return SecretInfo{}, err
 	}
-	return i.newSecret(ctx, entityID, ttl, true, i.core.now().Add(i.cfg.SecretGrace))
+	info, err := i.newSecret(ctx, entityID, ttl, true, i.core.now().Add(i.cfg.SecretGrace))
+	if err == nil {
+		i.core.Emit(ctx, Event{Kind: EventSecretReset, Kind2: "entity", Name: entityID, ExpiresAt: info.ExpiresAt})
+	}
+	return info, err
 }
 
 func (i *Issuer) newSecret(ctx context.Context, entityID string, ttl time.Duration, replace bool, oldUsableUntil time.Time) (SecretInfo, error) {
@@ -104,6 +108,7 @@ func (i *Issuer) openSecret(rec EntitySecret) (SecretInfo, error) {
 func (i *Issuer) AuthenticateEntity(ctx context.Context, id, secret string) (Entity, error) {
 	e, err := i.LookupEntity(ctx, id)
 	if errors.Is(err, ErrNotFound) {
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "entity", Name: id})
 		return Entity{}, ErrInvalidCredentials
 	}
 	if err != nil {
@@ -120,6 +125,7 @@ func (i *Issuer) AuthenticateEntity(ctx context.Context, id, secret string) (Ent
 		}
 	}
 	if !ok {
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "entity", Name: id})
 		return Entity{}, ErrInvalidCredentials
 	}
 	return e, nil

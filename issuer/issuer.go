@@ -114,6 +114,7 @@ func (i *Issuer) AuthenticateUser(ctx context.Context, name, password string) (U
 	u, err := i.lookupUser(ctx, name)
 	if errors.Is(err, ErrNotFound) {
 		_, _ = i.core.passwords.Verify(ctx, i.dummyHash, password)
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "user", Name: name})
 		return User{}, ErrInvalidCredentials
 	}
 	if err != nil {
@@ -124,6 +125,7 @@ func (i *Issuer) AuthenticateUser(ctx context.Context, name, password string) (U
 		return User{}, fmt.Errorf("verifying password of user %s: %w", name, err)
 	}
 	if !ok {
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "user", Name: name})
 		return User{}, ErrInvalidCredentials
 	}
 	return u, nil
@@ -180,6 +182,7 @@ func (i *Issuer) AuthenticateClient(ctx context.Context, id, secret string) (Cli
 	if ok, err := i.verifyClientSecret(ctx, c, secret); err != nil {
 		return Client{}, err
 	} else if !ok {
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "client", Name: id})
 		return Client{}, ErrInvalidCredentials
 	}
 	return c, nil
@@ -372,7 +375,26 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 			return Tokens{}, err
 		}
 	}
+	e := Event{Kind: EventIssued, Grant: grantOf(g), Subject: claims.Subject, ClientID: clientID, JTI: jti, Session: family,
+		ExpiresAt: now.Add(ttl)}
+	if g.Family != "" {
+		e.Kind = EventRefreshed
+	}
+	i.core.Emit(ctx, e)
 	return out, nil
+}
+
+// grantOf names the grant behind g, for metrics and the audit log.
+func grantOf(g Grant) string {
+	switch {
+	case g.Family != "":
+		return "refresh_token"
+	case g.Principal.Kind == "client":
+		return "client_credentials"
+	case g.Principal.Kind == "entity":
+		return "entity"
+	}
+	return "password" // users, and users of a user table
 }
 
 // IssuerFor returns the `iss` to use: the configured one, else fallback.
@@ -423,6 +445,7 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 	rec, err := i.core.store.UseRefresh(ctx, hashToken(token), now)
 	switch {
 	case errors.Is(err, ErrRefreshReused):
+		i.core.Emit(ctx, Event{Kind: EventRefreshReused, Subject: rec.Subject, ClientID: rec.ClientID, Session: rec.Family})
 		if rerr := i.revokeFamily(ctx, rec.Family, now); rerr != nil {
 			return Tokens{}, Principal{}, rerr
 		}

@@ -30,7 +30,7 @@ func scanEntity(row interface{ Scan(...any) error }) (issuer.Entity, error) {
 
 // GetEntity implements issuer.Store.
 func (s *Store) GetEntity(ctx context.Context, id string) (issuer.Entity, error) {
-	e, err := scanEntity(s.db.QueryRowContext(ctx, s.q(`SELECT id, roles FROM tg_entities WHERE id = ?`), id))
+	e, err := scanEntity(s.row(ctx, `SELECT id, roles FROM tg_entities WHERE id = ?`, id))
 	if err != nil {
 		return issuer.Entity{}, notFound(err, "entity "+id)
 	}
@@ -72,7 +72,7 @@ func scanSecret(row interface{ Scan(...any) error }) (issuer.EntitySecret, error
 
 // CurrentSecret implements issuer.Store.
 func (s *Store) CurrentSecret(ctx context.Context, entityID string) (issuer.EntitySecret, error) {
-	e, err := scanSecret(s.db.QueryRowContext(ctx, s.q(secretCols+` WHERE entity_id = ? AND superseded = 0`), entityID))
+	e, err := scanSecret(s.row(ctx, secretCols+` WHERE entity_id = ? AND superseded = 0`, entityID))
 	if err != nil {
 		return issuer.EntitySecret{}, notFound(err, "secret of entity "+entityID)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -23,6 +24,41 @@ import (
 type Store struct {
 	db       *sql.DB
 	postgres bool
+	observe  atomic.Pointer[Observer]
+}
+
+// Observer is told the duration and outcome of store operations, for
+// metrics. op is the statement's verb and first table ("SELECT tg_keys").
+type Observer func(op string, d time.Duration, err error)
+
+// SetObserver reports operations to f from now on (nil: to no one).
+func (s *Store) SetObserver(f Observer) { s.observe.Store(&f) }
+
+// observed reports an operation that started at start.
+func (s *Store) observed(query string, start time.Time, err error) {
+	f := s.observe.Load()
+	if f == nil || *f == nil {
+		return
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil // not found is an answer, not a store error
+	}
+	(*f)(opName(query), time.Since(start), err)
+}
+
+// opName is the verb and the first tg_ table of query: a label of bounded
+// cardinality.
+func opName(query string) string {
+	verb, rest, _ := strings.Cut(strings.TrimSpace(query), " ")
+	i := strings.Index(rest, "tg_")
+	if i < 0 {
+		return strings.ToUpper(verb)
+	}
+	table := rest[i:]
+	if j := strings.IndexFunc(table, func(r rune) bool { return r != '_' && (r < 'a' || r > 'z') }); j >= 0 {
+		table = table[:j]
+	}
+	return strings.ToUpper(verb) + " " + table
 }
 
 var _ issuer.Store = (*Store)(nil)
@@ -137,7 +173,18 @@ func (s *Store) q(query string) string {
 }
 
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return s.db.ExecContext(ctx, s.q(query), args...)
+	start := time.Now()
+	res, err := s.db.ExecContext(ctx, s.q(query), args...)
+	s.observed(query, start, err)
+	return res, err
+}
+
+// row runs a one-row query, observed like exec.
+func (s *Store) row(ctx context.Context, query string, args ...any) *sql.Row {
+	start := time.Now()
+	r := s.db.QueryRowContext(ctx, s.q(query), args...)
+	s.observed(query, start, r.Err())
+	return r
 }
 
 func ns(t time.Time) int64 {
@@ -198,7 +245,7 @@ func scanUser(row interface{ Scan(...any) error }) (issuer.User, error) {
 
 // GetUser implements issuer.Store.
 func (s *Store) GetUser(ctx context.Context, name string) (issuer.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx, s.q(userCols+` WHERE name = ?`), name))
+	u, err := scanUser(s.row(ctx, userCols+` WHERE name = ?`, name))
 	if err != nil {
 		return issuer.User{}, notFound(err, "user "+name)
 	}
@@ -240,7 +287,7 @@ func scanClient(row interface{ Scan(...any) error }) (issuer.Client, error) {
 
 // GetClient implements issuer.Store.
 func (s *Store) GetClient(ctx context.Context, id string) (issuer.Client, error) {
-	c, err := scanClient(s.db.QueryRowContext(ctx, s.q(clientCols+` WHERE id = ?`), id))
+	c, err := scanClient(s.row(ctx, clientCols+` WHERE id = ?`, id))
 	if err != nil {
 		return issuer.Client{}, notFound(err, "client "+id)
 	}
@@ -309,7 +356,7 @@ func (s *Store) getRefresh(ctx context.Context, hash string) (issuer.RefreshReco
 	var r issuer.RefreshRecord
 	var exp, used int64
 	var revoked int
-	err := s.db.QueryRowContext(ctx, s.q(refreshCols+` WHERE hash = ?`), hash).Scan(
+	err := s.row(ctx, refreshCols+` WHERE hash = ?`, hash).Scan(
 		&r.Hash, &r.Family, &r.Subject, &r.Kind, &r.Principal, &r.ClientID, &r.Scope, &r.Issuer, &exp, &used, &revoked)
 	if err != nil {
 		return r, false, notFound(err, "refresh token")
@@ -394,7 +441,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 // Setting implements issuer.Store.
 func (s *Store) Setting(ctx context.Context, name string, create func() (string, error)) (string, error) {
 	var v string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM tg_settings WHERE name = ?`), name).Scan(&v)
+	err := s.row(ctx, `SELECT value FROM tg_settings WHERE name = ?`, name).Scan(&v)
 	if err == nil {
 		return v, nil
 	}
@@ -409,13 +456,15 @@ func (s *Store) Setting(ctx context.Context, name string, create func() (string,
 		return "", fmt.Errorf("storing setting %s: %w", name, err)
 	}
 	// Read back: a concurrent creator may have won.
-	if err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM tg_settings WHERE name = ?`), name).Scan(&v); err != nil {
+	if err := s.row(ctx, `SELECT value FROM tg_settings WHERE name = ?`, name).Scan(&v); err != nil {
 		return "", fmt.Errorf("reading setting %s: %w", name, err)
 	}
 	return v, nil
 }
 
-func list[T any](ctx context.Context, s *Store, query string, scan func(interface{ Scan(...any) error }) (T, error), args ...any) ([]T, error) {
+func list[T any](ctx context.Context, s *Store, query string, scan func(interface{ Scan(...any) error }) (T, error), args ...any) (_ []T, err error) {
+	start := time.Now()
+	defer func() { s.observed(query, start, err) }()
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing: %w", err)
