@@ -144,7 +144,11 @@ type stateCollector struct {
 	keys, lag, hashing *prometheus.Desc
 }
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.keys; ch <- c.lag; ch <- c.hashing }
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.keys
+	ch <- c.lag
+	ch <- c.hashing
+}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[string]float64{"published": 0, "active": 0, "retired": 0}
