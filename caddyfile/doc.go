@@ -23,8 +23,10 @@
 //		client <id>   <secret-hash>   [roles <r>...] [scopes <s>...] [grants <g>...]
 //		entity <id> [roles <r>...]
 //		entity_admin_role <role>...
-//		allow   <path>...
-//		require <path> role|scope <value>...
+//		allow   <path>...                        # case-sensitive
+//		require <path> role|scope <value>...     # case-insensitive
+//		paths   lenient <relaxation>...          # semicolon backslash encoded_slash encoded_dot
+//		                                         # trailing_dot double_encoding invalid_utf8 lookalike
 //		forward_header <Header> <claim>
 //		user_table <name> {
 //			driver          sqlite | postgres
@@ -42,7 +44,9 @@
 //		}
 //	}
 //
-// Durations take Caddy's units plus d for days (90d). Lists (roles,
+// Durations take Caddy's units plus d for days (90d). Paths are matched
+// after the guard made them canonical; paths servers read differently are
+// refused with 400 unless `paths lenient` names their kind. Lists (roles,
 // scopes, grants, values) may be space- or comma-separated. Placeholders
 // such as {env.NAME} are expanded at load in store DSNs and master_key.
 package caddyfile
