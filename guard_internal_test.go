@@ -44,7 +44,7 @@ func provisionGateway(t *testing.T, g config.Gateway) error {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	g.Store = &config.Store{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "tg.db")}
-	h := &Handler{Gateway: g, log: zap.NewNop()}
+	h := &Handler{Gateway: g, log: zap.NewNop(), standalone: true} // no Caddy config to start it
 	err := h.Provision(ctx)
 	if err == nil {
 		err = h.Validate()

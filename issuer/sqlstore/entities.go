@@ -2,10 +2,13 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
@@ -122,13 +125,18 @@ func (s *Store) UsableSecrets(ctx context.Context, entityID string, now time.Tim
 	return list(ctx, s, secretCols+` WHERE entity_id = ? AND usable_until > ? ORDER BY superseded`, scanSecret, entityID, ns(now))
 }
 
-// isUniqueViolation recognises a unique-constraint error from either driver
-// without importing their error types.
+// isUniqueViolation recognises a unique-constraint error by its code:
+// SQLSTATE 23505 from PostgreSQL, SQLITE_CONSTRAINT_UNIQUE/PRIMARYKEY from
+// SQLite. Never by message text, which changes with versions and locales.
 func isUniqueViolation(err error) bool {
-	if err == nil || err == sql.ErrNoRows {
-		return false
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505" // unique_violation
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505") ||
-		strings.Contains(msg, "duplicate key value")
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		code := sqliteErr.Code()
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
 }

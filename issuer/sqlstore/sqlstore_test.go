@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,4 +60,49 @@ func TestPostgresStore(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// TestUniqueViolationByCode: a duplicate is recognised by the driver's
+// error code on both databases (AddSecret relies on it to report a race).
+func TestUniqueViolationByCode(t *testing.T) {
+	for name, open := range map[string]func(t *testing.T) issuer.Store{
+		"sqlite": openSQLiteStore,
+		"postgres": func(t *testing.T) issuer.Store {
+			s, err := Open(context.Background(), "postgres", pgtest.Schema(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := open(t).(*Store)
+			ctx := context.Background()
+			_, err := s.exec(ctx, `INSERT INTO tg_entities (id, roles) VALUES (?, ?)`, "dup", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.exec(ctx, `INSERT INTO tg_entities (id, roles) VALUES (?, ?)`, "dup", "")
+			if !isUniqueViolation(err) {
+				t.Fatalf("duplicate insert: %v not recognised", err)
+			}
+			if isUniqueViolation(errors.New("UNIQUE constraint failed: fake")) {
+				t.Fatal("a message that merely looks like one was taken for a violation")
+			}
+		})
+	}
+}
+
+func TestOpName(t *testing.T) {
+	for q, want := range map[string]string{
+		"SELECT name, id FROM tg_users WHERE name = ?": "SELECT tg_users",
+		"\n\tINSERT INTO tg_refresh (hash) VALUES (?)": "INSERT tg_refresh",
+		"UPDATE tg_entity_secrets SET x = 1":           "UPDATE tg_entity_secrets",
+		"SELECT 1":                                     "SELECT",
+	} {
+		if got := opName(q); got != want {
+			t.Errorf("opName(%q) = %q, want %q", q, got, want)
+		}
+	}
 }
