@@ -338,7 +338,7 @@ func (h *Handler) mountEndpoints() error {
 }
 
 func (h *Handler) provisionGuard(ctx caddy.Context) error {
-	h.realm = cmp.Or(h.Realm, "tokengate")
+	h.realm = cmp.Or(h.Realm, httpx.Realm)
 	h.forwarded = map[string]bool{}
 	for _, fh := range h.ForwardHeaders {
 		h.forwarded[http.CanonicalHeaderKey(fh.Header)] = true

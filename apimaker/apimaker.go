@@ -68,7 +68,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg st
 	s.Log.Info("token refused", zap.String("route", "apimaker"), zap.Int("status", status), zap.String("reason", msg),
 		zap.String("remote_ip", r.RemoteAddr))
 	if status == http.StatusUnauthorized && len(s.RequireRoles) > 0 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tokengate"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+httpx.Realm+`"`)
 	}
 	httpx.WriteJSON(w, status, response{Success: false, StatusCode: status, Message: msg})
 }

@@ -81,7 +81,7 @@ func WriteError(w http.ResponseWriter, e *Error) {
 		}
 	}
 	if status == http.StatusUnauthorized && e.basic {
-		w.Header().Set("WWW-Authenticate", `Basic realm="tokengate", charset="UTF-8"`)
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+httpx.Realm+`", charset="UTF-8"`)
 	}
 	httpx.WriteJSON(w, status, e)
 }

@@ -43,7 +43,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, 
 	s.Log.Info("token refused", zap.String("route", "owin"), zap.String("error", code), zap.String("reason", desc),
 		zap.String("remote_ip", r.RemoteAddr))
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="tokengate"`)
+		w.Header().Set("WWW-Authenticate", `Basic realm="`+httpx.Realm+`"`)
 	}
 	httpx.WriteJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }

@@ -108,7 +108,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, e *a
 	s.Log.Info("token service refused", zap.String("route", r.URL.Path), zap.String("error", e.code),
 		zap.String("reason", e.msg), zap.String("txn_id", txn), zap.String("remote_ip", r.RemoteAddr))
 	if e.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tokengate"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+httpx.Realm+`"`)
 	}
 	httpx.WriteJSON(w, e.status, errorResponse{envelope: stamp(ver, txn), ErrorCode: e.code, ErrorMsg: e.msg})
 }

@@ -16,6 +16,10 @@ import (
 	"unicode/utf8"
 )
 
+// Realm is the realm of every WWW-Authenticate challenge tokengate sends
+// (a site's guard may set its own with the realm option).
+const Realm = "tokengate"
+
 // Route is one endpoint: the methods it answers and its handler.
 type Route struct {
 	Methods []string
