@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokengate/caddy-tokengate/internal/issuertest"
@@ -65,11 +64,11 @@ func startProxyGateway(t *testing.T, rec *recorder, extra string, site ...string
 	t.Helper()
 	userHash, _ := hashes()
 	store := filepath.Join(t.TempDir(), "tg.db")
-	g := &gateway{t: t, tc: caddytest.NewTester(t)}
+	g := &gateway{t: t, tc: newTester(t)}
 	g.tc.InitServer(fmt.Sprintf(`{
 `+testGlobals+`
 }
-http://localhost:9080 {
+{$TOKENGATE_TEST_SITE} {
 	tokengate {
 		store sqlite %s
 		user alice %s roles admin
@@ -97,13 +96,13 @@ func rawRequest(t *testing.T, method, target string, headers ...string) response
 // caller sets Content-Length or Transfer-Encoding) on a new connection.
 func sendRaw(t *testing.T, method, target, body string, headers ...string) response {
 	t.Helper()
-	conn, err := net.Dial("tcp", "127.0.0.1:9080")
+	conn, err := net.Dial("tcp", "127.0.0.1:"+strings.TrimPrefix(base, "http://localhost:"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: localhost:9080\r\n", method, target)
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target, strings.TrimPrefix(base, "http://"))
 	for i := 0; i+1 < len(headers); i += 2 {
 		fmt.Fprintf(&b, "%s: %s\r\n", headers[i], headers[i+1])
 	}
@@ -225,7 +224,7 @@ func TestNoPathBypassReachesUpstream(t *testing.T) {
 		{"/%61dmin/x", "/admin/x"},
 		{"/%41DMIN/x", "/ADMIN/x"},
 		{"/admin/x?next=/public/", "/admin/x?next=/public/"},
-		{"http://localhost:9080/public/../admin/x", "/admin/x"},
+		{base + "/public/../admin/x", "/admin/x"},
 	}
 	for _, tc := range guarded {
 		t.Run(fmt.Sprintf("%q", tc.path), func(t *testing.T) {

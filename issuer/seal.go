@@ -178,3 +178,9 @@ func Reseal(ctx context.Context, st Store, old, next *MasterKey) (ResealStats, e
 	}
 	return stats, nil
 }
+
+// OpenPrivateKey returns the DER private half of a stored key (plain, or
+// sealed under k): for tools and tests that sign outside a Core.
+func (k *MasterKey) OpenPrivateKey(rec KeyRecord) ([]byte, error) {
+	return k.Open(keyLabel(rec.KID), rec.Private)
+}

@@ -5,15 +5,14 @@ package issuertest
 import (
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"maps"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -88,12 +87,17 @@ func SignWithStoredKey(t testing.TB, path string, claims jwt.MapClaims, extra ma
 			rec = &recs[i]
 		}
 	}
-	if rec == nil || !strings.HasPrefix(rec.Private, "plain:") {
-		t.Fatal("no unsealed EdDSA key in the store")
+	if rec == nil {
+		t.Fatal("no EdDSA key in the store")
 	}
-	der, err := base64.RawStdEncoding.DecodeString(strings.TrimPrefix(rec.Private, "plain:"))
+	// Plain, or sealed under the key Caddy generated in its data directory.
+	mk, _, err := cli.ResolveMasterKey("", false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	der, err := mk.OpenPrivateKey(*rec)
+	if err != nil {
+		t.Fatalf("opening key %s: %v", rec.KID, err)
 	}
 	priv, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
