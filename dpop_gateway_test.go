@@ -13,7 +13,8 @@ import (
 	"github.com/tokengate/caddy-tokengate/dpop/dpoptest"
 )
 
-const tokenHTU = base + "/token"
+// tokenHTU is the token endpoint's URL (base is set by TestMain).
+func tokenHTU() string { return base + "/token" }
 
 // dpopGet sends a guarded GET with the DPoP scheme and, when not "", a proof.
 func (g *gateway) dpopGet(path, token, proof string) response {
@@ -30,7 +31,7 @@ func (g *gateway) dpopGet(path, token, proof string) response {
 func (g *gateway) dpopClientToken(key *dpoptest.Key) response {
 	g.t.Helper()
 	return g.form("/token", url.Values{"grant_type": {"client_credentials"}},
-		"Authorization", basic("billing", clientSecret), "DPoP", key.Proof("POST", tokenHTU, ""))
+		"Authorization", basic("billing", clientSecret), "DPoP", key.Proof("POST", tokenHTU(), ""))
 }
 
 // jwtClaims decodes a JWT's payload without checking it.
@@ -172,15 +173,15 @@ func TestDPoPTokenEndpointRefusals(t *testing.T) {
 	cc := url.Values{"grant_type": {"client_credentials"}}
 	auth := basic("billing", clientSecret)
 	for _, tc := range []struct{ name, proof string }{
-		{"wrong htm", key.Proof("GET", tokenHTU, "")},
+		{"wrong htm", key.Proof("GET", tokenHTU(), "")},
 		{"wrong htu", key.Proof("POST", base+"/token/introspect", "")},
-		{"ath at the token endpoint", key.Proof("POST", tokenHTU, "some-token")},
-		{"stale iat", key.Proof("POST", tokenHTU, "", func(_ dpoptest.Header, c dpoptest.Claims) { c["iat"] = time.Now().Add(-time.Hour).Unix() })},
-		{"typ JWT", key.Proof("POST", tokenHTU, "", func(h dpoptest.Header, _ dpoptest.Claims) { h["typ"] = "JWT" })},
+		{"ath at the token endpoint", key.Proof("POST", tokenHTU(), "some-token")},
+		{"stale iat", key.Proof("POST", tokenHTU(), "", func(_ dpoptest.Header, c dpoptest.Claims) { c["iat"] = time.Now().Add(-time.Hour).Unix() })},
+		{"typ JWT", key.Proof("POST", tokenHTU(), "", func(h dpoptest.Header, _ dpoptest.Claims) { h["typ"] = "JWT" })},
 		{"alg none", dpoptest.Unsigned(dpoptest.Header{"typ": "dpop+jwt", "jwk": key.JWK},
-			dpoptest.Claims{"jti": "n1", "htm": "POST", "htu": tokenHTU, "iat": time.Now().Unix()})},
+			dpoptest.Claims{"jti": "n1", "htm": "POST", "htu": tokenHTU(), "iat": time.Now().Unix()})},
 		{"HS256", dpoptest.HMAC([]byte("secret"), dpoptest.Header{"typ": "dpop+jwt", "jwk": map[string]any{"kty": "oct", "k": "c2VjcmV0"}},
-			dpoptest.Claims{"jti": "h1", "htm": "POST", "htu": tokenHTU, "iat": time.Now().Unix()})},
+			dpoptest.Claims{"jti": "h1", "htm": "POST", "htu": tokenHTU(), "iat": time.Now().Unix()})},
 		{"not a JWT", "not-a-jwt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,7 +189,7 @@ func TestDPoPTokenEndpointRefusals(t *testing.T) {
 		})
 	}
 	t.Run("replayed jti", func(t *testing.T) {
-		p := key.Proof("POST", tokenHTU, "")
+		p := key.Proof("POST", tokenHTU(), "")
 		if r := g.form("/token", cc, "Authorization", auth, "DPoP", p); r.status != 200 {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
@@ -201,16 +202,16 @@ func TestDPoPRefreshBinding(t *testing.T) {
 	key := dpoptest.NewKey("ES256")
 	pw := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {userPassword}}
 	// A public client (no client authentication): the refresh token is bound.
-	r := g.form("/token", pw, "DPoP", key.Proof("POST", tokenHTU, ""))
+	r := g.form("/token", pw, "DPoP", key.Proof("POST", tokenHTU(), ""))
 	if r.status != 200 || r.json["token_type"] != "DPoP" {
 		t.Fatalf("password grant: %d %s", r.status, r.body)
 	}
 	rt := r.json["refresh_token"].(string)
 	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
 	wantOAuthError(t, g.form("/token", refresh), 400, "invalid_grant")
-	wantOAuthError(t, g.form("/token", refresh, "DPoP", dpoptest.NewKey("ES256").Proof("POST", tokenHTU, "")), 400, "invalid_grant")
+	wantOAuthError(t, g.form("/token", refresh, "DPoP", dpoptest.NewKey("ES256").Proof("POST", tokenHTU(), "")), 400, "invalid_grant")
 	// Those refusals did not use the token up: the owner still can.
-	r = g.form("/token", refresh, "DPoP", key.Proof("POST", tokenHTU, ""))
+	r = g.form("/token", refresh, "DPoP", key.Proof("POST", tokenHTU(), ""))
 	if r.status != 200 || r.json["token_type"] != "DPoP" {
 		t.Fatalf("refresh with the bound key: %d %s", r.status, r.body)
 	}
@@ -223,7 +224,7 @@ func TestDPoPRefreshBinding(t *testing.T) {
 
 	// A confidential client's refresh token is not bound: client
 	// authentication protects it (RFC 9449 §5).
-	r = g.form("/token", pw, "Authorization", basic("narrow", clientSecret), "DPoP", key.Proof("POST", tokenHTU, ""))
+	r = g.form("/token", pw, "Authorization", basic("narrow", clientSecret), "DPoP", key.Proof("POST", tokenHTU(), ""))
 	if r.status != 200 || r.json["token_type"] != "DPoP" {
 		t.Fatalf("confidential password grant: %d %s", r.status, r.body)
 	}
@@ -254,7 +255,7 @@ func TestDPoPPolicies(t *testing.T) {
 		wantOAuthError(t, r, 400, "invalid_dpop_proof")
 	})
 	t.Run("window", func(t *testing.T) {
-		p := key.Proof("POST", tokenHTU, "", func(_ dpoptest.Header, c dpoptest.Claims) { c["iat"] = time.Now().Add(-45 * time.Second).Unix() })
+		p := key.Proof("POST", tokenHTU(), "", func(_ dpoptest.Header, c dpoptest.Claims) { c["iat"] = time.Now().Add(-45 * time.Second).Unix() })
 		wantOAuthError(t, g.form("/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", basic("billing", clientSecret), "DPoP", p), 400, "invalid_dpop_proof")
 	})
 	t.Run("required for a path", func(t *testing.T) {
@@ -266,7 +267,7 @@ func TestDPoPPolicies(t *testing.T) {
 		if r := g.get("/orders/1", bearer); r.status != 200 {
 			t.Fatalf("bearer token elsewhere: %d %s", r.status, r.body)
 		}
-		pr := g.form("/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {userPassword}}, "DPoP", key.Proof("POST", tokenHTU, ""))
+		pr := g.form("/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {userPassword}}, "DPoP", key.Proof("POST", tokenHTU(), ""))
 		tok := pr.json["access_token"].(string)
 		if r := g.dpopGet("/payments/1", tok, key.Proof("GET", base+"/payments/1", tok)); r.status != 200 {
 			t.Fatalf("DPoP token on a DPoP path: %d %s", r.status, r.body)
@@ -285,7 +286,7 @@ func TestDPoPRequiredSiteAndNonces(t *testing.T) {
 	wantOAuthError(t, g.form("/token", cc, "Authorization", auth), 400, "invalid_dpop_proof")
 	// A bearer token (as the compatibility routes issue) is refused by the guard.
 	wantDPoPChallenge(t, g.get("/orders/1", mintWithClock(t, g.store, time.Now())), "invalid_token")
-	r := g.form("/token", cc, "Authorization", auth, "DPoP", key.Proof("POST", tokenHTU, ""))
+	r := g.form("/token", cc, "Authorization", auth, "DPoP", key.Proof("POST", tokenHTU(), ""))
 	wantOAuthError(t, r, 400, "use_dpop_nonce")
 	nonce := r.header.Get("DPoP-Nonce")
 	if nonce == "" {
@@ -294,8 +295,8 @@ func TestDPoPRequiredSiteAndNonces(t *testing.T) {
 	withNonce := func(n string) func(dpoptest.Header, dpoptest.Claims) {
 		return func(_ dpoptest.Header, c dpoptest.Claims) { c["nonce"] = n }
 	}
-	wantOAuthError(t, g.form("/token", cc, "Authorization", auth, "DPoP", key.Proof("POST", tokenHTU, "", withNonce("made-up"))), 400, "use_dpop_nonce")
-	r = g.form("/token", cc, "Authorization", auth, "DPoP", key.Proof("POST", tokenHTU, "", withNonce(nonce)))
+	wantOAuthError(t, g.form("/token", cc, "Authorization", auth, "DPoP", key.Proof("POST", tokenHTU(), "", withNonce("made-up"))), 400, "use_dpop_nonce")
+	r = g.form("/token", cc, "Authorization", auth, "DPoP", key.Proof("POST", tokenHTU(), "", withNonce(nonce)))
 	if r.status != 200 {
 		t.Fatalf("with the nonce: %d %s", r.status, r.body)
 	}

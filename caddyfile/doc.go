@@ -27,7 +27,15 @@
 //		require <path> role|scope <value>...     # case-insensitive
 //		paths   lenient <relaxation>...          # semicolon backslash encoded_slash encoded_dot
 //		                                         # trailing_dot double_encoding invalid_utf8 lookalike
+//		require <path> dpop                      # a DPoP-bound token and its proof
 //		forward_header <Header> <claim>
+//		dpop {                                   # DPoP (RFC 9449) is accepted without this block
+//			required                             # every grant and guarded request
+//			client <id>...                       # these clients must use DPoP at /token
+//			nonce                                # proofs carry a server nonce
+//			window <duration>                    # iat skew and jti memory; default 60s
+//			algs   <alg>...                      # default ES256 ES384 EdDSA Ed25519 RS256 PS256
+//		}
 //		user_table <name> {
 //			driver          sqlite | postgres
 //			dsn             <path | dsn>
