@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,6 +27,7 @@ func provisionedOn(tb testing.TB, dsn string) *Handler {
 	tb.Cleanup(cancel)
 	h := &Handler{Gateway: config.Gateway{Store: &config.Store{Driver: "sqlite", DSN: dsn}, Issuer: "https://api.example"}}
 	h.log = zap.NewNop()
+	h.standalone = true // no Caddy config, so no tokengate app to start it
 	if err := h.Provision(ctx); err != nil {
 		tb.Fatal(err)
 	}
@@ -59,7 +61,13 @@ func dpopRequest(tok, proof string) *http.Request {
 func TestDPoPReplayAcrossInstances(t *testing.T) {
 	dir := t.TempDir()
 	a := provisionedOn(t, filepath.Join(dir, "tg.db"))
-	b := provisionedOn(t, dir+"/./tg.db")
+	// Another path to the same file (store paths are cleaned, so dir/./tg.db
+	// would name the same pooled Core): a second instance on the store.
+	other := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, other); err != nil {
+		t.Fatal(err)
+	}
+	b := provisionedOn(t, filepath.Join(other, "tg.db"))
 	if a.core == b.core {
 		t.Fatal("the two handlers share a Core; the test needs two")
 	}
