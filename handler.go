@@ -2,6 +2,7 @@ package tokengate
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -48,7 +49,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 				return nil
 			}
 			// Events (issuance, failed logins) name the route they came from.
-			rt.Handler(w, r.WithContext(issuer.WithRoute(r.Context(), r.URL.Path)))
+			rt.Handler(w, withClientIP(r.WithContext(issuer.WithRoute(r.Context(), r.URL.Path))))
 			return nil
 		}
 		for _, p := range h.prefixes {
@@ -196,6 +197,16 @@ func (h *Handler) setIdentity(r *http.Request, repl *caddy.Replacer, claims *iss
 	for _, fh := range h.ForwardHeaders {
 		r.Header.Set(fh.Header, claimValue(claims, fh.Claim))
 	}
+}
+
+// withClientIP passes on the client IP Caddy determined (which honours
+// trusted_proxies) for sign-in throttling to key on.
+func withClientIP(r *http.Request) *http.Request {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if ip == "" { // outside a Caddy server (unit tests): the peer
+		ip, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}
+	return r.WithContext(issuer.WithClientIP(r.Context(), ip))
 }
 
 // isPreflight reports a CORS preflight, which carries no credentials: an

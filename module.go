@@ -31,6 +31,7 @@ import (
 	"github.com/tokengate/caddy-tokengate/eventhos"
 	"github.com/tokengate/caddy-tokengate/internal/canonpath"
 	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/throttle"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 	"github.com/tokengate/caddy-tokengate/issuer/usertable"
@@ -174,6 +175,9 @@ func (h *Handler) open(ctx caddy.Context) error {
 		every := durationOr(h.KeyRotation, DefaultKeyRotation)
 		h.core.ScheduleRotation(h.alg, every, min(issuer.DefaultPublishAhead, every/2))
 	}
+	if h.HashConcurrency > 0 || h.HashQueue > 0 {
+		h.core.HashBudget().Configure(h.HashConcurrency, h.HashQueue, 0)
+	}
 	if err := h.openUserTables(ctx, repl); err != nil {
 		return err
 	}
@@ -252,6 +256,12 @@ func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Confi
 	cfg := issuer.Config{Issuer: strings.TrimSuffix(h.Issuer, "/"), Audience: h.Audience, Alg: alg,
 		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), SingleSession: h.SingleSession,
 		SecretGrace: time.Duration(h.SecretGrace), Directories: map[string]issuer.UserDirectory{}}
+	if t := h.Throttle; t != nil {
+		cfg.NoThrottle = t.Disabled
+		cfg.Throttle = throttle.Config{PerIP: t.PerIP, PerAccountIP: t.PerAccountIP, PerAccount: t.PerAccount,
+			Base: time.Duration(t.Backoff), Max: time.Duration(t.MaxBackoff), AccountMax: time.Duration(t.AccountMaxBackoff),
+			Forget: time.Duration(t.Forget), Trust: time.Duration(t.Trust), Entries: t.TableSize}
+	}
 	for _, u := range h.Users {
 		cfg.Users = append(cfg.Users, issuer.User{Name: u.Name, PasswordHash: u.PasswordHash, Roles: u.Roles, Scopes: u.Scopes})
 	}
@@ -430,6 +440,12 @@ func (h *Handler) Validate() error {
 		if len(rq.Path) == 0 || len(rq.Values) == 0 {
 			return errors.New("require: needs a path and at least one value")
 		}
+	}
+	if t := h.Throttle; t != nil && t.Backoff > 0 && t.MaxBackoff > 0 && t.Backoff > t.MaxBackoff {
+		return errors.New("throttle: backoff is longer than max_backoff")
+	}
+	if h.HashConcurrency < 0 || h.HashQueue < 0 {
+		return errors.New("hash_concurrency and hash_queue must not be negative")
 	}
 	for _, fh := range h.ForwardHeaders {
 		if fh.Header == "" || !knownClaim(fh.Claim) {

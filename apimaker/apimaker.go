@@ -122,11 +122,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		var u issuer.User
-		if u, err = s.Tables[i].Authenticate(r.Context(), d.U, d.P); err == nil {
+		if u, err = s.Issuer.AuthenticateDirectoryUser(r.Context(), s.Tables[i].Name(), s.Tables[i], d.U, d.P); err == nil {
 			p = issuer.DirectoryPrincipal(s.Tables[i].Name(), u)
 		}
 	default:
 		s.fail(w, r, http.StatusBadRequest, `authTokenType must be "AM" or "AM_DB"`)
+		return
+	}
+	if status, _, desc, ok := httpx.SignInRefusal(w, err); ok {
+		s.fail(w, r, status, desc)
 		return
 	}
 	if errors.Is(err, issuer.ErrInvalidCredentials) {

@@ -2,6 +2,7 @@ package caddyfile
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -137,6 +138,25 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 		g.Require = append(g.Require, config.Requirement{Path: []string{args[0]}, Kind: args[1], Values: splitValues(args[2:])})
 	case "paths":
 		return parsePaths(d, g)
+	case "throttle":
+		return parseThrottle(d, g)
+	case "hash_budget":
+		args := d.RemainingArgs()
+		if len(args) < 1 || len(args) > 2 {
+			return d.Err("hash_budget: want `hash_budget <concurrency> [<queue>]`")
+		}
+		n, err := strconv.Atoi(args[0])
+		if err != nil || n < 1 {
+			return d.Errf("hash_budget: concurrency %q must be a positive integer", args[0])
+		}
+		g.HashConcurrency = n
+		if len(args) == 2 {
+			q, err := strconv.Atoi(args[1])
+			if err != nil || q < 1 {
+				return d.Errf("hash_budget: queue %q must be a positive integer", args[1])
+			}
+			g.HashQueue = q
+		}
 	case "forward_header":
 		args := d.RemainingArgs()
 		if len(args) != 2 {
@@ -193,6 +213,58 @@ func parseUserTable(d *caddyfile.Dispenser, g *config.Gateway) error {
 		return d.Errf("user_table %s: needs dsn, table, username_column and password_column", ut.Name)
 	}
 	g.UserTables = append(g.UserTables, ut)
+	return nil
+}
+
+// parseThrottle reads `throttle off` or a `throttle { … }` block.
+func parseThrottle(d *caddyfile.Dispenser, g *config.Gateway) error {
+	t := &config.Throttle{}
+	g.Throttle = t
+	if d.NextArg() {
+		if d.Val() != "off" || d.NextArg() {
+			return d.Err("throttle: want `throttle off` or `throttle { … }`")
+		}
+		t.Disabled = true
+		return nil
+	}
+	ints := map[string]*int{"per_ip": &t.PerIP, "per_account_ip": &t.PerAccountIP, "per_account": &t.PerAccount, "table_size": &t.TableSize}
+	durs := map[string]*caddy.Duration{"account_max_backoff": &t.AccountMaxBackoff, "forget": &t.Forget, "trust": &t.Trust}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch {
+		case ints[opt] != nil:
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return d.Errf("throttle %s: %q must be a positive integer", opt, v)
+			}
+			*ints[opt] = n
+		case durs[opt] != nil:
+			if err := duration(d, durs[opt]); err != nil {
+				return err
+			}
+		case opt == "backoff":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Err("throttle backoff: want `backoff <first> <longest>`")
+			}
+			for i, dst := range []*caddy.Duration{&t.Backoff, &t.MaxBackoff} {
+				v, err := caddy.ParseDuration(args[i])
+				if err != nil || v <= 0 {
+					return d.Errf("throttle backoff: %q must be a positive duration", args[i])
+				}
+				*dst = caddy.Duration(v)
+			}
+			if t.Backoff > t.MaxBackoff {
+				return d.Err("throttle backoff: the first wait is longer than the longest")
+			}
+		default:
+			return d.Errf("throttle: unrecognized option %q", opt)
+		}
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/tokengate/caddy-tokengate/config"
@@ -62,5 +63,41 @@ func TestParseDPoP(t *testing.T) {
 	}
 	if rq := g.Require[0]; rq.Kind != "dpop" || rq.Path[0] != "/payments/*" || len(rq.Values) != 0 {
 		t.Fatalf("require %+v", rq)
+	}
+}
+
+func TestParseThrottle(t *testing.T) {
+	var g config.Gateway
+	err := Parse(caddyfile.NewTestDispenser(`tokengate {
+		throttle {
+			per_ip 40
+			per_account_ip 3
+			per_account 200
+			backoff 2s 10m
+			account_max_backoff 30s
+			forget 1h
+			trust 7d
+			table_size 4096
+		}
+		hash_budget 2 16
+	}`), &g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Throttle{PerIP: 40, PerAccountIP: 3, PerAccount: 200, Backoff: caddy.Duration(2 * time.Second),
+		MaxBackoff: caddy.Duration(10 * time.Minute), AccountMaxBackoff: caddy.Duration(30 * time.Second),
+		Forget: caddy.Duration(time.Hour), Trust: caddy.Duration(7 * 24 * time.Hour), TableSize: 4096}
+	if g.Throttle == nil || *g.Throttle != want || g.HashConcurrency != 2 || g.HashQueue != 16 {
+		t.Fatalf("parsed %+v, %d %d", g.Throttle, g.HashConcurrency, g.HashQueue)
+	}
+	g = config.Gateway{}
+	if err := Parse(caddyfile.NewTestDispenser("tokengate {\n throttle off\n }"), &g); err != nil || g.Throttle == nil || !g.Throttle.Disabled {
+		t.Fatalf("throttle off: %+v %v", g.Throttle, err)
+	}
+	for _, bad := range []string{"throttle maybe", "throttle {\n per_ip 0\n }", "throttle {\n backoff 1m 1s\n }",
+		"throttle {\n backoff 1s\n }", "throttle {\n color blue\n }", "hash_budget", "hash_budget 0", "hash_budget 1 x"} {
+		if err := Parse(caddyfile.NewTestDispenser("tokengate {\n "+bad+"\n }"), &config.Gateway{}); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
 	}
 }

@@ -36,6 +36,17 @@
 //			window <duration>                    # iat skew and jti memory; default 60s
 //			algs   <alg>...                      # default ES256 ES384 EdDSA Ed25519 RS256 PS256
 //		}
+//		throttle off | {                          # on by default, with these defaults:
+//			per_ip              30                # free failures per client IP
+//			per_account_ip      5                 # free failures per account and client IP
+//			per_account         20                # per account, from IPs it never signed in from
+//			backoff             1s 15m            # first and longest wait; doubles per failure
+//			account_max_backoff 1m                # longest wait per_account imposes
+//			forget              15m               # failures forgotten after this quiet time
+//			trust               30d               # a sign-in spares its IP from per_account
+//			table_size          65536             # entries per table (fixed memory)
+//		}
+//		hash_budget    <concurrency> [<queue>]   # default: half the CPUs (≥ 1), 4 waiting per slot
 //		user_table <name> {
 //			driver          sqlite | postgres
 //			dsn             <path | dsn>

@@ -376,7 +376,7 @@ func hashPasswordCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := issuer.HashPassword(pw)
+			h, err := hashPassword(cmd, pw)
 			if err != nil {
 				return err
 			}
@@ -385,7 +385,24 @@ func hashPasswordCommand() *cobra.Command {
 		},
 	}
 	c.Flags().Bool("password-stdin", false, "read the password from standard input")
+	hashFlags(c)
 	return c
+}
+
+// hashFlags adds the argon2id parameter flags; the defaults are OWASP's.
+func hashFlags(c *cobra.Command) {
+	c.Flags().Uint32("argon-memory", issuer.DefaultArgonMemory, "argon2id memory in KiB")
+	c.Flags().Uint32("argon-time", issuer.DefaultArgonTime, "argon2id passes")
+	c.Flags().Uint8("argon-threads", issuer.DefaultArgonThreads, "argon2id parallelism")
+}
+
+// hashPassword hashes pw with the parameters hashFlags added.
+func hashPassword(cmd *cobra.Command, pw string) (string, error) {
+	p := issuer.DefaultHashParams()
+	p.Memory, _ = cmd.Flags().GetUint32("argon-memory")
+	p.Time, _ = cmd.Flags().GetUint32("argon-time")
+	p.Threads, _ = cmd.Flags().GetUint8("argon-threads")
+	return issuer.HashPasswordWith(p, pw)
 }
 
 func keysCommand() *cobra.Command {

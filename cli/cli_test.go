@@ -136,8 +136,15 @@ func TestKeysAndHashPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := issuer.VerifyPassword(strings.TrimSpace(out), "s3cret"); !ok || err != nil {
-		t.Fatalf("hash-password printed %q", out)
+	if ok, err := issuer.VerifyPassword(strings.TrimSpace(out), "s3cret"); !ok || err != nil || !strings.HasPrefix(out, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash-password printed %q, want argon2id with OWASP's parameters", out)
+	}
+	out, err = run(t, "s3cret\n", "hash-password", "--password-stdin", "--argon-memory=8192", "--argon-time=3", "--argon-threads=2")
+	if err != nil || !strings.HasPrefix(out, "$argon2id$v=19$m=8192,t=3,p=2$") {
+		t.Fatalf("hash-password with parameters: %q %v", out, err)
+	}
+	if _, err := run(t, "s3cret\n", "hash-password", "--password-stdin", "--argon-time=0"); err == nil {
+		t.Fatal("hash-password accepted t=0")
 	}
 	if _, err := run(t, "", "client", "list", "--store=mysql:x"); err == nil {
 		t.Fatal("bad --store should fail")

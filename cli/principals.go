@@ -21,7 +21,7 @@ func userCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			hash, err := issuer.HashPassword(pw)
+			hash, err := hashPassword(cmd, pw)
 			if err != nil {
 				return err
 			}
@@ -42,6 +42,7 @@ func userCommand() *cobra.Command {
 	add.Flags().String("scopes", "", "comma-separated scopes the user may be granted")
 	add.Flags().String("id", "", "stable subject id (default: the name)")
 	add.Flags().Bool("password-stdin", false, "read the password from standard input")
+	hashFlags(add)
 
 	list := &cobra.Command{
 		Use: "list", Short: "Lists users", Args: cobra.NoArgs,
@@ -82,7 +83,7 @@ func userCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if u.PasswordHash, err = issuer.HashPassword(pw); err != nil {
+				if u.PasswordHash, err = hashPassword(cmd, pw); err != nil {
 					return err
 				}
 				if err := e.core.Store().PutUser(ctx, u); err != nil {
@@ -95,6 +96,7 @@ func userCommand() *cobra.Command {
 		},
 	}
 	passwd.Flags().Bool("password-stdin", false, "read the password from standard input")
+	hashFlags(passwd)
 	c.AddCommand(add, list, remove, passwd)
 	return c
 }

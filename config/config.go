@@ -104,6 +104,20 @@ type Gateway struct {
 	// with a DPoP proof gets a token bound to the proof's key. This makes
 	// it required, tunes the proof checks and turns on server nonces.
 	DPoP *DPoP `json:"dpop,omitempty"`
+
+	// Limits on failed sign-ins (every route that checks a password or
+	// secret). Default: on, with the defaults of Throttle's fields.
+	Throttle *Throttle `json:"throttle,omitempty"`
+
+	// How many password hashes (argon2id, bcrypt) may be computed at once.
+	// Default: half the CPUs, at least 1. Shared by every site on the same
+	// store; the last site loaded sets it.
+	HashConcurrency int `json:"hash_concurrency,omitempty"`
+
+	// How many sign-ins may wait for a hashing slot; the rest get 503 with
+	// Retry-After at once. Default: 4 per slot. Memory for argon2id is at
+	// most hash_concurrency × its m (19 MiB for new hashes).
+	HashQueue int `json:"hash_queue,omitempty"`
 }
 
 // DPoP is the site's DPoP policy.
@@ -124,6 +138,37 @@ type DPoP struct {
 	// Accepted proof algorithms. Default ES256 ES384 EdDSA RS256 PS256;
 	// `none` and HMAC are never accepted.
 	Algs []string `json:"algs,omitempty"`
+}
+
+// Throttle limits failed sign-ins by client IP (as Caddy determines it:
+// behind trusted_proxies, from the forwarding header) and by account.
+// After its free failures a key waits Backoff, doubling with every further
+// failure up to MaxBackoff; a 429 with Retry-After answers, before any hash
+// is computed. A success from an IP resets the account's count there.
+type Throttle struct {
+	// Turns throttling off.
+	Disabled bool `json:"disabled,omitempty"`
+	// Free failures per client IP, over all accounts. Default 30.
+	PerIP int `json:"per_ip,omitempty"`
+	// Free failures per account from one client IP. Default 5.
+	PerAccountIP int `json:"per_account_ip,omitempty"`
+	// Free failures per account from IPs it never signed in from; past
+	// them such IPs wait at most AccountMaxBackoff, while IPs the account
+	// signed in from recently are never held back by it. Default 100.
+	PerAccount int `json:"per_account,omitempty"`
+	// First wait. Default 1s.
+	Backoff caddy.Duration `json:"backoff,omitempty"`
+	// Longest wait per IP and per account from one IP. Default 15m.
+	MaxBackoff caddy.Duration `json:"max_backoff,omitempty"`
+	// Longest wait the per-account limit imposes. Default 1m.
+	AccountMaxBackoff caddy.Duration `json:"account_max_backoff,omitempty"`
+	// Failures are forgotten after this long without a new one. Default 15m.
+	Forget caddy.Duration `json:"forget,omitempty"`
+	// How long a sign-in lets its IP skip the per-account limit. Default 30d.
+	Trust caddy.Duration `json:"trust,omitempty"`
+	// Entries in each of the three fixed-size tables (about 32 bytes each).
+	// Default 65536.
+	TableSize int `json:"table_size,omitempty"`
 }
 
 // PathPolicy relaxes the guard's path refusals for upstreams that need such

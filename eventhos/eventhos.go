@@ -88,6 +88,9 @@ func (s *Server) client(w http.ResponseWriter, r *http.Request, id, secret strin
 		return
 	}
 	c, err := s.Issuer.AuthenticateClient(ctx, id, secret)
+	if s.refused(w, r, err) {
+		return
+	}
 	if errors.Is(err, issuer.ErrInvalidCredentials) {
 		s.fail(w, r, http.StatusBadRequest, CodeWrongSecret, "Incorrect client secret")
 		return
@@ -118,6 +121,9 @@ func (s *Server) user(w http.ResponseWriter, r *http.Request, name, password str
 		return
 	}
 	u, err := s.Issuer.AuthenticateUser(r.Context(), name, password)
+	if s.refused(w, r, err) {
+		return
+	}
 	if errors.Is(err, issuer.ErrInvalidCredentials) {
 		s.fail(w, r, http.StatusBadRequest, CodeWrongSecret, "Incorrect user password")
 		return
@@ -141,6 +147,16 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, p issuer.Principa
 	s.Log.Info("token issued", zap.String("route", "eventhos"), zap.String("sub", p.Subject), zap.String("jti", toks.Claims.ID))
 	content["jwt_token"] = toks.AccessToken
 	httpx.WriteJSON(w, http.StatusCreated, envelope{Code: CodeOK, Message: msg, Content: content})
+}
+
+// refused answers a throttled (429) or busy (503) sign-in, with
+// Retry-After, in the envelope with the catch-all code.
+func (s *Server) refused(w http.ResponseWriter, r *http.Request, err error) bool {
+	status, _, desc, ok := httpx.SignInRefusal(w, err)
+	if ok {
+		s.fail(w, r, status, CodeUncategorized, desc)
+	}
+	return ok
 }
 
 func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {

@@ -5,12 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tokengate/caddy-tokengate/internal/throttle"
 )
 
 // CoreOptions configure a Core.
@@ -34,6 +35,12 @@ type CoreOptions struct {
 	// the longest access-token lifetime. Default 24h.
 	Retention time.Duration
 	Logger    *zap.Logger
+	// VerifyPassword checks a password against an argon2id or bcrypt hash;
+	// VerifyPassword by default. Tests count hashes with it.
+	VerifyPassword func(hash, password string) (bool, error)
+	// VerifiedCacheBytes bounds the memory of the verified-token cache.
+	// Default DefaultVerifiedCacheBytes.
+	VerifiedCacheBytes int64
 }
 
 // Leeway is the clock skew tolerated on exp, nbf and iat.
@@ -43,15 +50,20 @@ const Leeway = 30 * time.Second
 // signing keys and the revocation set, all held in memory so that verifying
 // a token touches no database.
 type Core struct {
-	store     Store
-	readOnly  bool
-	mk        *MasterKey
-	hasher    *SecretHasher
-	passwords *PasswordLimiter
-	now       func() time.Time
-	log       *zap.Logger
-	keys      atomic.Pointer[keyring]
-	revoked   *revocationSet
+	store      Store
+	readOnly   bool
+	mk         *MasterKey
+	hasher     *SecretHasher
+	budget     *HashBudget
+	verifyPW   func(hash, password string) (bool, error)
+	checks     atomic.Uint64 // credential checks computed (slow hashes and keyed hashes)
+	sigChecks  atomic.Uint64 // token signatures checked (verified-cache misses)
+	throttleMu sync.Mutex
+	throttles  []*throttle.Limiter // shared by sites with equal limits, newest last
+	now        func() time.Time
+	log        *zap.Logger
+	keys       atomic.Pointer[keyring]
+	revoked    *revocationSet
 	// verified is shared by every site on this store: a token verified for
 	// one site is re-checked against the other's issuer and audience.
 	verified *verifiedCache
@@ -74,8 +86,11 @@ func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error)
 		opts.MasterKey = opts.SecretsKey
 	}
 	c := &Core{store: store, readOnly: opts.ReadOnly, mk: opts.MasterKey, now: opts.Clock, log: opts.Logger,
-		passwords: NewPasswordLimiter(2 * runtime.GOMAXPROCS(0)),
-		revoked:   newRevocationSet(), verified: newVerifiedCache(verifiedCacheSize), rotations: map[string]rotation{}, stop: make(chan struct{})}
+		budget: NewHashBudget(0, 0, 0), verifyPW: opts.VerifyPassword,
+		revoked: newRevocationSet(), verified: newVerifiedCache(opts.VerifiedCacheBytes), rotations: map[string]rotation{}, stop: make(chan struct{})}
+	if c.verifyPW == nil {
+		c.verifyPW = VerifyPassword
+	}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -114,6 +129,58 @@ func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error)
 		go c.syncLoop(opts.SyncInterval)
 	}
 	return c, nil
+}
+
+// HashBudget returns the budget every password check of this Core runs in.
+func (c *Core) HashBudget() *HashBudget { return c.budget }
+
+// CredentialChecks counts the password hashes and keyed secret hashes
+// this Core has computed to check credentials.
+func (c *Core) CredentialChecks() uint64 { return c.checks.Load() }
+
+// SignatureChecks counts the access-token signatures checked: the
+// verified-token cache's misses.
+func (c *Core) SignatureChecks() uint64 { return c.sigChecks.Load() }
+
+// checkPassword verifies password against hash within the hashing budget.
+func (c *Core) checkPassword(ctx context.Context, hash, password string) (bool, error) {
+	var ok bool
+	var err error
+	if berr := c.budget.Do(ctx, func() {
+		c.checks.Add(1)
+		ok, err = c.verifyPW(hash, password)
+	}); berr != nil {
+		return false, berr
+	}
+	return ok, err
+}
+
+// checkSecret verifies a generated secret against its keyed hash.
+func (c *Core) checkSecret(stored, secret string) bool {
+	c.checks.Add(1)
+	return c.hasher.Verify(stored, secret)
+}
+
+// maxThrottles bounds the limiters kept for sites with different limits.
+const maxThrottles = 8
+
+// Throttle returns the sign-in limiter for cfg, shared by every site on
+// this Core with the same limits, so its counts survive config reloads.
+func (c *Core) Throttle(cfg throttle.Config) *throttle.Limiter {
+	c.throttleMu.Lock()
+	defer c.throttleMu.Unlock()
+	cfg = cfg.WithDefaults()
+	for _, l := range c.throttles {
+		if l.Config() == cfg {
+			return l
+		}
+	}
+	want := throttle.New(cfg, c.now)
+	if len(c.throttles) == maxThrottles {
+		c.throttles = c.throttles[1:]
+	}
+	c.throttles = append(c.throttles, want)
+	return want
 }
 
 // Store returns the underlying store.

@@ -104,31 +104,55 @@ func (i *Issuer) openSecret(rec EntitySecret) (SecretInfo, error) {
 }
 
 // AuthenticateEntity checks an entity's secret against every secret that
-// may still yield tokens (the current one, and a superseded one in grace).
+// may still yield tokens (the current one, and a superseded one in grace),
+// throttled like AuthenticateUser. An unknown id costs the same store
+// round trip and keyed hash as a known one.
 func (i *Issuer) AuthenticateEntity(ctx context.Context, id, secret string) (Entity, error) {
-	e, err := i.LookupEntity(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "entity", Name: id})
-		return Entity{}, ErrInvalidCredentials
-	}
-	if err != nil {
+	account := clientAccount(id) // entities also sign in on the client route
+	if err := i.allow(ctx, account); err != nil {
 		return Entity{}, err
+	}
+	e, found, err := i.authenticateEntity(ctx, id, secret)
+	if !found && err == nil {
+		i.core.checkSecret(dummySecretHash, secret)
+		err = ErrInvalidCredentials
+	}
+	if errors.Is(err, ErrInvalidCredentials) {
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "entity", Name: id})
+	}
+	i.settle(ctx, account, err)
+	return e, err
+}
+
+// authenticateEntity reports found false, with no error and no hash
+// computed, when there is no such entity; it still reads the (empty)
+// secrets, so the unknown id costs the same round trip.
+func (i *Issuer) authenticateEntity(ctx context.Context, id, secret string) (Entity, bool, error) {
+	e, err := i.LookupEntity(ctx, id)
+	found := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Entity{}, false, err
 	}
 	usable, err := i.core.store.UsableSecrets(ctx, id, i.core.now())
 	if err != nil {
-		return Entity{}, fmt.Errorf("reading secrets of entity %s: %w", id, err)
+		return Entity{}, found, fmt.Errorf("reading secrets of entity %s: %w", id, err)
+	}
+	if !found {
+		return Entity{}, false, nil
 	}
 	ok := false
 	for _, s := range usable { // compare with all: no early exit to time
-		if i.core.hasher.Verify(s.Hash, secret) {
+		if i.core.checkSecret(s.Hash, secret) {
 			ok = true
 		}
 	}
-	if !ok {
-		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "entity", Name: id})
-		return Entity{}, ErrInvalidCredentials
+	if len(usable) == 0 {
+		i.core.checkSecret(dummySecretHash, secret)
 	}
-	return e, nil
+	if !ok {
+		return Entity{}, true, ErrInvalidCredentials
+	}
+	return e, true, nil
 }
 
 // EntityPrincipal is the principal of an entity's tokens.

@@ -83,4 +83,4 @@ func (c *Core) SyncLag() time.Duration {
 }
 
 // PasswordChecksInFlight is how many password hashes are being checked now.
-func (c *Core) PasswordChecksInFlight() int { return len(c.passwords.slots) }
+func (c *Core) PasswordChecksInFlight() int { return c.budget.Running() }

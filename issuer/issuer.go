@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokengate/caddy-tokengate/internal/throttle"
 )
 
 // Config is one site's issuing policy over a shared Core.
@@ -35,6 +37,13 @@ type Config struct {
 	// Directories are external user tables by name; their users get
 	// principals of kind "table:<name>".
 	Directories map[string]UserDirectory
+	// Throttle limits failed sign-ins per client IP and account; zero
+	// fields take throttle's defaults. NoThrottle turns it off.
+	Throttle   throttle.Config
+	NoThrottle bool
+	// HashParams are the argon2id parameters of hashes made for dummy
+	// checks when no principal has been seen yet. Default: DefaultHashParams.
+	HashParams *HashParams
 }
 
 // UserDirectory is an external source of users, such as an application's
@@ -60,9 +69,13 @@ type Issuer struct {
 	// clientOK caches the keyed hash of configured clients' secrets once a
 	// slow argon2id/bcrypt check has passed, so client_credentials stays fast.
 	clientOK sync.Map // client id -> keyed hash of the verified secret
-	// dummyHash is verified when a user does not exist, so a login for an
-	// unknown name costs as much as one for a known name.
-	dummyHash string
+	// dummies are verified when a principal does not exist, so a sign-in
+	// for an unknown name costs as much as one for a known name.
+	dummies dummies
+	// defaultClass is the hash class of new hashes: the dummy's class
+	// until a principal has been seen.
+	defaultClass string
+	throttle     *throttle.Limiter // nil: off
 }
 
 // New returns an Issuer for cfg over core.
@@ -79,7 +92,19 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = 30 * 24 * time.Hour
 	}
-	i := &Issuer{core: core, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}, entities: map[string]Entity{}}
+	i := &Issuer{core: core, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}, entities: map[string]Entity{},
+		dummies: dummies{byClass: map[string]string{}}}
+	if tc := throttleConfig(cfg); tc != nil {
+		i.throttle = core.Throttle(*tc)
+	}
+	params := DefaultHashParams()
+	if cfg.HashParams != nil {
+		params = *cfg.HashParams
+	}
+	if err := params.Check(); err != nil {
+		return nil, err
+	}
+	i.defaultClass = fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%d$%d", params.Memory, params.Time, params.Threads, argonSaltLen, argonKeyLen)
 	for _, e := range cfg.Entities {
 		i.entities[e.ID] = e
 	}
@@ -88,16 +113,22 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 			return nil, fmt.Errorf("user %s: %w", u.Name, err)
 		}
 		i.users[u.Name] = u
+		i.dummies.observe("user", u.PasswordHash) // the dummy costs what a configured user does
 	}
 	for _, c := range cfg.Clients {
 		if err := CheckHashFormat(c.SecretHash); err != nil {
 			return nil, fmt.Errorf("client %s: %w", c.ID, err)
 		}
 		i.clients[c.ID] = c
+		i.dummies.observe("client", c.SecretHash)
 	}
-	var err error
-	if i.dummyHash, err = HashPassword("tokengate-dummy"); err != nil {
-		return nil, err
+	// Make the dummies now, not on an attacker's first request.
+	for _, kind := range []string{"user", "client"} {
+		if class := i.dummies.class(kind, i.defaultClass); class != hmacClass {
+			if _, err := i.dummies.hash(class); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return i, nil
 }
@@ -109,26 +140,21 @@ func (i *Issuer) Core() *Core { return i.core }
 // the same whether the account exists or not.
 var ErrInvalidCredentials = errors.New("invalid credentials")
 
-// AuthenticateUser checks a user's password.
+// AuthenticateUser checks a user's password. It fails with a
+// *ThrottledError (before any hash is computed) after too many failures,
+// with ErrBusy when the hashing budget is spent, and with
+// ErrInvalidCredentials alike for an unknown user and a wrong password.
 func (i *Issuer) AuthenticateUser(ctx context.Context, name, password string) (User, error) {
-	u, err := i.lookupUser(ctx, name)
-	if errors.Is(err, ErrNotFound) {
-		_, _ = i.core.passwords.Verify(ctx, i.dummyHash, password)
-		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "user", Name: name})
-		return User{}, ErrInvalidCredentials
-	}
-	if err != nil {
+	account := userAccount(name)
+	if err := i.allow(ctx, account); err != nil {
 		return User{}, err
 	}
-	ok, err := i.core.passwords.Verify(ctx, u.PasswordHash, password)
-	if err != nil {
-		return User{}, fmt.Errorf("verifying password of user %s: %w", name, err)
-	}
-	if !ok {
+	u, err := i.authenticateWith(ctx, "user", func() (User, error) { return i.lookupUser(ctx, name) }, password)
+	if errors.Is(err, ErrInvalidCredentials) {
 		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "user", Name: name})
-		return User{}, ErrInvalidCredentials
 	}
-	return u, nil
+	i.settle(ctx, account, err)
+	return u, err
 }
 
 // LookupUser returns a configured or stored user without authenticating it.
@@ -165,12 +191,33 @@ func (i *Issuer) LookupClient(ctx context.Context, id string) (Client, error) {
 	return c, err
 }
 
-// AuthenticateClient checks a client's secret.
+// AuthenticateClient checks a client's secret, throttled like
+// AuthenticateUser. An unknown id costs a dummy check like the last client
+// looked up.
 func (i *Issuer) AuthenticateClient(ctx context.Context, id, secret string) (Client, error) {
+	account := clientAccount(id)
+	if err := i.allow(ctx, account); err != nil {
+		return Client{}, err
+	}
+	c, err := i.authenticateClient(ctx, id, secret)
+	i.settle(ctx, account, err)
+	return c, err
+}
+
+func (i *Issuer) authenticateClient(ctx context.Context, id, secret string) (Client, error) {
 	c, err := i.LookupClient(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		// An entity may use client_credentials with its id and secret.
-		e, err := i.AuthenticateEntity(ctx, id, secret)
+		e, found, err := i.authenticateEntity(ctx, id, secret)
+		if !found && err == nil {
+			if err := i.dummyCheck(ctx, "client", hmacClass, secret); err != nil {
+				return Client{}, err
+			}
+			err = ErrInvalidCredentials
+		}
+		if errors.Is(err, ErrInvalidCredentials) {
+			i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "entity", Name: id})
+		}
 		if err != nil {
 			return Client{}, err
 		}
@@ -179,6 +226,7 @@ func (i *Issuer) AuthenticateClient(ctx context.Context, id, secret string) (Cli
 	if err != nil {
 		return Client{}, err
 	}
+	i.dummies.observe("client", c.SecretHash)
 	if ok, err := i.verifyClientSecret(ctx, c, secret); err != nil {
 		return Client{}, err
 	} else if !ok {
@@ -190,13 +238,13 @@ func (i *Issuer) AuthenticateClient(ctx context.Context, id, secret string) (Cli
 
 func (i *Issuer) verifyClientSecret(ctx context.Context, c Client, secret string) (bool, error) {
 	if !strings.HasPrefix(c.SecretHash, "$") { // a generated secret's keyed hash
-		return i.core.hasher.Verify(c.SecretHash, secret), nil
+		return i.core.checkSecret(c.SecretHash, secret), nil
 	}
 	keyed := i.core.hasher.Hash(secret)
 	if prev, ok := i.clientOK.Load(c.ID); ok && hmac.Equal([]byte(prev.(string)), []byte(keyed)) {
 		return true, nil
 	}
-	ok, err := i.core.passwords.Verify(ctx, c.SecretHash, secret)
+	ok, err := i.core.checkPassword(ctx, c.SecretHash, secret)
 	if err != nil {
 		return false, fmt.Errorf("verifying secret of client %s: %w", c.ID, err)
 	}

@@ -64,6 +64,7 @@ func (i *Issuer) Verify(token, iss, aud string) (*AccessClaims, error) {
 		}
 		return key.verify, nil
 	}
+	i.core.sigChecks.Add(1)
 	claims := &AccessClaims{}
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{AlgEdDSA, AlgES256, AlgRS256, AlgHS256}),

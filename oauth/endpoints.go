@@ -45,7 +45,7 @@ func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, needClient
 	}
 	clientID := ""
 	if ca.present || needClient {
-		c, oerr := s.authenticate(r.Context(), ca)
+		c, oerr := s.authenticate(w, r.Context(), ca)
 		if oerr != nil {
 			return nil, "", oerr
 		}

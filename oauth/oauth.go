@@ -64,6 +64,15 @@ type Error struct {
 	basic       bool // the client tried HTTP Basic: answer with a Basic challenge
 }
 
+// refusal turns a throttled or busy sign-in into its error (429 or 503,
+// with Retry-After already set on w); nil for any other error.
+func refusal(w http.ResponseWriter, err error) *Error {
+	if status, code, desc, ok := httpx.SignInRefusal(w, err); ok {
+		return &Error{Code: code, Description: desc, status: status}
+	}
+	return nil
+}
+
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
 
 func oauthErr(code, desc string) *Error { return &Error{Code: code, Description: desc} }
@@ -127,11 +136,14 @@ func readClient(r *http.Request, p map[string]string) (clientAuth, *Error) {
 }
 
 // authenticate checks the client's credentials.
-func (s *Server) authenticate(ctx context.Context, ca clientAuth) (issuer.Client, *Error) {
+func (s *Server) authenticate(w http.ResponseWriter, ctx context.Context, ca clientAuth) (issuer.Client, *Error) {
 	if ca.id == "" || ca.secret == "" {
 		return issuer.Client{}, &Error{Code: ErrInvalidClient, Description: "client authentication requires client_id and client_secret", basic: ca.basic}
 	}
 	c, err := s.Issuer.AuthenticateClient(ctx, ca.id, ca.secret)
+	if e := refusal(w, err); e != nil {
+		return issuer.Client{}, e
+	}
 	if errors.Is(err, issuer.ErrInvalidCredentials) {
 		return issuer.Client{}, &Error{Code: ErrInvalidClient, Description: "client authentication failed", basic: ca.basic}
 	}

@@ -47,11 +47,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case "":
 		oerr = oauthErr(ErrInvalidRequest, "grant_type is required")
 	case GrantPassword:
-		toks, subject, oerr = s.passwordGrant(r, p, ca)
+		toks, subject, oerr = s.passwordGrant(w, r, p, ca)
 	case GrantClientCredentials:
-		toks, subject, oerr = s.clientCredentialsGrant(r, p, ca)
+		toks, subject, oerr = s.clientCredentialsGrant(w, r, p, ca)
 	case GrantRefreshToken:
-		toks, subject, oerr = s.refreshGrant(r, p, ca)
+		toks, subject, oerr = s.refreshGrant(w, r, p, ca)
 	default:
 		oerr = oauthErr(ErrUnsupportedGrantType, "grant_type must be password, client_credentials or refresh_token")
 	}
@@ -76,11 +76,11 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, grant, clientID,
 }
 
 // optionalClient authenticates the client if it sent credentials.
-func (s *Server) optionalClient(r *http.Request, ca clientAuth, grant string) (string, *Error) {
+func (s *Server) optionalClient(w http.ResponseWriter, r *http.Request, ca clientAuth, grant string) (string, *Error) {
 	if !ca.present {
 		return "", nil
 	}
-	c, oerr := s.authenticate(r.Context(), ca)
+	c, oerr := s.authenticate(w, r.Context(), ca)
 	if oerr != nil {
 		return "", oerr
 	}
@@ -90,8 +90,8 @@ func (s *Server) optionalClient(r *http.Request, ca clientAuth, grant string) (s
 	return c.ID, nil
 }
 
-func (s *Server) passwordGrant(r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
-	clientID, oerr := s.optionalClient(r, ca, GrantPassword)
+func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
+	clientID, oerr := s.optionalClient(w, r, ca, GrantPassword)
 	if oerr != nil {
 		return issuer.Tokens{}, "", oerr
 	}
@@ -99,6 +99,9 @@ func (s *Server) passwordGrant(r *http.Request, p map[string]string, ca clientAu
 		return issuer.Tokens{}, "", oauthErr(ErrInvalidRequest, "username and password are required")
 	}
 	u, err := s.Issuer.AuthenticateUser(r.Context(), p["username"], p["password"])
+	if e := refusal(w, err); e != nil {
+		return issuer.Tokens{}, p["username"], e
+	}
 	if errors.Is(err, issuer.ErrInvalidCredentials) {
 		return issuer.Tokens{}, p["username"], oauthErr(ErrInvalidGrant, "invalid username or password")
 	}
@@ -115,8 +118,8 @@ func (s *Server) passwordGrant(r *http.Request, p map[string]string, ca clientAu
 		JKT: ca.jkt, BindRefresh: clientID == ""})
 }
 
-func (s *Server) clientCredentialsGrant(r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
-	c, oerr := s.authenticate(r.Context(), ca)
+func (s *Server) clientCredentialsGrant(w http.ResponseWriter, r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
+	c, oerr := s.authenticate(w, r.Context(), ca)
 	if oerr != nil {
 		return issuer.Tokens{}, ca.id, oerr
 	}
@@ -131,8 +134,8 @@ func (s *Server) clientCredentialsGrant(r *http.Request, p map[string]string, ca
 	return s.issue(r, issuer.Grant{Principal: issuer.ClientPrincipal(c), ClientID: c.ID, Scope: scope, JKT: ca.jkt})
 }
 
-func (s *Server) refreshGrant(r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
-	clientID, oerr := s.optionalClient(r, ca, GrantRefreshToken)
+func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *Error) {
+	clientID, oerr := s.optionalClient(w, r, ca, GrantRefreshToken)
 	if oerr != nil {
 		return issuer.Tokens{}, "", oerr
 	}

@@ -74,8 +74,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	clientID := ""
 	if id, secret, err := httpx.BasicAuth(r); err == nil {
 		c, err := s.Issuer.AuthenticateClient(r.Context(), id, secret)
-		if err != nil {
+		if status, code, desc, ok := httpx.SignInRefusal(w, err); ok {
+			s.fail(w, r, status, code, desc)
+			return
+		}
+		if errors.Is(err, issuer.ErrInvalidCredentials) {
 			s.fail(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return
+		}
+		if err != nil {
+			s.Log.Error("authenticating client", zap.String("route", "owin"), zap.Error(err))
+			s.fail(w, r, http.StatusInternalServerError, "server_error", "the server could not check the client's credentials")
 			return
 		}
 		clientID = c.ID
@@ -88,6 +97,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.Issuer.AuthenticateUser(r.Context(), p["username"], p["password"])
+	if status, code, desc, ok := httpx.SignInRefusal(w, err); ok {
+		s.fail(w, r, status, code, desc)
+		return
+	}
 	if errors.Is(err, issuer.ErrInvalidCredentials) {
 		s.fail(w, r, http.StatusBadRequest, "invalid_grant", "The user name or password is incorrect.")
 		return

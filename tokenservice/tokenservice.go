@@ -39,6 +39,8 @@ const (
 	CodeForbidden    = "FORBIDDEN"
 	CodeNotFound     = "NOT_FOUND"
 	CodeServerError  = "SERVER_ERROR"
+	CodeTooMany      = "TOO_MANY_REQUESTS"   // 429: too many failed sign-ins, see Retry-After
+	CodeUnavailable  = "SERVICE_UNAVAILABLE" // 503: too many sign-ins being checked, see Retry-After
 )
 
 // Server serves the Token Service routes for one Issuer.
@@ -234,6 +236,14 @@ func (s *Server) credentialsToken(w http.ResponseWriter, r *http.Request, nameFi
 		return
 	}
 	p, err := authenticate(r.Context(), name, secret)
+	if status, _, desc, ok := httpx.SignInRefusal(w, err); ok {
+		code := CodeTooMany
+		if status == http.StatusServiceUnavailable {
+			code = CodeUnavailable
+		}
+		s.fail(w, r, req, &apiError{status, code, desc})
+		return
+	}
 	if errors.Is(err, issuer.ErrInvalidCredentials) {
 		s.fail(w, r, req, &apiError{http.StatusUnauthorized, CodeUnauthorized, refusal})
 		return

@@ -12,8 +12,11 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
 // Realm is the realm of every WWW-Authenticate challenge tokengate sends
@@ -271,4 +274,21 @@ func Status(err error) int {
 		return e.Status
 	}
 	return http.StatusBadRequest
+}
+
+// SignInRefusal reports whether err refused a sign-in before its
+// credentials were checked: too many failures (429) or the hashing budget
+// spent (503). It sets Retry-After on w and returns the status, an RFC
+// 6749-style error code and a description for the route's own envelope.
+func SignInRefusal(w http.ResponseWriter, err error) (status int, code, desc string, ok bool) {
+	var te *issuer.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		w.Header().Set("Retry-After", strconv.FormatInt(issuer.RetryAfterSeconds(te.RetryAfter), 10))
+		return http.StatusTooManyRequests, "too_many_requests", te.Error(), true
+	case errors.Is(err, issuer.ErrBusy):
+		w.Header().Set("Retry-After", strconv.FormatInt(issuer.RetryAfterSeconds(issuer.BusyRetryAfter), 10))
+		return http.StatusServiceUnavailable, "temporarily_unavailable", issuer.ErrBusy.Error(), true
+	}
+	return 0, "", "", false
 }

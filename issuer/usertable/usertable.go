@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"time"
 
@@ -38,11 +37,9 @@ type Config struct {
 
 // Table is an opened user table.
 type Table struct {
-	cfg       Config
-	db        *sql.DB
-	query     string
-	dummyHash string
-	passwords *issuer.PasswordLimiter
+	cfg   Config
+	db    *sql.DB
+	query string
 }
 
 var _ issuer.UserDirectory = (*Table)(nil)
@@ -92,7 +89,7 @@ func Open(ctx context.Context, cfg Config) (*Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user_table %s: column %w", cfg.Name, err)
 	}
-	t := &Table{cfg: cfg, passwords: issuer.NewPasswordLimiter(runtime.GOMAXPROCS(0))}
+	t := &Table{cfg: cfg}
 	placeholder := "?"
 	switch cfg.Driver {
 	case "sqlite":
@@ -139,10 +136,6 @@ func Open(ctx context.Context, cfg Config) (*Table, error) {
 			t.db.Close()
 			return nil, err
 		}
-	}
-	if t.dummyHash, err = issuer.HashPassword("tokengate-dummy"); err != nil {
-		t.db.Close()
-		return nil, err
 	}
 	return t, nil
 }
@@ -212,24 +205,4 @@ func (t *Table) LookupUser(ctx context.Context, username string) (issuer.User, e
 		return issuer.User{}, issuer.ErrNotFound
 	}
 	return users[0], nil
-}
-
-// Authenticate checks a user's password; unknown users cost the same time.
-func (t *Table) Authenticate(ctx context.Context, username, password string) (issuer.User, error) {
-	u, err := t.LookupUser(ctx, username)
-	if errors.Is(err, issuer.ErrNotFound) {
-		_, _ = t.passwords.Verify(ctx, t.dummyHash, password)
-		return issuer.User{}, issuer.ErrInvalidCredentials
-	}
-	if err != nil {
-		return issuer.User{}, err
-	}
-	ok, err := t.passwords.Verify(ctx, u.PasswordHash, password)
-	if errors.Is(err, issuer.ErrBadHash) {
-		return issuer.User{}, issuer.ErrInvalidCredentials // a row we cannot check never signs in
-	}
-	if err != nil || !ok {
-		return issuer.User{}, issuer.ErrInvalidCredentials
-	}
-	return u, nil
 }
