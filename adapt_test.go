@@ -8,9 +8,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	tgcaddyfile "github.com/tokengate/caddy-tokengate/caddyfile"
+	"github.com/tokengate/caddy-tokengate/config"
+	"github.com/tokengate/caddy-tokengate/internal/throttle"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden adapt files")
@@ -83,6 +89,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"dpop client without id", "dpop {\n client\n }", "wrong argument"},
 		{"dpop bad window", "dpop {\n window soon\n }", "window"},
 		{"require dpop with values", "require /a dpop x", "require"},
+		{"throttle maybe", "throttle maybe", "throttle"},
+		{"throttle unknown option", "throttle {\n color blue\n }", "unrecognized option"},
+		{"hash_budget zero", "hash_budget 0", "hash_budget"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := ":8080 {\n\ttokengate {\n\t\t" + tc.block + "\n\t}\n}\n"
@@ -108,5 +117,44 @@ func TestExamplesAdapt(t *testing.T) {
 		if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(in, map[string]any{"filename": f}); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
+	}
+}
+
+// TestThrottleGodocDefaults: the throttle block in UnmarshalCaddyfile's
+// godoc parses, and the values it shows are the defaults in force.
+func TestThrottleGodocDefaults(t *testing.T) {
+	src, err := os.ReadFile("module.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	in := false
+	for _, line := range strings.Split(string(src), "\n") {
+		body, _, _ := strings.Cut(strings.TrimPrefix(line, "//"), "#")
+		switch {
+		case strings.Contains(line, "throttle off | {"):
+			in = true
+			block = append(block, "throttle {")
+		case in:
+			block = append(block, body)
+			if strings.TrimSpace(body) == "}" {
+				in = false
+			}
+		}
+	}
+	if len(block) < 3 {
+		t.Fatal("no throttle block in the godoc")
+	}
+	var g config.Gateway
+	d := caddyfile.NewTestDispenser("tokengate {\n" + strings.Join(block, "\n") + "\n}")
+	if err := tgcaddyfile.Parse(d, &g); err != nil {
+		t.Fatalf("the godoc's throttle block: %v\n%s", err, strings.Join(block, "\n"))
+	}
+	th := g.Throttle
+	got := throttle.Config{PerIP: th.PerIP, PerAccountIP: th.PerAccountIP, PerAccount: th.PerAccount,
+		Base: time.Duration(th.Backoff), Max: time.Duration(th.MaxBackoff), AccountMax: time.Duration(th.AccountMaxBackoff),
+		Forget: time.Duration(th.Forget), Trust: time.Duration(th.Trust), Entries: th.TableSize}
+	if want := (throttle.Config{}).WithDefaults(); got != want {
+		t.Fatalf("godoc shows %+v, defaults are %+v", got, want)
 	}
 }
