@@ -287,6 +287,8 @@ type AccessClaims struct {
 	SID string `json:"sid,omitempty"`
 	// Cnf binds the token to a DPoP key (RFC 9449 §6.1); nil for bearer tokens.
 	Cnf *Confirmation `json:"cnf,omitempty"`
+
+	rendered renderedCache
 }
 
 // HasRole reports whether the token carries role.
