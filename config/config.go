@@ -154,7 +154,7 @@ type Throttle struct {
 	PerAccountIP int `json:"per_account_ip,omitempty"`
 	// Free failures per account from IPs it never signed in from; past
 	// them such IPs wait at most AccountMaxBackoff, while IPs the account
-	// signed in from recently are never held back by it. Default 100.
+	// signed in from recently are never held back by it. Default 20.
 	PerAccount int `json:"per_account,omitempty"`
 	// First wait. Default 1s.
 	Backoff caddy.Duration `json:"backoff,omitempty"`

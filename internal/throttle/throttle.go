@@ -50,7 +50,7 @@ type Config struct {
 const (
 	DefaultPerIP        = 30
 	DefaultPerAccountIP = 5
-	DefaultPerAccount   = 100
+	DefaultPerAccount   = 20
 	DefaultBase         = time.Second
 	DefaultMax          = 15 * time.Minute
 	DefaultAccountMax   = time.Minute
