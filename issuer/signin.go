@@ -94,7 +94,7 @@ func throttleConfig(cfg Config) *throttle.Config {
 type dummies struct {
 	mu      sync.Mutex
 	byClass map[string]string
-	last    sync.Map // kind ("user", "client", "table:<name>") -> *atomic.Pointer[string] class
+	last    sync.Map // kind ("user", "client", "table:<name>") -> *atomic.Pointer[observed]
 }
 
 // maxDummyClasses bounds the dummies kept; classes come only from stored
@@ -104,8 +104,20 @@ const maxDummyClasses = 16
 // hmacClass marks generated secrets checked with the keyed hash.
 const hmacClass = "hmac"
 
-// observe records the class of a principal's hash just looked up.
+// observed is the last hash seen for a kind, and its class.
+type observed struct{ hash, class string }
+
+// observe records the class of a principal's hash just looked up. The
+// same hash as last time (the usual case) costs a string compare.
 func (d *dummies) observe(kind, hash string) {
+	v, ok := d.last.Load(kind)
+	if !ok {
+		v, _ = d.last.LoadOrStore(kind, new(atomic.Pointer[observed]))
+	}
+	p := v.(*atomic.Pointer[observed])
+	if cur := p.Load(); cur != nil && cur.hash == hash {
+		return
+	}
 	class := HashClass(hash)
 	if class == "" {
 		if len(hash) != len(dummySecretHash) || strings.Trim(hash, "0123456789abcdef") != "" {
@@ -113,18 +125,14 @@ func (d *dummies) observe(kind, hash string) {
 		}
 		class = hmacClass
 	}
-	v, _ := d.last.LoadOrStore(kind, new(atomic.Pointer[string]))
-	p := v.(*atomic.Pointer[string])
-	if cur := p.Load(); cur == nil || *cur != class {
-		p.Store(&class)
-	}
+	p.Store(&observed{hash: hash, class: class})
 }
 
 // class returns the class of kind's last principal, or def.
 func (d *dummies) class(kind, def string) string {
 	if v, ok := d.last.Load(kind); ok {
-		if c := v.(*atomic.Pointer[string]).Load(); c != nil {
-			return *c
+		if o := v.(*atomic.Pointer[observed]).Load(); o != nil {
+			return o.class
 		}
 	}
 	return def
