@@ -159,13 +159,16 @@ function response(status, headers, body)
 end
 LUA
 cat >"$work/rotate.lua" <<'LUA'
--- Each thread cycles through every token of the file, from its own start.
+-- Each thread cycles through every token of the file, the threads half the file apart (Lua's
+-- random numbers start alike in every thread).
 local reqs, i = {}, 0
+local n = 0
+function setup(thread) n = n + 1; thread:set("id", n) end
 function init(args)
 	for line in io.lines(args[1]) do
 		reqs[#reqs + 1] = wrk.format("GET", "/api/x", { ["Authorization"] = "Bearer " .. line })
 	end
-	i = math.random(#reqs)
+	i = ((id or 1) - 1) * math.floor(#reqs / 2)
 end
 function request()
 	i = i % #reqs + 1
@@ -211,8 +214,8 @@ for _ in $(seq 20); do
 done
 head -n 10000 "$work/tokens" >"$work/tokens10k"
 ntok="$(wc -l <"$work/tokens10k")"
-# Tokens in rotation have been used before: one pass over them warms the verified-token cache.
-wrk -t2 -c32 -d"${secs}s" -s "$work/rotate.lua" "http://127.0.0.1:$pg/api/x" -- "$work/tokens10k" >/dev/null
+# Tokens in rotation have been used before: passes over them warm the verified-token cache.
+wrk -t2 -c32 -d"$((2 * secs))s" -s "$work/rotate.lua" "http://127.0.0.1:$pg/api/x" -- "$work/tokens10k" >/dev/null
 
 rps() { # prints requests/s; warns about non-2xx answers
 	local out
