@@ -120,10 +120,10 @@ func TestExamplesAdapt(t *testing.T) {
 	}
 }
 
-// TestThrottleGodocDefaults: the throttle block in UnmarshalCaddyfile's
+// TestThrottleGodocDefaults: the throttle block in package caddyfile's
 // godoc parses, and the values it shows are the defaults in force.
 func TestThrottleGodocDefaults(t *testing.T) {
-	src, err := os.ReadFile("module.go")
+	src, err := os.ReadFile("caddyfile/doc.go")
 	if err != nil {
 		t.Fatal(err)
 	}

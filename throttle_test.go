@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // startThrottled loads a site with user alice, every compatibility route,
@@ -15,13 +13,13 @@ import (
 func startThrottled(t *testing.T, servers string) *gateway {
 	t.Helper()
 	userHash, clientHash := hashes()
-	g := &gateway{t: t, tc: caddytest.NewTester(t), dir: t.TempDir()}
+	g := &gateway{t: t, tc: newTester(t), dir: t.TempDir()}
 	g.store = filepath.Join(g.dir, "tg.db")
 	g.tc.InitServer(fmt.Sprintf(`{
 `+testGlobals+`
 	%s
 }
-http://localhost:9080 {
+{$TOKENGATE_TEST_SITE} {
 	tokengate {
 		store sqlite %s
 		user alice %s roles admin

@@ -230,9 +230,8 @@ func parseThrottle(d *caddyfile.Dispenser, g *config.Gateway) error {
 	ints := map[string]*int{"per_ip": &t.PerIP, "per_account_ip": &t.PerAccountIP, "per_account": &t.PerAccount, "table_size": &t.TableSize}
 	durs := map[string]*caddy.Duration{"account_max_backoff": &t.AccountMaxBackoff, "forget": &t.Forget, "trust": &t.Trust}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		switch {
-		case ints[opt] != nil:
+		switch opt := d.Val(); opt {
+		case "per_ip", "per_account_ip", "per_account", "table_size":
 			var v string
 			if err := oneArg(d, &v); err != nil {
 				return err
@@ -242,11 +241,11 @@ func parseThrottle(d *caddyfile.Dispenser, g *config.Gateway) error {
 				return d.Errf("throttle %s: %q must be a positive integer", opt, v)
 			}
 			*ints[opt] = n
-		case durs[opt] != nil:
+		case "account_max_backoff", "forget", "trust":
 			if err := duration(d, durs[opt]); err != nil {
 				return err
 			}
-		case opt == "backoff":
+		case "backoff":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
 				return d.Err("throttle backoff: want `backoff <first> <longest>`")
