@@ -294,16 +294,26 @@ func TestOwin(t *testing.T) {
 
 func TestSingleSession(t *testing.T) {
 	g := startGateway(t, "single_session")
-	first := g.passwordToken("alice")["access_token"].(string)
+	firstSession := g.passwordToken("alice")
+	first := firstSession["access_token"].(string)
 	otherUser := g.passwordToken("bob")["access_token"].(string)
-	second := g.passwordToken("alice")["access_token"].(string)
+	secondSession := g.passwordToken("alice")
+	second := secondSession["access_token"].(string)
 	if r := g.get("/api", first); r.status != 401 {
 		t.Fatalf("older token of the subject: %d", r.status)
+	}
+	// The previous session's refresh token is ended too: it neither
+	// continues that session nor, by refreshing, evicts the current one.
+	if r := g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {firstSession["refresh_token"].(string)}}); r.status != 400 || r.json["error"] != "invalid_grant" {
+		t.Fatalf("refresh token of the previous session: %d %s", r.status, r.body)
 	}
 	for _, tok := range []string{second, otherUser} {
 		if r := g.get("/api", tok); r.status != 200 {
 			t.Fatalf("newest token / another subject's token: %d", r.status)
 		}
+	}
+	if r := g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {secondSession["refresh_token"].(string)}}); r.status != 200 {
+		t.Fatalf("refresh token of the current session: %d %s", r.status, r.body)
 	}
 	c1 := g.clientToken()
 	c2 := g.clientToken()

@@ -45,6 +45,8 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 		return duration(d, &g.AccessTTL)
 	case "refresh_ttl":
 		return duration(d, &g.RefreshTTL)
+	case "refresh_grace":
+		return durationOrOff(d, &g.RefreshGrace)
 	case "secret_ttl":
 		return duration(d, &g.SecretTTL)
 	case "secret_grace":
@@ -363,6 +365,18 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 		return d.ArgErr()
 	}
 	return nil
+}
+
+// durationOrOff reads a positive duration, or `off` as -1.
+func durationOrOff(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	if d.CountRemainingArgs() == 1 && d.NextArg() {
+		if d.Val() == "off" {
+			*dst = -1
+			return nil
+		}
+		d.Prev()
+	}
+	return duration(d, dst)
 }
 
 func duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {

@@ -101,3 +101,24 @@ func TestParseThrottle(t *testing.T) {
 		}
 	}
 }
+
+func TestRefreshGrace(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"refresh_grace 45s", 45 * time.Second, false},
+		{"refresh_grace off", -1, false},
+		{"refresh_grace 0s", 0, true},
+		{"refresh_grace soon", 0, true},
+		{"refresh_grace", 0, true},
+		{"refresh_grace 1s 2s", 0, true},
+	} {
+		var g config.Gateway
+		err := Parse(caddyfile.NewTestDispenser("tokengate {\n"+tc.in+"\n}"), &g)
+		if (err != nil) != tc.err || !tc.err && time.Duration(g.RefreshGrace) != tc.want {
+			t.Errorf("%q: %v, %v", tc.in, time.Duration(g.RefreshGrace), err)
+		}
+	}
+}

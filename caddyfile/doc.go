@@ -12,6 +12,7 @@
 //		key_rotation      <duration>
 //		access_ttl        <duration>
 //		refresh_ttl       <duration>
+//		refresh_grace     <duration> | off          # retry window of a used refresh token; default 30s
 //		secret_ttl        <duration>
 //		secret_grace      <duration>
 //		secret_max_ttl    <duration>

@@ -92,8 +92,38 @@ func TestUserLifecycleThroughCaddyfile(t *testing.T) {
 	if u, err := is.AuthenticateUser(context.Background(), "carol", "pw-one"); err != nil || u.Roles[0] != "admin" {
 		t.Fatalf("user add: %+v %v", u, err)
 	}
-	if out, err := run(t, "pw-two\n", "user", "passwd", "carol", "--password-stdin", cfg); err != nil {
+	login := func(pw string) issuer.Tokens {
+		t.Helper()
+		u, err := is.AuthenticateUser(context.Background(), "carol", pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.UserPrincipal(u), Issuer: "https://x", Refresh: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return toks
+	}
+	refresh := func(toks issuer.Tokens) error {
+		_, _, err := is.Refresh(context.Background(), toks.RefreshToken, "", "", "https://x")
+		return err
+	}
+	if err := is.Core().EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
+		t.Fatal(err)
+	}
+	kept := login("pw-one")
+	if out, err := run(t, "pw-kept\n", "user", "passwd", "carol", "--password-stdin", "--keep-sessions", cfg); err != nil || !strings.Contains(out, "sessions go on") {
 		t.Fatal(err, out)
+	}
+	if err := refresh(kept); err != nil {
+		t.Fatalf("refresh after passwd --keep-sessions: %v", err)
+	}
+	ended := login("pw-kept")
+	if out, err := run(t, "pw-two\n", "user", "passwd", "carol", "--password-stdin", cfg); err != nil || !strings.Contains(out, "sessions are ended") {
+		t.Fatal(err, out)
+	}
+	if err := refresh(ended); !errors.Is(err, issuer.ErrRefreshInvalid) {
+		t.Fatalf("refresh after passwd: %v", err)
 	}
 	if _, err := is.AuthenticateUser(context.Background(), "carol", "pw-one"); err == nil {
 		t.Fatal("old password still works")
@@ -173,6 +203,10 @@ func TestEntitiesAndRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	user, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Kind: "user", Name: "aa-1", Subject: "aa-1"}, Issuer: "https://x", Refresh: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := run(t, "", "revoke", "--sub", "aa-1", store); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +216,10 @@ func TestEntitiesAndRevoke(t *testing.T) {
 	}
 	if _, err := is.Verify(tok.AccessToken, "https://x", ""); !errors.Is(err, issuer.ErrTokenRevoked) {
 		t.Fatalf("token after revoke --sub: %v", err)
+	}
+	// Its refresh tokens end too, read from the store, no sync needed.
+	if _, _, err := is.Refresh(context.Background(), user.RefreshToken, "", "", "https://x"); !errors.Is(err, issuer.ErrRefreshInvalid) {
+		t.Fatalf("refresh after revoke --sub: %v", err)
 	}
 	if _, err := run(t, "", "revoke", store); err == nil {
 		t.Fatal("revoke without --sub or --jti should fail")

@@ -89,14 +89,26 @@ func userCommand() *cobra.Command {
 				if err := e.core.Store().PutUser(ctx, u); err != nil {
 					return err
 				}
-				return e.emit(map[string]string{"user": args[0], "status": "password changed"}, func() {
-					fmt.Fprintf(e.out, "password of %s changed\n", args[0])
+				if keep, _ := cmd.Flags().GetBool("keep-sessions"); keep {
+					return e.emit(map[string]string{"user": args[0], "status": "password changed", "sessions": "kept"}, func() {
+						fmt.Fprintf(e.out, "password of %s changed; its sessions go on\n", args[0])
+					})
+				}
+				// After the new password is stored, so a sign-in with the old
+				// one cannot start a session that outlives this.
+				if err := endSessions(ctx, cmd, e, u.Subject()); err != nil {
+					return fmt.Errorf("password of %s changed, but its sessions were not ended: %w", args[0], err)
+				}
+				return e.emit(map[string]string{"user": args[0], "status": "password changed", "sessions": "ended"}, func() {
+					fmt.Fprintf(e.out, "password of %s changed; its sessions are ended\n", args[0])
 				})
 			})
 		},
 	}
 	passwd.Flags().Bool("password-stdin", false, "read the password from standard input")
 	hashFlags(passwd)
+	passwd.Flags().Bool("keep-sessions", false, "keep the user's access and refresh tokens (default: they stop working)")
+	passwd.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
 	c.AddCommand(add, list, remove, passwd)
 	return c
 }
@@ -241,7 +253,7 @@ func entityCommand() *cobra.Command {
 func revokeCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "revoke --sub <subject> | --jti <token id>",
-		Short: "Revokes every access token of a subject, or one token by its jti",
+		Short: "Ends every session of a subject (access and refresh tokens), or revokes one access token by its jti",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sub, _ := cmd.Flags().GetString("sub")
@@ -254,22 +266,33 @@ func revokeCommand() *cobra.Command {
 				if jti != "" && !e.core.IssuedJTI(jti) {
 					return fmt.Errorf("token id %s not found: this store never issued it (check for a typo, or the --config/--store)", jti)
 				}
-				now := e.core.Now()
-				r := issuer.Revocation{Kind: issuer.RevokeJTI, Key: jti, ExpiresAt: now.Add(within)}
 				if sub != "" {
-					r = issuer.Revocation{Kind: issuer.RevokeSubject, Key: sub, At: now, ExpiresAt: now.Add(within)}
+					if err := endSessions(ctx, cmd, e, sub); err != nil {
+						return err
+					}
+					return e.emit(map[string]string{"status": "revoked", "kind": issuer.RevokeSubject, "key": sub}, func() {
+						fmt.Fprintf(e.out, "revoked; its refresh tokens are refused at once, its access tokens by running gateways within seconds\n")
+					})
 				}
-				if err := e.core.Revoke(ctx, r); err != nil {
+				if err := e.core.Revoke(ctx, issuer.Revocation{Kind: issuer.RevokeJTI, Key: jti, ExpiresAt: e.core.Now().Add(within)}); err != nil {
 					return err
 				}
-				return e.emit(map[string]string{"status": "revoked", "kind": r.Kind, "key": r.Key}, func() {
-					fmt.Fprintf(e.out, "revoked; running gateways refuse the token(s) within seconds\n")
+				return e.emit(map[string]string{"status": "revoked", "kind": issuer.RevokeJTI, "key": jti}, func() {
+					fmt.Fprintf(e.out, "revoked; running gateways refuse the token within seconds\n")
 				})
 			})
 		},
 	}
-	c.Flags().String("sub", "", "revoke every access token issued to this subject until now")
+	c.Flags().String("sub", "", "revoke every access token issued to this subject until now and end its refresh tokens")
 	c.Flags().String("jti", "", "revoke the access token with this jti")
 	c.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
 	return c
+}
+
+// endSessions ends every session subject has now: its access tokens and its
+// refresh-token families, on every gateway sharing the store.
+func endSessions(ctx context.Context, cmd *cobra.Command, e env, subject string) error {
+	within, _ := cmd.Flags().GetDuration("max-token-age")
+	now := e.core.Now()
+	return e.core.EndSessions(ctx, issuer.Revocation{Kind: issuer.RevokeSubject, Key: subject, At: now, ExpiresAt: now.Add(within)}, "")
 }

@@ -36,10 +36,21 @@ type Gateway struct {
 	// Lifetime of refresh tokens. Default 720h.
 	RefreshTTL caddy.Duration `json:"refresh_ttl,omitempty"`
 
+	// How long after a refresh token was exchanged it may be presented
+	// again and still get a new pair, for a client whose response was lost.
+	// The retry's pair supersedes the first: the family never has two live
+	// refresh tokens, and if the superseded one is ever presented the whole
+	// family is revoked. So a thief who replays a used token within the
+	// grace gets a pair, but the next refresh by the rightful client ends
+	// the session for both; keep it short. Default 30s; negative (`off` in
+	// the Caddyfile) turns retries off: any reuse revokes the family.
+	RefreshGrace caddy.Duration `json:"refresh_grace,omitempty"`
+
 	// Default lifetime of an entity secret. Default 90 days.
 	SecretTTL caddy.Duration `json:"secret_ttl,omitempty"`
 
-	// When set, a new access token for a subject revokes its older ones.
+	// When set, every new session of a subject ends its others: the older
+	// access tokens and refresh-token families stop working.
 	SingleSession bool `json:"single_session,omitempty"`
 
 	// Users who sign in with a password (grant_type=password).

@@ -44,18 +44,10 @@ func (i *Issuer) UseDPoPProof(ctx context.Context, id string, expires time.Time)
 	return i.core.store.UseProofID(ctx, id, expires, i.core.now())
 }
 
-// checkRefreshKey refuses a refresh whose family is bound to a key other
-// than jkt; it runs before the token is used, so a thief without the key
-// cannot burn the owner's token.
-func (i *Issuer) checkRefreshKey(ctx context.Context, hash, jkt string) error {
-	rec, err := i.core.store.GetRefresh(ctx, hash)
-	if errors.Is(err, ErrNotFound) {
-		return nil // Refresh reports it
-	}
-	if err != nil {
-		return fmt.Errorf("looking up refresh token: %w", err)
-	}
-	bound, err := i.core.store.FamilyKey(ctx, rec.Family)
+// checkFamilyKey refuses a refresh whose family is bound to a key other
+// than jkt.
+func (i *Issuer) checkFamilyKey(ctx context.Context, family, jkt string) error {
+	bound, err := i.core.store.FamilyKey(ctx, family)
 	if err != nil {
 		return fmt.Errorf("looking up refresh token key: %w", err)
 	}

@@ -25,13 +25,14 @@ func TestEvents(t *testing.T) {
 		defer mu.Unlock()
 		got = append(got, e)
 	})
-	is := newIssuer(t, core, issuer.Config{Entities: []issuer.Entity{{ID: "e-1"}}})
+	// No retry grace: the second exchange of a token is reuse.
+	is := newIssuer(t, core, issuer.Config{Entities: []issuer.Entity{{ID: "e-1"}}, RefreshGrace: -1})
+	must(t, core.Store().PutUser(ctx, issuer.User{Name: "a"}))
 	p := issuer.Principal{Kind: "user", Name: "a", Subject: "a"}
 	toks, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss, Refresh: true})
 	must(t, err)
-	if _, _, err := is.Refresh(ctx, toks.RefreshToken, "", "", iss); err == nil {
-		t.Fatal("refresh of an unknown user succeeded")
-	}
+	refreshed, _, err := is.Refresh(ctx, toks.RefreshToken, "", "", iss)
+	must(t, err)
 	if _, _, err := is.Refresh(ctx, toks.RefreshToken, "", "", iss); !errors.Is(err, issuer.ErrRefreshReused) {
 		t.Fatalf("reuse: %v", err)
 	}
@@ -51,7 +52,7 @@ func TestEvents(t *testing.T) {
 			t.Errorf("%s event without its route: %+v", e.Kind, e)
 		}
 	}
-	for kind, n := range map[string]int{issuer.EventIssued: 1, issuer.EventRefreshReused: 1, issuer.EventRevoked: 1,
+	for kind, n := range map[string]int{issuer.EventIssued: 1, issuer.EventRefreshed: 1, issuer.EventRefreshReused: 1, issuer.EventRevoked: 1,
 		issuer.EventLoginFailed: 1, issuer.EventSecretReset: 1, issuer.EventKeyAdded: 2} {
 		if kinds[kind] != n {
 			t.Errorf("%d %s events, want %d (all: %v)", kinds[kind], kind, n, kinds)
@@ -60,6 +61,12 @@ func TestEvents(t *testing.T) {
 	for _, e := range got {
 		if e.Kind == issuer.EventIssued && (e.Grant != "password" || e.JTI != toks.Claims.ID || e.Subject != "a") {
 			t.Errorf("issued event: %+v", e)
+		}
+		if e.Kind == issuer.EventRefreshed && (e.Grant != "refresh_token" || e.JTI != refreshed.Claims.ID || e.Session != toks.Claims.SID) {
+			t.Errorf("refreshed event: %+v", e)
+		}
+		if e.Kind == issuer.EventRefreshReused && (e.Subject != "a" || e.Session != toks.Claims.SID) {
+			t.Errorf("reuse event: %+v", e)
 		}
 	}
 }

@@ -22,10 +22,15 @@ type Config struct {
 	// Issuer is the `iss` of tokens; when empty, callers pass one per request.
 	Issuer string
 	// Audience is the `aud` of access tokens; when empty, the issuer.
-	Audience      string
-	Alg           string
-	AccessTTL     time.Duration
-	RefreshTTL    time.Duration
+	Audience   string
+	Alg        string
+	AccessTTL  time.Duration
+	RefreshTTL time.Duration
+	// RefreshGrace is how long after its exchange a refresh token may be
+	// presented again and get a new pair (see Refresh): 0 means
+	// DefaultRefreshGrace, a negative value none.
+	RefreshGrace time.Duration
+	// SingleSession makes every grant end the subject's other sessions.
 	SingleSession bool
 	// Users and Clients declared in configuration; they take precedence
 	// over the store's.
@@ -328,11 +333,10 @@ type Grant struct {
 	ClientID  string // the client the token is for; "" when none authenticated
 	Scope     string // already checked with GrantScope
 	Issuer    string // used when Config.Issuer is empty
-	Refresh   bool   // also issue a refresh token
-	Family    string // refresh family to continue; "" starts a new one
+	Refresh   bool   // also issue a refresh token, starting a new family
 	AccessTTL time.Duration
-	// Exclusive revokes the subject's older access tokens, as
-	// Config.SingleSession does for every grant.
+	// Exclusive ends the subject's other sessions (access tokens and
+	// refresh-token families), as Config.SingleSession does for every grant.
 	Exclusive bool
 	// JKT binds the access token to this DPoP key thumbprint ("": bearer).
 	JKT string
@@ -349,12 +353,62 @@ type Tokens struct {
 	RefreshToken string
 }
 
-// Issue mints an access token (and a refresh token when asked).
+// Issue mints an access token (and a refresh token, starting a new
+// session, when asked).
 func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	now := i.core.now()
+	var family string
+	if g.Refresh {
+		var err error
+		if family, err = randomID(); err != nil {
+			return Tokens{}, err
+		}
+	}
+	out, rec, err := i.mint(g, now, family, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	exclusive := i.cfg.SingleSession || g.Exclusive
+	if rec != nil {
+		// Bind before the token exists, so it is never usable unbound.
+		if g.BindRefresh && g.JKT != "" {
+			if err := i.core.store.BindFamily(ctx, family, g.JKT, rec.ExpiresAt); err != nil {
+				return Tokens{}, err
+			}
+		}
+		// One live session: the new family ends the others in the same
+		// transaction that stores it.
+		if err := i.core.store.CreateRefresh(ctx, *rec, exclusive); err != nil {
+			return Tokens{}, fmt.Errorf("storing refresh token: %w", err)
+		}
+	}
+	if exclusive {
+		if err := i.endOtherSessions(ctx, out.Claims, rec == nil, now); err != nil {
+			return Tokens{}, err
+		}
+	}
+	i.core.Emit(ctx, Event{Kind: EventIssued, Grant: grantOf(g), Subject: out.Claims.Subject, ClientID: out.Claims.ClientID,
+		JTI: out.Claims.ID, Session: family, ExpiresAt: out.Claims.ExpiresAt.Time})
+	return out, nil
+}
+
+// endOtherSessions revokes the subject's access tokens other than claims';
+// with refreshToo, also its refresh-token families (a grant that started
+// one has ended the others already).
+func (i *Issuer) endOtherSessions(ctx context.Context, claims *AccessClaims, refreshToo bool, now time.Time) error {
+	r := Revocation{Kind: RevokeSubject, Key: claims.Subject, Keep: claims.ID, At: now, ExpiresAt: claims.ExpiresAt.Add(Leeway)}
+	if refreshToo {
+		return i.core.EndSessions(ctx, r, "")
+	}
+	return i.core.Revoke(ctx, r)
+}
+
+// mint signs an access token for g and, when g.Refresh, makes a refresh
+// token of family (begun at authTime) without storing it.
+func (i *Issuer) mint(g Grant, now time.Time, family string, authTime time.Time) (Tokens, *RefreshRecord, error) {
 	key := i.core.keys.Load().signer(i.cfg.Alg, now)
 	if key == nil || !key.CanSign() {
-		return Tokens{}, fmt.Errorf("no usable %s signing key", i.cfg.Alg)
+		return Tokens{}, nil, fmt.Errorf("no usable %s signing key", i.cfg.Alg)
 	}
 	ttl := i.cfg.AccessTTL
 	if g.AccessTTL > 0 {
@@ -363,17 +417,11 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	iss := i.IssuerFor(g.Issuer)
 	jti, err := i.core.newJTI()
 	if err != nil {
-		return Tokens{}, err
+		return Tokens{}, nil, err
 	}
 	clientID := g.ClientID
 	if clientID == "" {
 		clientID = g.Principal.Name // RFC 9068 requires client_id; a principal acting alone is its own client
-	}
-	family := g.Family
-	if g.Refresh && family == "" {
-		if family, err = randomID(); err != nil {
-			return Tokens{}, err
-		}
 	}
 	claims := &AccessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -397,48 +445,26 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	tok.Header["kid"] = key.KID
 	signed, err := tok.SignedString(key.private)
 	if err != nil {
-		return Tokens{}, fmt.Errorf("signing access token: %w", err)
+		return Tokens{}, nil, fmt.Errorf("signing access token: %w", err)
 	}
 	out := Tokens{AccessToken: signed, Claims: claims, ExpiresIn: int64(ttl / time.Second)}
-	if g.Refresh {
-		rt, err := NewSecret("tgr_")
-		if err != nil {
-			return Tokens{}, err
-		}
-		rec := RefreshRecord{Hash: hashToken(rt), Family: family, Subject: g.Principal.Subject,
-			Kind: g.Principal.Kind, Principal: g.Principal.Name, ClientID: g.ClientID, Scope: g.Scope,
-			Issuer: iss, ExpiresAt: now.Add(i.cfg.RefreshTTL)}
-		// Bind before the token exists, so it is never usable unbound.
-		if g.BindRefresh && g.JKT != "" && g.Family == "" {
-			if err := i.core.store.BindFamily(ctx, family, g.JKT, rec.ExpiresAt); err != nil {
-				return Tokens{}, err
-			}
-		}
-		if err := i.core.store.CreateRefresh(ctx, rec); err != nil {
-			return Tokens{}, fmt.Errorf("storing refresh token: %w", err)
-		}
-		out.RefreshToken = rt
+	if !g.Refresh {
+		return out, nil, nil
 	}
-	if i.cfg.SingleSession || g.Exclusive {
-		if err := i.core.Revoke(ctx, Revocation{Kind: RevokeSubject, Key: claims.Subject, Keep: jti,
-			At: now, ExpiresAt: now.Add(ttl + Leeway)}); err != nil {
-			return Tokens{}, err
-		}
+	rt, err := NewSecret("tgr_")
+	if err != nil {
+		return Tokens{}, nil, err
 	}
-	e := Event{Kind: EventIssued, Grant: grantOf(g), Subject: claims.Subject, ClientID: clientID, JTI: jti, Session: family,
-		ExpiresAt: now.Add(ttl)}
-	if g.Family != "" {
-		e.Kind = EventRefreshed
-	}
-	i.core.Emit(ctx, e)
-	return out, nil
+	out.RefreshToken = rt
+	return out, &RefreshRecord{Hash: hashToken(rt), Family: family, Subject: g.Principal.Subject,
+		Kind: g.Principal.Kind, Principal: g.Principal.Name, ClientID: g.ClientID, Scope: g.Scope,
+		Issuer: iss, ExpiresAt: now.Add(i.cfg.RefreshTTL), AuthTime: authTime}, nil
 }
 
-// grantOf names the grant behind g, for metrics and the audit log.
+// grantOf names the grant behind g (Issue: never a refresh), for metrics
+// and the audit log.
 func grantOf(g Grant) string {
 	switch {
-	case g.Family != "":
-		return "refresh_token"
 	case g.Principal.Kind == "client":
 		return "client_credentials"
 	case g.Principal.Kind == "entity":
@@ -477,8 +503,11 @@ var (
 	ErrClientMismatch = errors.New("refresh token was issued to another client")
 )
 
-// Refresh exchanges a refresh token for new tokens, rotating it. A reused
-// token revokes its whole family. clientID is the authenticated client ("" if none).
+// Refresh exchanges a refresh token for new tokens, rotating it in one
+// store transaction. A token presented again within RefreshGrace of its
+// exchange (a client that lost the response) gets a new pair, which
+// supersedes the one it got first; any other reuse revokes the whole
+// family. clientID is the authenticated client ("" if none).
 func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string) (Tokens, Principal, error) {
 	return i.RefreshDPoP(ctx, token, clientID, scope, iss, "")
 }
@@ -488,22 +517,21 @@ func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string
 // bound to a key (RFC 9449 §5) is refused with ErrRefreshKey, unused,
 // unless jkt is that key.
 func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, jkt string) (Tokens, Principal, error) {
-	if err := i.checkRefreshKey(ctx, hashToken(token), jkt); err != nil {
-		return Tokens{}, Principal{}, err
-	}
 	now := i.core.now()
-	rec, err := i.core.store.UseRefresh(ctx, hashToken(token), now)
+	hash := hashToken(token)
+	// Read first to check the client and re-read the principal without
+	// holding a lock; RotateRefresh re-decides everything that can change.
+	rec, err := i.core.store.GetRefresh(ctx, hash)
 	switch {
-	case errors.Is(err, ErrRefreshReused):
-		i.core.Emit(ctx, Event{Kind: EventRefreshReused, Subject: rec.Subject, ClientID: rec.ClientID, Session: rec.Family})
-		if rerr := i.revokeFamily(ctx, rec.Family, now); rerr != nil {
-			return Tokens{}, Principal{}, rerr
-		}
-		return Tokens{}, Principal{}, err
 	case errors.Is(err, ErrNotFound):
 		return Tokens{}, Principal{}, ErrRefreshInvalid
 	case err != nil:
-		return Tokens{}, Principal{}, fmt.Errorf("using refresh token: %w", err)
+		return Tokens{}, Principal{}, fmt.Errorf("reading refresh token: %w", err)
+	}
+	// Before the token is used, so a thief without the key cannot burn
+	// the owner's token.
+	if err := i.checkFamilyKey(ctx, rec.Family, jkt); err != nil {
+		return Tokens{}, Principal{}, err
 	}
 	if !now.Before(rec.ExpiresAt) || rec.Issuer != i.IssuerFor(iss) {
 		return Tokens{}, Principal{}, ErrRefreshInvalid
@@ -515,34 +543,9 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 		}
 		return Tokens{}, Principal{}, ErrClientMismatch
 	}
-	// Re-read the principal so removed accounts and changed roles take effect.
-	var p Principal
-	switch rec.Kind {
-	case "user":
-		u, err := i.lookupUser(ctx, rec.Principal)
-		if err != nil {
-			return Tokens{}, Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
-		}
-		p = UserPrincipal(u)
-	case "client":
-		c, err := i.LookupClient(ctx, rec.Principal)
-		if err != nil {
-			return Tokens{}, Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
-		}
-		p = ClientPrincipal(c)
-	default:
-		dir, ok := i.cfg.Directories[strings.TrimPrefix(rec.Kind, "table:")]
-		if !ok || !strings.HasPrefix(rec.Kind, "table:") {
-			return Tokens{}, Principal{}, ErrRefreshInvalid
-		}
-		u, err := dir.LookupUser(ctx, rec.Principal)
-		if err != nil {
-			return Tokens{}, Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
-		}
-		p = DirectoryPrincipal(strings.TrimPrefix(rec.Kind, "table:"), u)
-	}
-	if p.Subject != rec.Subject {
-		return Tokens{}, Principal{}, ErrRefreshInvalid
+	p, err := i.refreshPrincipal(ctx, rec)
+	if err != nil {
+		return Tokens{}, Principal{}, err
 	}
 	granted := rec.Scope
 	if strings.TrimSpace(scope) != "" { // RFC 6749 §6: may narrow, never widen
@@ -551,8 +554,79 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 			return Tokens{}, p, ErrScopeWidened
 		}
 	}
-	toks, err := i.Issue(ctx, Grant{Principal: p, ClientID: rec.ClientID, Scope: granted, Issuer: iss, Refresh: true, Family: rec.Family, JKT: jkt})
-	return toks, p, err
+	toks, next, err := i.mint(Grant{Principal: p, ClientID: rec.ClientID, Scope: granted, Issuer: iss, Refresh: true, JKT: jkt}, now, rec.Family, rec.AuthTime)
+	if err != nil {
+		return Tokens{}, p, err
+	}
+	_, err = i.core.store.RotateRefresh(ctx, hash, *next, now, i.refreshGrace())
+	switch {
+	case errors.Is(err, ErrRefreshReused):
+		i.core.Emit(ctx, Event{Kind: EventRefreshReused, Subject: rec.Subject, ClientID: rec.ClientID, Session: rec.Family})
+		// The store revoked the family's refresh tokens; now its access tokens.
+		if rerr := i.core.Revoke(ctx, Revocation{Kind: RevokeSession, Key: rec.Family, ExpiresAt: now.Add(i.cfg.AccessTTL + Leeway)}); rerr != nil {
+			return Tokens{}, p, rerr
+		}
+		return Tokens{}, p, err
+	case errors.Is(err, ErrNotFound):
+		return Tokens{}, p, ErrRefreshInvalid
+	case err != nil:
+		return Tokens{}, p, fmt.Errorf("rotating refresh token: %w", err)
+	}
+	if i.cfg.SingleSession {
+		if err := i.endOtherSessions(ctx, toks.Claims, false, now); err != nil {
+			return Tokens{}, p, err
+		}
+	}
+	i.core.Emit(ctx, Event{Kind: EventRefreshed, Grant: "refresh_token", Subject: toks.Claims.Subject, ClientID: toks.Claims.ClientID,
+		JTI: toks.Claims.ID, Session: rec.Family, ExpiresAt: toks.Claims.ExpiresAt.Time})
+	return toks, p, nil
+}
+
+// refreshPrincipal re-reads the principal of a refresh token, so removed
+// accounts and changed roles take effect.
+func (i *Issuer) refreshPrincipal(ctx context.Context, rec RefreshRecord) (Principal, error) {
+	var p Principal
+	switch rec.Kind {
+	case "user":
+		u, err := i.lookupUser(ctx, rec.Principal)
+		if err != nil {
+			return Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
+		}
+		p = UserPrincipal(u)
+	case "client":
+		c, err := i.LookupClient(ctx, rec.Principal)
+		if err != nil {
+			return Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
+		}
+		p = ClientPrincipal(c)
+	default:
+		dir, ok := i.cfg.Directories[strings.TrimPrefix(rec.Kind, "table:")]
+		if !ok || !strings.HasPrefix(rec.Kind, "table:") {
+			return Principal{}, ErrRefreshInvalid
+		}
+		u, err := dir.LookupUser(ctx, rec.Principal)
+		if err != nil {
+			return Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
+		}
+		p = DirectoryPrincipal(strings.TrimPrefix(rec.Kind, "table:"), u)
+	}
+	if p.Subject != rec.Subject {
+		return Principal{}, ErrRefreshInvalid
+	}
+	return p, nil
+}
+
+// DefaultRefreshGrace is how long a used refresh token may be retried.
+const DefaultRefreshGrace = 30 * time.Second
+
+func (i *Issuer) refreshGrace() time.Duration {
+	switch {
+	case i.cfg.RefreshGrace < 0:
+		return 0
+	case i.cfg.RefreshGrace == 0:
+		return DefaultRefreshGrace
+	}
+	return i.cfg.RefreshGrace
 }
 
 // ErrScopeWidened says a refresh asked for a scope the grant did not have.

@@ -18,7 +18,7 @@ var (
 
 // Store persists everything an issuer needs. Implementations must be safe
 // for concurrent use and for several processes sharing one database; every
-// method that decides a race (UseRefresh, AddKey) decides it in the database.
+// method that decides a race (RotateRefresh, AddKey) decides it in the database.
 type Store interface {
 	PutUser(ctx context.Context, u User) error // insert or replace
 	GetUser(ctx context.Context, name string) (User, error)
@@ -36,12 +36,29 @@ type Store interface {
 	ListKeys(ctx context.Context) ([]KeyRecord, error)
 	DeleteKey(ctx context.Context, kid string) error
 
-	CreateRefresh(ctx context.Context, r RefreshRecord) error
+	// CreateRefresh stores a refresh token that starts a new family. With
+	// exclusive, the same transaction ends every other session of the
+	// subject, as EndSessions(r.Subject, r.AuthTime, r.Family) does.
+	CreateRefresh(ctx context.Context, r RefreshRecord, exclusive bool) error
+	// GetRefresh returns a token, used or not; ErrNotFound if it is unknown,
+	// revoked, or its session was ended.
 	GetRefresh(ctx context.Context, hash string) (RefreshRecord, error)
-	// UseRefresh atomically marks the token with this hash used and returns
-	// it; ErrRefreshReused (with the record) if it was used before.
-	UseRefresh(ctx context.Context, hash string, now time.Time) (RefreshRecord, error)
+	// RotateRefresh exchanges the token oldHash for next (same family) in
+	// one transaction and returns the old record:
+	//   - unused, live: it becomes used and next is stored;
+	//   - used less than grace ago and its successor is still unused: the
+	//     successor is superseded (it now counts as used) and next replaces
+	//     it, so a client whose response was lost can retry, and the family
+	//     never has two live tokens;
+	//   - used otherwise (or a superseded token): the whole family is
+	//     revoked in the same transaction; ErrRefreshReused with the record;
+	//   - unknown, expired at now, revoked or ended: ErrNotFound.
+	RotateRefresh(ctx context.Context, oldHash string, next RefreshRecord, now time.Time, grace time.Duration) (RefreshRecord, error)
 	RevokeFamily(ctx context.Context, family string) error
+	// EndSessions ends every refresh-token family of subject that began at
+	// or before at, except keepFamily (""): their tokens are refused from
+	// then on by every process sharing the store.
+	EndSessions(ctx context.Context, subject string, at time.Time, keepFamily string) error
 
 	// AddRevocation records a revoked access token, session or subject.
 	AddRevocation(ctx context.Context, r Revocation) error
@@ -152,6 +169,10 @@ type RefreshRecord struct {
 	Issuer    string // the `iss` it was issued under; only redeemable there
 	ExpiresAt time.Time
 	UsedAt    time.Time // zero while unused
+	// AuthTime is when the family began (the sign-in); every token rotated
+	// from it keeps it, so ending a subject's sessions at some time ends
+	// the families that began before, whatever token they are at.
+	AuthTime time.Time
 }
 
 // Revocation kinds.

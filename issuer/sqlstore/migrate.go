@@ -36,6 +36,15 @@ var migrations = []string{
 	// instances) and the key each DPoP-bound refresh family is bound to.
 	`CREATE TABLE tg_dpop_proofs (id TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);
 	CREATE TABLE tg_dpop_families (family TEXT PRIMARY KEY, jkt TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
+	// 4: refresh rotation with a retry grace (replaced_by names the token a
+	// used one was exchanged for), sessions ended per subject (auth_time is
+	// when a family began; tg_refresh_cutoffs holds the latest end of each
+	// subject's sessions), and indexes for the subject and expiry queries.
+	`ALTER TABLE tg_refresh ADD COLUMN auth_time BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE tg_refresh ADD COLUMN replaced_by TEXT NOT NULL DEFAULT '';
+	CREATE INDEX tg_refresh_subject ON tg_refresh (subject, auth_time);
+	CREATE INDEX tg_refresh_expires ON tg_refresh (expires_at);
+	CREATE TABLE tg_refresh_cutoffs (subject TEXT PRIMARY KEY, at BIGINT NOT NULL, keep_family TEXT NOT NULL)`,
 }
 
 // SchemaVersion is the version Open migrates to.

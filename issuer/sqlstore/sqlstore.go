@@ -8,8 +8,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,7 @@ import (
 type Store struct {
 	db       *sql.DB
 	postgres bool
+	refresh  refreshStmts // prepared once: a refresh parses no SQL
 	observe  atomic.Pointer[Observer]
 }
 
@@ -64,7 +67,9 @@ func opName(query string) string {
 var _ issuer.Store = (*Store)(nil)
 
 // Open connects to driver ("sqlite" or "postgres") at dsn (a file path for
-// SQLite) and migrates the schema to the current version.
+// SQLite) and migrates the schema to the current version. A PostgreSQL DSN
+// may carry pool_max_conns (as pgxpool names it; default
+// DefaultPoolSize): the connections kept open and reused.
 func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	return open(ctx, driver, dsn, false)
 }
@@ -94,10 +99,9 @@ func open(ctx context.Context, driver, dsn string, existing bool) (*Store, error
 		}
 	case "postgres":
 		s.postgres = true
-		if s.db, err = sql.Open("pgx", dsn); err != nil {
-			return nil, fmt.Errorf("opening postgres: %w", err)
+		if s.db, err = openPostgres(dsn); err != nil {
+			return nil, err
 		}
-		s.db.SetMaxOpenConns(16)
 	default:
 		return nil, fmt.Errorf("unknown store driver %q (want sqlite or postgres)", driver)
 	}
@@ -115,9 +119,12 @@ func open(ctx context.Context, driver, dsn string, existing bool) (*Store, error
 			s.db.Close()
 			return nil, fmt.Errorf("store schema version %d, this tokengate uses %d: start Caddy once to migrate it", version, len(migrations))
 		}
-		return &s, nil
+	} else if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
 	}
-	if err := s.migrate(ctx); err != nil {
+	// Preparing changes nothing in the store: read-only opens get them too.
+	if err := s.prepareRefresh(ctx); err != nil {
 		s.db.Close()
 		return nil, err
 	}
@@ -147,8 +154,70 @@ func openSQLite(path string, create bool) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store: %w", err)
 	}
+	// Keep every connection: reopening one re-runs the pragmas.
 	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
 	return db, nil
+}
+
+// DefaultPoolSize is how many PostgreSQL connections a store keeps open.
+const DefaultPoolSize = 16
+
+// openPostgres opens a pool of connections that stay open: with
+// database/sql's default of 2 idle connections, concurrent requests opened
+// and closed a connection each (a PostgreSQL backend process, and the
+// re-preparation of every statement pgx caches per connection).
+func openPostgres(dsn string) (*sql.DB, error) {
+	dsn, size, err := poolSize(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening postgres: %w", err)
+	}
+	db.SetMaxOpenConns(size)
+	db.SetMaxIdleConns(size)
+	db.SetConnMaxIdleTime(10 * time.Minute) // give back what a burst opened
+	return db, nil
+}
+
+// poolSize takes pool_max_conns out of a URL or keyword/value DSN (the
+// server would refuse it as a run-time parameter).
+func poolSize(dsn string) (string, int, error) {
+	size, raw := DefaultPoolSize, ""
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", 0, fmt.Errorf("postgres dsn: %w", err)
+		}
+		q := u.Query()
+		if raw = q.Get("pool_max_conns"); raw != "" {
+			q.Del("pool_max_conns")
+			u.RawQuery = q.Encode()
+			dsn = u.String()
+		}
+	} else {
+		var kept []string
+		for _, f := range strings.Fields(dsn) {
+			if v, ok := strings.CutPrefix(f, "pool_max_conns="); ok {
+				raw = v
+				continue
+			}
+			kept = append(kept, f)
+		}
+		if raw != "" {
+			dsn = strings.Join(kept, " ")
+		}
+	}
+	if raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			return "", 0, fmt.Errorf("postgres dsn: pool_max_conns %q must be a positive integer", raw)
+		}
+		size = n
+	}
+	return dsn, size, nil
 }
 
 // Close closes the database.
@@ -338,72 +407,6 @@ func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 	return mustAffect(res, err, "key "+kid)
 }
 
-// CreateRefresh implements issuer.Store.
-func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord) error {
-	_, err := s.exec(ctx, `INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`,
-		r.Hash, r.Family, r.Subject, r.Kind, r.Principal, r.ClientID, r.Scope, r.Issuer, ns(r.ExpiresAt))
-	if err != nil {
-		return fmt.Errorf("storing refresh token: %w", err)
-	}
-	return nil
-}
-
-const refreshCols = `SELECT hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at, revoked FROM tg_refresh`
-
-// getRefresh returns the record and whether its family was revoked.
-func (s *Store) getRefresh(ctx context.Context, hash string) (issuer.RefreshRecord, bool, error) {
-	var r issuer.RefreshRecord
-	var exp, used int64
-	var revoked int
-	err := s.row(ctx, refreshCols+` WHERE hash = ?`, hash).Scan(
-		&r.Hash, &r.Family, &r.Subject, &r.Kind, &r.Principal, &r.ClientID, &r.Scope, &r.Issuer, &exp, &used, &revoked)
-	if err != nil {
-		return r, false, notFound(err, "refresh token")
-	}
-	r.ExpiresAt, r.UsedAt = fromNS(exp), fromNS(used)
-	return r, revoked != 0, nil
-}
-
-// GetRefresh implements issuer.Store; revoked tokens are not found.
-func (s *Store) GetRefresh(ctx context.Context, hash string) (issuer.RefreshRecord, error) {
-	r, revoked, err := s.getRefresh(ctx, hash)
-	if err == nil && revoked {
-		err = fmt.Errorf("refresh token: %w", issuer.ErrNotFound)
-	}
-	return r, err
-}
-
-// UseRefresh implements issuer.Store: one conditional UPDATE decides which
-// of two concurrent exchanges wins.
-func (s *Store) UseRefresh(ctx context.Context, hash string, now time.Time) (issuer.RefreshRecord, error) {
-	res, err := s.exec(ctx, `UPDATE tg_refresh SET used_at = ? WHERE hash = ? AND used_at = 0 AND revoked = 0`, ns(now), hash)
-	if err != nil {
-		return issuer.RefreshRecord{}, fmt.Errorf("using refresh token: %w", err)
-	}
-	won, _ := res.RowsAffected()
-	r, revoked, err := s.getRefresh(ctx, hash)
-	switch {
-	case err != nil:
-		return r, err
-	case won == 1:
-		return r, nil
-	case !r.UsedAt.IsZero():
-		return r, issuer.ErrRefreshReused
-	case revoked:
-		return r, fmt.Errorf("refresh token revoked: %w", issuer.ErrNotFound)
-	}
-	return r, fmt.Errorf("refresh token: %w", issuer.ErrNotFound)
-}
-
-// RevokeFamily implements issuer.Store.
-func (s *Store) RevokeFamily(ctx context.Context, family string) error {
-	if _, err := s.exec(ctx, `UPDATE tg_refresh SET revoked = 1 WHERE family = ?`, family); err != nil {
-		return fmt.Errorf("revoking refresh family: %w", err)
-	}
-	return nil
-}
-
 // AddRevocation implements issuer.Store.
 func (s *Store) AddRevocation(ctx context.Context, r issuer.Revocation) error {
 	_, err := s.exec(ctx, `INSERT INTO tg_revocations (kind, rkey, keep, at, expires_at) VALUES (?, ?, ?, ?, ?)`,
@@ -428,8 +431,8 @@ func (s *Store) RevocationsSince(ctx context.Context, after int64) ([]issuer.Rev
 
 // PurgeExpired implements issuer.Store.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
-	if _, err := s.exec(ctx, `DELETE FROM tg_refresh WHERE expires_at < ?`, ns(now)); err != nil {
-		return fmt.Errorf("purging refresh tokens: %w", err)
+	if err := s.purgeRefresh(ctx, now); err != nil {
+		return err
 	}
 	// Keep the newest revocation so IDs never restart below what peers saw.
 	if _, err := s.exec(ctx, `DELETE FROM tg_revocations WHERE expires_at < ? AND id < (SELECT MAX(id) FROM tg_revocations)`, ns(now)); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/tokengate/caddy-tokengate/internal/pgtest"
@@ -104,5 +105,54 @@ func TestOpName(t *testing.T) {
 		if got := opName(q); got != want {
 			t.Errorf("opName(%q) = %q, want %q", q, got, want)
 		}
+	}
+}
+
+func TestPoolSize(t *testing.T) {
+	for _, tc := range []struct {
+		in, dsn string
+		size    int
+		err     bool
+	}{
+		{"postgres://u@h/db?sslmode=disable", "postgres://u@h/db?sslmode=disable", DefaultPoolSize, false},
+		{"postgres://u@h/db?pool_max_conns=4&sslmode=disable", "postgres://u@h/db?sslmode=disable", 4, false},
+		{"host=h user=u pool_max_conns=32 dbname=db", "host=h user=u dbname=db", 32, false},
+		{"host=h user=u", "host=h user=u", DefaultPoolSize, false},
+		{"postgres://u@h/db?pool_max_conns=0", "", 0, true},
+		{"host=h pool_max_conns=many", "", 0, true},
+	} {
+		dsn, size, err := poolSize(tc.in)
+		if (err != nil) != tc.err || !tc.err && (dsn != tc.dsn || size != tc.size) {
+			t.Errorf("poolSize(%q) = %q, %d, %v", tc.in, dsn, size, err)
+		}
+	}
+}
+
+// TestPostgresPoolKeepsConnections: concurrent requests reuse the pool's
+// connections; none is closed for want of an idle slot (which is what
+// made every burst open new PostgreSQL backends).
+func TestPostgresPoolKeepsConnections(t *testing.T) {
+	s, err := Open(context.Background(), "postgres", pgtest.Schema(t)+"&pool_max_conns=8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if _, err := s.GetRefresh(context.Background(), "none"); !errors.Is(err, issuer.ErrNotFound) {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := s.db.Stats()
+	if st.MaxOpenConnections != 8 || st.OpenConnections > 8 || st.MaxIdleClosed != 0 || st.MaxLifetimeClosed != 0 {
+		t.Fatalf("pool stats after load: %+v", st)
 	}
 }

@@ -5,6 +5,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -87,38 +88,185 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 	t.Run("refresh tokens are used once", func(t *testing.T) {
 		s := open(t)
 		now := time.Now().UTC()
-		r := issuer.RefreshRecord{Hash: "h1", Family: "f1", Subject: "alice", Kind: "user", Principal: "alice", ClientID: "c", Scope: "a b", Issuer: "iss", ExpiresAt: now.Add(time.Hour)}
-		must(t, s.CreateRefresh(ctx, r))
-		must(t, s.CreateRefresh(ctx, issuer.RefreshRecord{Hash: "h2", Family: "f1", Subject: "alice", Kind: "user", ExpiresAt: now.Add(time.Hour)}))
-		won, reused := race(t, 8, issuer.ErrRefreshReused, func(int) error {
-			got, err := s.UseRefresh(ctx, "h1", now)
-			if err == nil && (got.Family != "f1" || got.Scope != "a b" || got.ClientID != "c" || !got.ExpiresAt.Equal(r.ExpiresAt.Truncate(0))) {
-				t.Errorf("UseRefresh = %+v", got)
+		r := issuer.RefreshRecord{Hash: "h1", Family: "f1", Subject: "alice", Kind: "user", Principal: "alice", ClientID: "c", Scope: "a b", Issuer: "iss", ExpiresAt: now.Add(time.Hour), AuthTime: now}
+		must(t, s.CreateRefresh(ctx, r, false))
+		got, err := s.GetRefresh(ctx, "h1")
+		must(t, err)
+		if got.Family != "f1" || got.Scope != "a b" || got.ClientID != "c" || !got.ExpiresAt.Equal(r.ExpiresAt.Truncate(0)) || !got.AuthTime.Equal(now) || !got.UsedAt.IsZero() {
+			t.Fatalf("GetRefresh = %+v", got)
+		}
+		// One wins; the first loser revokes the family, so later ones find
+		// a revoked token (ErrNotFound).
+		won, lost := race(t, 8, errLost, func(i int) error {
+			old, err := s.RotateRefresh(ctx, "h1", next(r, fmt.Sprintf("h1-%d", i)), now, 0)
+			if err == nil && old.Family != "f1" {
+				t.Errorf("RotateRefresh returned family %q", old.Family)
 			}
-			if errors.Is(err, issuer.ErrRefreshReused) && got.Family != "f1" {
-				t.Errorf("reused record has family %q", got.Family)
+			if errors.Is(err, issuer.ErrRefreshReused) || errors.Is(err, issuer.ErrNotFound) {
+				return errLost
 			}
 			return err
 		})
-		if won != 1 || reused != 7 {
-			t.Fatalf("concurrent UseRefresh: %d won, %d reused", won, reused)
+		if won != 1 || lost != 7 {
+			t.Fatalf("concurrent RotateRefresh: %d won, %d lost", won, lost)
 		}
-		if _, err := s.UseRefresh(ctx, "nope", now); !errors.Is(err, issuer.ErrNotFound) {
+		if _, err := s.RotateRefresh(ctx, "h1", next(r, "h1-again"), now, 0); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("reused token after its family was revoked: %v", err)
+		}
+		// Reuse revoked the family, the winner's new token with it.
+		for i := range 8 {
+			if _, err := s.GetRefresh(ctx, fmt.Sprintf("h1-%d", i)); !errors.Is(err, issuer.ErrNotFound) {
+				t.Fatalf("token of a revoked family: %v", err)
+			}
+		}
+		if _, err := s.RotateRefresh(ctx, "nope", next(r, "x"), now, time.Minute); !errors.Is(err, issuer.ErrNotFound) {
 			t.Fatalf("unknown token: %v", err)
 		}
-		if _, err := s.GetRefresh(ctx, "h2"); err != nil {
-			t.Fatalf("GetRefresh: %v", err)
+		must(t, s.CreateRefresh(ctx, issuer.RefreshRecord{Hash: "h2", Family: "f2", Subject: "alice", Kind: "user", ExpiresAt: now.Add(time.Hour)}, false))
+		if _, err := s.RotateRefresh(ctx, "h2", next(r, "h2-1"), now.Add(time.Hour), time.Minute); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("expired token: %v", err)
 		}
-		must(t, s.RevokeFamily(ctx, "f1"))
-		if _, err := s.UseRefresh(ctx, "h2", now); !errors.Is(err, issuer.ErrNotFound) {
+		must(t, s.RevokeFamily(ctx, "f2"))
+		if _, err := s.RotateRefresh(ctx, "h2", next(r, "h2-2"), now, time.Minute); !errors.Is(err, issuer.ErrNotFound) {
 			t.Fatalf("revoked family token: %v", err)
 		}
 		if _, err := s.GetRefresh(ctx, "h2"); !errors.Is(err, issuer.ErrNotFound) {
 			t.Fatalf("GetRefresh of revoked: %v", err)
 		}
 		must(t, s.PurgeExpired(ctx, now.Add(2*time.Hour)))
-		if _, err := s.UseRefresh(ctx, "h1", now); !errors.Is(err, issuer.ErrNotFound) {
+		if _, err := s.RotateRefresh(ctx, "h1", next(r, "h1-x"), now, 0); !errors.Is(err, issuer.ErrNotFound) {
 			t.Fatalf("purged token: %v", err)
+		}
+	})
+	t.Run("a retry within the grace supersedes the first successor", func(t *testing.T) {
+		s := open(t)
+		now := time.Now().UTC()
+		grace := 30 * time.Second
+		start := func(hash, family string) issuer.RefreshRecord {
+			r := issuer.RefreshRecord{Hash: hash, Family: family, Subject: "alice", Kind: "user", Issuer: "iss", ExpiresAt: now.Add(time.Hour), AuthTime: now}
+			must(t, s.CreateRefresh(ctx, r, false))
+			return r
+		}
+		r := start("a1", "fa")
+		_, err := s.RotateRefresh(ctx, "a1", next(r, "a2"), now, grace)
+		must(t, err)
+		// The response with a2 was lost: the retry gets a3, a2 is superseded.
+		_, err = s.RotateRefresh(ctx, "a1", next(r, "a3"), now.Add(10*time.Second), grace)
+		must(t, err)
+		_, err = s.RotateRefresh(ctx, "a3", next(r, "a4"), now.Add(11*time.Second), grace)
+		must(t, err)
+		// a2 surfacing now means two holders: the family ends, a4 with it.
+		if _, err := s.RotateRefresh(ctx, "a2", next(r, "a5"), now.Add(12*time.Second), grace); !errors.Is(err, issuer.ErrRefreshReused) {
+			t.Fatalf("superseded token: %v", err)
+		}
+		if _, err := s.GetRefresh(ctx, "a4"); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("family survived a superseded token's use: %v", err)
+		}
+
+		r = start("b1", "fb")
+		_, err = s.RotateRefresh(ctx, "b1", next(r, "b2"), now, grace)
+		must(t, err)
+		if _, err := s.RotateRefresh(ctx, "b1", next(r, "b3"), now.Add(grace+time.Second), grace); !errors.Is(err, issuer.ErrRefreshReused) {
+			t.Fatalf("retry after the grace: %v", err)
+		}
+		if _, err := s.GetRefresh(ctx, "b2"); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("family survived reuse after the grace: %v", err)
+		}
+
+		r = start("c1", "fc")
+		_, err = s.RotateRefresh(ctx, "c1", next(r, "c2"), now, grace)
+		must(t, err)
+		_, err = s.RotateRefresh(ctx, "c2", next(r, "c3"), now.Add(time.Second), grace)
+		must(t, err)
+		// The chain went on from c2: c1 again is a second holder, even in grace.
+		if _, err := s.RotateRefresh(ctx, "c1", next(r, "c4"), now.Add(2*time.Second), grace); !errors.Is(err, issuer.ErrRefreshReused) {
+			t.Fatalf("retry after the successor was used: %v", err)
+		}
+		if _, err := s.GetRefresh(ctx, "c3"); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("family survived: %v", err)
+		}
+
+		// Concurrent presentations within the grace all get a pair, and
+		// exactly one of the new tokens is live: the family never forks.
+		r = start("d1", "fd")
+		won, _ := race(t, 8, issuer.ErrRefreshReused, func(i int) error {
+			_, err := s.RotateRefresh(ctx, "d1", next(r, fmt.Sprintf("d2-%d", i)), now, grace)
+			return err
+		})
+		if won != 8 {
+			t.Fatalf("%d of 8 retries in the grace got a pair", won)
+		}
+		live := 0
+		for i := range 8 {
+			got, err := s.GetRefresh(ctx, fmt.Sprintf("d2-%d", i))
+			must(t, err)
+			if got.UsedAt.IsZero() {
+				live++
+			}
+		}
+		if live != 1 {
+			t.Fatalf("%d live tokens in one family, want 1", live)
+		}
+	})
+	t.Run("ending a subject's sessions", func(t *testing.T) {
+		s := open(t)
+		now := time.Now().UTC()
+		mk := func(hash, family, subject string, auth time.Time, exclusive bool) issuer.RefreshRecord {
+			r := issuer.RefreshRecord{Hash: hash, Family: family, Subject: subject, Kind: "user", Issuer: "iss", ExpiresAt: now.Add(time.Hour), AuthTime: auth}
+			must(t, s.CreateRefresh(ctx, r, exclusive))
+			return r
+		}
+		gone := func(hash string) bool {
+			_, err := s.GetRefresh(ctx, hash)
+			if err != nil && !errors.Is(err, issuer.ErrNotFound) {
+				t.Fatal(err)
+			}
+			return err != nil
+		}
+		a := mk("a1", "fa", "alice", now.Add(-time.Minute), false)
+		mk("b1", "fb", "bob", now.Add(-time.Minute), false)
+		// A rotation racing the end: its new token carries the family's start.
+		_, err := s.RotateRefresh(ctx, "a1", next(a, "a2"), now, 0)
+		must(t, err)
+		must(t, s.EndSessions(ctx, "alice", now, ""))
+		if !gone("a2") || gone("b1") {
+			t.Fatalf("after EndSessions(alice): a2 gone %v, b1 gone %v", gone("a2"), gone("b1"))
+		}
+		if _, err := s.RotateRefresh(ctx, "a2", next(a, "a3"), now.Add(time.Second), time.Minute); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("refresh of an ended session: %v", err)
+		}
+		// A session begun later lives; an older cut-off arriving late changes nothing.
+		mk("c1", "fc", "alice", now.Add(time.Second), false)
+		must(t, s.EndSessions(ctx, "alice", now.Add(-time.Hour), ""))
+		if gone("c1") || !gone("a2") {
+			t.Fatal("a late, older cut-off changed which sessions are ended")
+		}
+		// An exclusive session ends the others in the same write.
+		d := mk("d1", "fd", "alice", now.Add(2*time.Second), true)
+		if !gone("c1") || gone("d1") {
+			t.Fatalf("exclusive session: c1 gone %v, d1 gone %v", gone("c1"), gone("d1"))
+		}
+		_, err = s.RotateRefresh(ctx, "d1", next(d, "d2"), now.Add(3*time.Second), 0)
+		must(t, err)
+		if gone("d2") {
+			t.Fatal("the kept session cannot rotate")
+		}
+	})
+	t.Run("expired refresh tokens are pruned", func(t *testing.T) {
+		s := open(t)
+		now := time.Now().UTC()
+		for i := range 2500 {
+			must(t, s.CreateRefresh(ctx, issuer.RefreshRecord{Hash: fmt.Sprintf("e%d", i), Family: "f", Subject: "alice", Kind: "user", ExpiresAt: now.Add(-time.Minute)}, false))
+		}
+		must(t, s.CreateRefresh(ctx, issuer.RefreshRecord{Hash: "live", Family: "g", Subject: "alice", Kind: "user", ExpiresAt: now.Add(time.Hour)}, false))
+		must(t, s.PurgeExpired(ctx, now))
+		for _, h := range []string{"e0", "e1234", "e2499"} {
+			if _, err := s.GetRefresh(ctx, h); !errors.Is(err, issuer.ErrNotFound) {
+				t.Fatalf("expired %s after purge: %v", h, err)
+			}
+		}
+		if _, err := s.GetRefresh(ctx, "live"); err != nil {
+			t.Fatalf("live token after purge: %v", err)
 		}
 	})
 	t.Run("revocations", func(t *testing.T) {
@@ -237,6 +385,14 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 		}
 	})
 	runDPoP(t, open)
+}
+
+var errLost = errors.New("lost")
+
+// next is the token r is exchanged for.
+func next(r issuer.RefreshRecord, hash string) issuer.RefreshRecord {
+	r.Hash = hash
+	return r
 }
 
 // race runs f n times at once and counts the calls that succeeded and those

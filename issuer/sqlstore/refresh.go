@@ -1,0 +1,280 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+// PruneBatch is the most expired refresh tokens one pruning transaction
+// deletes, so pruning never holds the write lock for long.
+const PruneBatch = 1000
+
+// The request-path queries on tg_refresh; TestQueryPlans checks that each
+// is served by an index on both databases.
+const (
+	// refreshByHash reads a token with its subject's session cut-off
+	// (both primary-key lookups).
+	refreshByHash = `SELECT r.hash, r.family, r.subject, r.kind, r.principal, r.client_id, r.scope, r.issuer,
+		r.expires_at, r.used_at, r.revoked, r.auth_time, r.replaced_by, COALESCE(c.at, -1), COALESCE(c.keep_family, '')
+		FROM tg_refresh r LEFT JOIN tg_refresh_cutoffs c ON c.subject = r.subject WHERE r.hash = ?`
+	insertRefresh = `INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer,
+		expires_at, used_at, auth_time, replaced_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, '')`
+	useRefresh       = `UPDATE tg_refresh SET used_at = ?, replaced_by = ? WHERE hash = ?`
+	supersedeRefresh = `UPDATE tg_refresh SET used_at = ? WHERE hash = ? AND used_at = 0 AND revoked = 0`
+	replaceRefresh   = `UPDATE tg_refresh SET replaced_by = ? WHERE hash = ?`
+	revokeFamily     = `UPDATE tg_refresh SET revoked = 1 WHERE family = ?`
+	// The latest cut-off wins; an older one arriving late changes nothing.
+	endSessions = `INSERT INTO tg_refresh_cutoffs (subject, at, keep_family) VALUES (?, ?, ?)
+		ON CONFLICT (subject) DO UPDATE SET at = excluded.at, keep_family = excluded.keep_family
+		WHERE tg_refresh_cutoffs.at < excluded.at`
+	pruneRefresh = `DELETE FROM tg_refresh WHERE hash IN (SELECT hash FROM tg_refresh WHERE expires_at < ? LIMIT ?)`
+	// A cut-off is needed while a family it ends still has a token.
+	pruneCutoffs = `DELETE FROM tg_refresh_cutoffs WHERE NOT EXISTS (SELECT 1 FROM tg_refresh r
+		WHERE r.subject = tg_refresh_cutoffs.subject AND r.auth_time <= tg_refresh_cutoffs.at)`
+)
+
+// refreshStmts are the refresh path's statements, prepared once; a
+// transaction uses them through Tx.StmtContext, which prepares each once
+// per connection. (pgx caches statements per connection by itself; SQLite
+// would otherwise compile each statement on every call.)
+type refreshStmts struct {
+	byHash, byHashLocked, insert, use, supersede, replace, revokeFamily *sql.Stmt
+}
+
+// execStmt runs prepared statement st (of query), observed like exec.
+func (s *Store) execStmt(ctx context.Context, st *sql.Stmt, query string, args ...any) (sql.Result, error) {
+	start := time.Now()
+	res, err := st.ExecContext(ctx, args...)
+	s.observed(query, start, err)
+	return res, err
+}
+
+// rowStmt runs prepared one-row statement st (of query), observed like row.
+func (s *Store) rowStmt(ctx context.Context, st *sql.Stmt, query string, args ...any) *sql.Row {
+	start := time.Now()
+	r := st.QueryRowContext(ctx, args...)
+	s.observed(query, start, r.Err())
+	return r
+}
+
+func (s *Store) prepareRefresh(ctx context.Context) error {
+	locked := refreshByHash
+	if s.postgres {
+		locked += ` FOR UPDATE OF r`
+	}
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&s.refresh.byHash, refreshByHash}, {&s.refresh.byHashLocked, locked}, {&s.refresh.insert, insertRefresh},
+		{&s.refresh.use, useRefresh}, {&s.refresh.supersede, supersedeRefresh}, {&s.refresh.replace, replaceRefresh},
+		{&s.refresh.revokeFamily, revokeFamily},
+	} {
+		st, err := s.db.PrepareContext(ctx, s.q(p.query))
+		if err != nil {
+			return fmt.Errorf("preparing refresh statements: %w", err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// refreshRow is a token as read, with what decides whether it still counts.
+type refreshRow struct {
+	issuer.RefreshRecord
+	revoked    bool
+	replacedBy string
+	cutoff     int64 // -1: the subject's sessions were never ended
+	keepFamily string
+}
+
+// dead reports whether the token can no longer be exchanged at now.
+func (r refreshRow) dead(now time.Time) bool {
+	ended := r.cutoff >= 0 && ns(r.AuthTime) <= r.cutoff && r.Family != r.keepFamily
+	return r.revoked || ended || !now.Before(r.ExpiresAt)
+}
+
+func scanRefresh(row *sql.Row) (refreshRow, error) {
+	var r refreshRow
+	var exp, used, auth int64
+	var revoked int
+	err := row.Scan(&r.Hash, &r.Family, &r.Subject, &r.Kind, &r.Principal, &r.ClientID, &r.Scope, &r.Issuer,
+		&exp, &used, &revoked, &auth, &r.replacedBy, &r.cutoff, &r.keepFamily)
+	if err != nil {
+		return r, notFound(err, "refresh token")
+	}
+	r.ExpiresAt, r.UsedAt, r.AuthTime, r.revoked = fromNS(exp), fromNS(used), fromNS(auth), revoked != 0
+	return r, nil
+}
+
+func (s *Store) insertRefresh(ctx context.Context, st *sql.Stmt, r issuer.RefreshRecord) error {
+	_, err := s.execStmt(ctx, st, insertRefresh, r.Hash, r.Family, r.Subject, r.Kind, r.Principal, r.ClientID,
+		r.Scope, r.Issuer, ns(r.ExpiresAt), ns(r.AuthTime))
+	if err != nil {
+		return fmt.Errorf("storing refresh token: %w", err)
+	}
+	return nil
+}
+
+// CreateRefresh implements issuer.Store.
+func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord, exclusive bool) error {
+	if !exclusive {
+		return s.insertRefresh(ctx, s.refresh.insert, r)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storing refresh token: %w", err)
+	}
+	defer tx.Rollback()
+	if err := s.insertRefresh(ctx, tx.StmtContext(ctx, s.refresh.insert), r); err != nil {
+		return err
+	}
+	start := time.Now()
+	_, err = tx.ExecContext(ctx, s.q(endSessions), r.Subject, ns(r.AuthTime), r.Family)
+	s.observed(endSessions, start, err)
+	if err != nil {
+		return fmt.Errorf("ending other sessions of %s: %w", r.Subject, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("storing refresh token: %w", err)
+	}
+	return nil
+}
+
+// GetRefresh implements issuer.Store.
+func (s *Store) GetRefresh(ctx context.Context, hash string) (issuer.RefreshRecord, error) {
+	r, err := scanRefresh(s.rowStmt(ctx, s.refresh.byHash, refreshByHash, hash))
+	if err != nil {
+		return issuer.RefreshRecord{}, err
+	}
+	if r.dead(time.Time{}) { // expiry is the caller's to judge
+		return r.RefreshRecord, fmt.Errorf("refresh token revoked: %w", issuer.ErrNotFound)
+	}
+	return r.RefreshRecord, nil
+}
+
+// RotateRefresh implements issuer.Store. The old row is locked first (FOR
+// UPDATE on PostgreSQL; SQLite transactions take the write lock at BEGIN),
+// so concurrent exchanges of one token are decided one after the other.
+func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.RefreshRecord, now time.Time, grace time.Duration) (issuer.RefreshRecord, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return issuer.RefreshRecord{}, fmt.Errorf("rotating refresh token: %w", err)
+	}
+	defer tx.Rollback()
+	stmt := func(st *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, st) }
+	old, err := scanRefresh(s.rowStmt(ctx, stmt(s.refresh.byHashLocked), refreshByHash, oldHash))
+	if err != nil {
+		return issuer.RefreshRecord{}, err
+	}
+	if old.dead(now) {
+		return old.RefreshRecord, fmt.Errorf("refresh token revoked or expired: %w", issuer.ErrNotFound)
+	}
+	reused := false
+	switch {
+	case old.UsedAt.IsZero():
+		_, err = s.execStmt(ctx, stmt(s.refresh.use), useRefresh, ns(now), next.Hash, oldHash)
+	case old.replacedBy != "" && grace > 0 && now.Sub(old.UsedAt) <= grace:
+		// A retry: the successor it got must still be unused, else the
+		// chain went on without this token and this is a second holder.
+		var res sql.Result
+		if res, err = s.execStmt(ctx, stmt(s.refresh.supersede), supersedeRefresh, ns(now), old.replacedBy); err == nil {
+			if n, _ := res.RowsAffected(); n == 1 {
+				_, err = s.execStmt(ctx, stmt(s.refresh.replace), replaceRefresh, next.Hash, oldHash)
+			} else {
+				reused = true
+			}
+		}
+	default:
+		reused = true
+	}
+	if err != nil {
+		return issuer.RefreshRecord{}, fmt.Errorf("rotating refresh token: %w", err)
+	}
+	if reused {
+		if _, err := s.execStmt(ctx, stmt(s.refresh.revokeFamily), revokeFamily, old.Family); err != nil {
+			return issuer.RefreshRecord{}, fmt.Errorf("revoking refresh family: %w", err)
+		}
+	} else if err := s.insertRefresh(ctx, stmt(s.refresh.insert), next); err != nil {
+		return issuer.RefreshRecord{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return issuer.RefreshRecord{}, fmt.Errorf("rotating refresh token: %w", err)
+	}
+	if reused {
+		return old.RefreshRecord, issuer.ErrRefreshReused
+	}
+	return old.RefreshRecord, nil
+}
+
+// RevokeFamily implements issuer.Store.
+func (s *Store) RevokeFamily(ctx context.Context, family string) error {
+	if _, err := s.execStmt(ctx, s.refresh.revokeFamily, revokeFamily, family); err != nil {
+		return fmt.Errorf("revoking refresh family: %w", err)
+	}
+	return nil
+}
+
+// EndSessions implements issuer.Store. One row per subject: it is read with
+// the token on every exchange (a primary-key lookup), so ending the
+// sessions costs one write however many tokens the subject holds, and a
+// token rotated concurrently still carries its family's auth_time and is
+// refused on its next use.
+func (s *Store) EndSessions(ctx context.Context, subject string, at time.Time, keepFamily string) error {
+	if _, err := s.exec(ctx, endSessions, subject, ns(at), keepFamily); err != nil {
+		return fmt.Errorf("ending sessions of %s: %w", subject, err)
+	}
+	return nil
+}
+
+// Pruning targets: a batch should hold SQLite's write lock for about
+// pruneTarget; between batches the lock is left free for pruneGap at least,
+// longer than the first steps of SQLite's busy-wait back-off, so writers
+// waiting on it (in this process or another) get in before the next batch.
+const (
+	pruneMinBatch = 50
+	pruneTarget   = 10 * time.Millisecond
+	pruneGap      = 20 * time.Millisecond
+)
+
+// purgeRefresh deletes expired refresh tokens in batches of at most
+// PruneBatch, each its own short transaction, then the cut-offs no token
+// needs. On SQLite the batch size adapts to keep each write short.
+func (s *Store) purgeRefresh(ctx context.Context, now time.Time) error {
+	batch := PruneBatch
+	for {
+		start := time.Now()
+		res, err := s.exec(ctx, pruneRefresh, ns(now), batch)
+		if err != nil {
+			return fmt.Errorf("purging refresh tokens: %w", err)
+		}
+		took := time.Since(start)
+		if n, err := res.RowsAffected(); err != nil || n < int64(batch) {
+			break
+		}
+		if s.postgres { // row locks: deleting blocks no writer
+			continue
+		}
+		switch {
+		case took > 2*pruneTarget && batch > pruneMinBatch:
+			batch = max(batch/2, pruneMinBatch)
+		case took < pruneTarget/2 && batch < PruneBatch:
+			batch = min(batch*2, PruneBatch)
+		}
+		t := time.NewTimer(pruneGap)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("purging refresh tokens: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	if _, err := s.exec(ctx, pruneCutoffs); err != nil {
+		return fmt.Errorf("purging session cut-offs: %w", err)
+	}
+	return nil
+}

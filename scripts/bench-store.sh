@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Store benchmark: refresh grants/s and p50/p99 latency with 16 concurrent
+# refresh chains through one Caddy process serving a SQLite site and a
+# PostgreSQL site, with empty refresh tables and with 5 million existing
+# rows; new PostgreSQL connections during the measured window; and the
+# longest write stall while pruning 1 million expired rows on SQLite.
+# Starts its own PostgreSQL (never the default port) and stops it after.
+#   scripts/bench-store.sh                      # 10 s per measurement
+#   SECS=5 ROWS=1000000 PROFILE=1 scripts/bench-store.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+secs="${SECS:-10}"
+rows="${ROWS:-5000000}"
+prune_rows="${PRUNE_ROWS:-1000000}"
+chains="${CHAINS:-16}"
+export TOKENGATE_PG_PORT="${TOKENGATE_PG_PORT:-54339}"
+export TOKENGATE_PG_DIR="${TOKENGATE_PG_DIR:-/tmp/bench-pg}"
+[ "$TOKENGATE_PG_PORT" != 54329 ] || { echo "use a port other than the tests' 54329" >&2; exit 1; }
+
+work="$(mktemp -d)"
+pid=""
+cleanup() {
+	[ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+	scripts/postgres.sh stop || true
+	[ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+echo "building…" >&2
+go build -o "$work/caddy" ./cmd/caddy
+go build -o "$work/benchstore" ./scripts/benchstore
+pgdsn="$(scripts/postgres.sh start)"
+
+port_free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sq_port="$(port_free)"; pg_port="$(port_free)"; admin_port="$(port_free)"
+hash="$(echo bench-pw | "$work/caddy" tokengate hash-password --password-stdin)"
+cat > "$work/Caddyfile" <<CADDY
+{
+	admin 127.0.0.1:$admin_port
+	persist_config off
+	log {
+		level ERROR
+	}
+}
+http://127.0.0.1:$sq_port {
+	tokengate {
+		issuer http://bench
+		store sqlite $work/tg.db
+		user bench $hash
+	}
+	respond ok
+}
+http://127.0.0.1:$pg_port {
+	tokengate {
+		issuer http://bench
+		store postgres "$pgdsn&application_name=tokengate"
+		user bench $hash
+	}
+	respond ok
+}
+CADDY
+XDG_DATA_HOME="$work/data" XDG_CONFIG_HOME="$work/config" "$work/caddy" run --config "$work/Caddyfile" >"$work/caddy.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+	curl -s -o /dev/null "http://127.0.0.1:$pg_port/" && curl -s -o /dev/null "http://127.0.0.1:$sq_port/" && break
+	kill -0 "$pid" 2>/dev/null || { cat "$work/caddy.log" >&2; exit 1; }
+	sleep 0.1
+done
+
+run() { # run <port> [extra flags]
+	local port="$1"; shift
+	"$work/benchstore" load -url "http://127.0.0.1:$port" -user bench -password bench-pw -chains "$chains" \
+		-duration "${secs}s" "$@"
+}
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+echo "empty tables: SQLite…" >&2
+sq0="$(run "$sq_port")"
+echo "empty tables: PostgreSQL…" >&2
+pg0="$(run "$pg_port" -pg "$pgdsn")"
+if [ -n "${PROFILE:-}" ]; then
+	for site in "SQLite $sq_port" "PostgreSQL $pg_port"; do
+		set -- $site
+		echo "profiling $1 refresh (${secs}s)…" >&2
+		run "$2" -admin "127.0.0.1:$admin_port" -profile "$work/cpu-$1.pprof" >/dev/null
+		go tool pprof -top -nodecount=30 "$work/caddy" "$work/cpu-$1.pprof" 2>/dev/null | sed 's/^/    /' >&2
+	done
+fi
+# Pruning runs on its own SQLite file; to save time it runs while the
+# stores are bulk-loaded (so its figure includes that I/O: pessimistic).
+# SERIAL=1 runs it alone at the end instead.
+prune() { "$work/benchstore" prune -dsn "$work/prune.db" -rows "$prune_rows" >"$work/prune.json"; }
+[ -n "${SERIAL:-}" ] || { echo "pruning $prune_rows expired rows on SQLite (beside the bulk loads)…" >&2; prune & prunepid=$!; }
+echo "loading $rows rows into each store…" >&2
+fsq="$("$work/benchstore" fill -driver sqlite -dsn "$work/tg.db" -rows "$rows")"
+fpg="$("$work/benchstore" fill -driver postgres -dsn "$pgdsn" -rows "$rows")"
+echo "  SQLite $(field "$fsq" seconds)s, PostgreSQL $(field "$fpg" seconds)s" >&2
+[ -n "${SERIAL:-}" ] || wait "$prunepid"
+echo "$rows rows: SQLite…" >&2
+sq1="$(run "$sq_port")"
+echo "$rows rows: PostgreSQL…" >&2
+pg1="$(run "$pg_port" -pg "$pgdsn")"
+[ -z "${SERIAL:-}" ] || { echo "pruning $prune_rows expired rows on SQLite…" >&2; prune; }
+pr="$(cat "$work/prune.json")"
+
+for v in sq0 pg0 sq1 pg1 pr; do echo "$v ${!v}" >&2; done
+python3 - "$sq0" "$pg0" "$sq1" "$pg1" "$pr" "$rows" "$prune_rows" "$chains" "$secs" <<'PY'
+import json, sys
+sq0, pg0, sq1, pg1, pr = (json.loads(a) for a in sys.argv[1:6])
+rows, prune_rows, chains, secs = sys.argv[6:10]
+m = lambda n: f"{int(n)/1e6:g} million"
+def ok(cond): return "yes" if cond else "**no**"
+print(f"| figure ({chains} refresh chains, {secs} s each) | SQLite | PostgreSQL | target | met |")
+print("|---|---|---|---|---|")
+print(f"| refresh grants/s, empty table | {sq0['grants_per_s']:.0f} | {pg0['grants_per_s']:.0f} | | |")
+print(f"| p50 / p99 latency, empty table | {sq0['p50_ms']:.1f} / {sq0['p99_ms']:.1f} ms | {pg0['p50_ms']:.1f} / {pg0['p99_ms']:.1f} ms | PG p99 ≤ 50 ms | {ok(pg0['p99_ms'] <= 50)} |")
+r = pg0['grants_per_s'] / sq0['grants_per_s']
+print(f"| PostgreSQL / SQLite grants/s | | {r:.2f}× | ≥ 0.75× | {ok(r >= 0.75)} |")
+print(f"| new PostgreSQL connections during the window | | {pg0['new_pg_connections']} (empty), {pg1['new_pg_connections']} ({m(rows)}) | 0 | {ok(pg0['new_pg_connections'] == 0 and pg1['new_pg_connections'] == 0)} |")
+print(f"| refresh grants/s with {m(rows)} rows | {sq1['grants_per_s']:.0f} | {pg1['grants_per_s']:.0f} | | |")
+print(f"| p50 / p99 latency with {m(rows)} rows | {sq1['p50_ms']:.1f} / {sq1['p99_ms']:.1f} ms | {pg1['p50_ms']:.1f} / {pg1['p99_ms']:.1f} ms | | |")
+a, b = sq1['grants_per_s'] / sq0['grants_per_s'], pg1['grants_per_s'] / pg0['grants_per_s']
+print(f"| {m(rows)} rows / empty | {a:.2f}× | {b:.2f}× | ≥ 0.8× | {ok(a >= 0.8 and b >= 0.8)} |")
+print(f"| longest write stall pruning {m(prune_rows)} expired rows | {pr['max_write_stall_ms']:.1f} ms (p99 {pr['p99_write_ms']:.1f} ms, {pr['writes_during_prune']} writes in {pr['prune_s']:.1f} s; {pr['baseline_max_write_ms']:.1f} ms before) | | ≤ 50 ms | {ok(pr['max_write_stall_ms'] <= 50)} |")
+errs = sq0['errors'] + pg0['errors'] + sq1['errors'] + pg1['errors']
+if errs: print(f"\n{errs} refresh errors: see stderr")
+PY

@@ -1,0 +1,430 @@
+// Command benchstore drives scripts/bench-store.sh: refresh-grant load
+// against a running gateway, bulk loading of refresh rows, and the write
+// stall caused by pruning expired rows on SQLite.
+//
+//	benchstore load  -url http://127.0.0.1:PORT -user U -password P [-chains 16] [-warmup 3s] [-duration 10s] [-pg DSN] [-admin ADDR -profile FILE]
+//	benchstore fill  -driver sqlite|postgres -dsn DSN -rows N [-expired]
+//	benchstore prune -dsn PATH -rows N
+//
+// Each prints one JSON object on stdout.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: benchstore load|fill|prune [flags]")
+		os.Exit(2)
+	}
+	var out any
+	var err error
+	switch os.Args[1] {
+	case "load":
+		out, err = load(os.Args[2:])
+	case "fill":
+		out, err = fill(os.Args[2:])
+	case "prune":
+		out, err = prune(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchstore:", err)
+		os.Exit(1)
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(out)
+}
+
+type loadResult struct {
+	GrantsPerSec float64 `json:"grants_per_s"`
+	P50ms        float64 `json:"p50_ms"`
+	P99ms        float64 `json:"p99_ms"`
+	Errors       int64   `json:"errors"`
+	// NewPGConnections is how many sessions PostgreSQL started during the
+	// measured window (pg_stat_database.sessions); -1 without -pg.
+	NewPGConnections int64 `json:"new_pg_connections"`
+}
+
+func load(args []string) (loadResult, error) {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	base := fs.String("url", "", "gateway base URL")
+	user := fs.String("user", "", "user name")
+	password := fs.String("password", "", "password")
+	chains := fs.Int("chains", 16, "concurrent refresh chains")
+	warmup := fs.Duration("warmup", 3*time.Second, "load before measuring")
+	dur := fs.Duration("duration", 10*time.Second, "measured load")
+	pg := fs.String("pg", "", "PostgreSQL DSN to count new sessions on")
+	profile := fs.String("profile", "", "with a Caddy admin address: write the CPU profile of the measured window to this file")
+	admin := fs.String("admin", "", "Caddy admin address (host:port) for -profile")
+	_ = fs.Parse(args)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: *chains}}
+	post := func(v url.Values) (map[string]any, error) {
+		res, err := client.PostForm(*base+"/token", v)
+		if err != nil {
+			return nil, err
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		if res.StatusCode != 200 {
+			return m, fmt.Errorf("status %d: %s", res.StatusCode, b)
+		}
+		return m, nil
+	}
+	rts := make([]string, *chains)
+	for i := range rts {
+		m, err := post(url.Values{"grant_type": {"password"}, "username": {*user}, "password": {*password}})
+		if err != nil {
+			return loadResult{}, fmt.Errorf("signing in: %w", err)
+		}
+		rts[i] = m["refresh_token"].(string)
+	}
+	var measuring, stop atomic.Bool
+	var errs atomic.Int64
+	lat := make([][]time.Duration, *chains)
+	var wg sync.WaitGroup
+	for i := range rts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				start := time.Now()
+				m, err := post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rts[i]}})
+				if err != nil {
+					errs.Add(1)
+					fmt.Fprintln(os.Stderr, "refresh:", err)
+					return
+				}
+				if measuring.Load() {
+					lat[i] = append(lat[i], time.Since(start))
+				}
+				rts[i] = m["refresh_token"].(string)
+			}
+		}()
+	}
+	time.Sleep(*warmup)
+	sessions := func() int64 { return -1 }
+	if *pg != "" {
+		db, err := sql.Open("pgx", *pg)
+		if err != nil {
+			return loadResult{}, err
+		}
+		defer db.Close()
+		db.SetMaxOpenConns(1)
+		sessions = func() int64 {
+			var n int64
+			if err := db.QueryRow(`SELECT sessions FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+				fmt.Fprintln(os.Stderr, "reading pg_stat_database:", err)
+				return -1
+			}
+			return n
+		}
+		sessions() // open the monitoring connection before the window
+	}
+	before := sessions()
+	measuring.Store(true)
+	start := time.Now()
+	profiled := make(chan error, 1)
+	if *profile != "" {
+		go func() { profiled <- fetchProfile(*admin, *profile, *dur) }()
+	} else {
+		profiled <- nil
+	}
+	time.Sleep(*dur)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	// Backends report their counters within a second or two of going idle.
+	time.Sleep(2500 * time.Millisecond)
+	after := sessions()
+	stop.Store(true)
+	wg.Wait()
+	if err := <-profiled; err != nil {
+		return loadResult{}, err
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	q := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[int(p*float64(len(all)-1))]) / 1e6
+	}
+	r := loadResult{GrantsPerSec: float64(len(all)) / elapsed.Seconds(), P50ms: q(0.50), P99ms: q(0.99), Errors: errs.Load(), NewPGConnections: -1}
+	if before >= 0 && after >= 0 {
+		r.NewPGConnections = after - before
+	}
+	return r, nil
+}
+
+// fetchProfile writes Caddy's CPU profile over d (from its admin API) to path.
+func fetchProfile(admin, path string, d time.Duration) error {
+	res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, int(d.Seconds())))
+	if err != nil {
+		return fmt.Errorf("fetching profile: %w", err)
+	}
+	defer res.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, res.Body)
+	return err
+}
+
+type fillResult struct {
+	Rows    int64   `json:"rows"`
+	Seconds float64 `json:"seconds"`
+}
+
+// fill bulk-loads refresh rows in chunks: live ones (expiring in 30 days,
+// 7 in 8 already used, 8 per family, 100 000 subjects) or expired ones.
+func fill(args []string) (fillResult, error) {
+	fs := flag.NewFlagSet("fill", flag.ExitOnError)
+	driver := fs.String("driver", "sqlite", "sqlite or postgres")
+	dsn := fs.String("dsn", "", "SQLite path or PostgreSQL DSN")
+	rows := fs.Int64("rows", 1_000_000, "rows to add")
+	expired := fs.Bool("expired", false, "add expired rows")
+	_ = fs.Parse(args)
+	return fillRows(*driver, *dsn, *rows, *expired)
+}
+
+func fillRows(driver, dsn string, rows int64, expired bool) (fillResult, error) {
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, driver, dsn) // creates and migrates the schema
+	if err != nil {
+		return fillResult{}, err
+	}
+	st.Close()
+	// A large page cache for the load; the store's own settings are not changed.
+	drv, conn := "sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-1048576)"
+	if driver == "postgres" {
+		drv, conn = "pgx", dsn
+	}
+	db, err := sql.Open(drv, conn)
+	if err != nil {
+		return fillResult{}, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if driver == "postgres" {
+		for _, q := range []string{`SET maintenance_work_mem = '512MB'`, `SET synchronous_commit = off`} {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				return fillResult{}, err
+			}
+		}
+	}
+	// Secondary indexes are dropped for the load and rebuilt after (a
+	// sorted build), with the definitions the store's migrations made.
+	defs, err := secondaryIndexes(ctx, db, driver)
+	if err != nil {
+		return fillResult{}, err
+	}
+	for name := range defs {
+		if _, err := db.ExecContext(ctx, `DROP INDEX `+name); err != nil {
+			return fillResult{}, err
+		}
+	}
+	now := time.Now()
+	exp := now.Add(30 * 24 * time.Hour).UnixNano()
+	if expired {
+		exp = now.Add(-time.Hour).UnixNano()
+	}
+	used, auth := now.Add(-time.Minute).UnixNano(), now.Add(-time.Hour).UnixNano()
+	// Row x: a random-looking 64-hex-digit hash, so index inserts and
+	// lookups land all over the B-tree as real hashes do.
+	var stmt string
+	chunk := int64(500_000)
+	tag := randomHex(4)
+	if driver == "postgres" {
+		chunk = 1_000_000
+		stmt = `INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at, auth_time, replaced_by, revoked)
+			SELECT md5(x::text || 'a' || $3) || md5(x::text || 'b' || $3), 'fam-' || $3 || (x / 8), 'u' || (x % 100000), 'user', 'u' || (x % 100000), '', 'read', 'http://bench',
+				$4::bigint, CASE WHEN x % 8 = 7 THEN 0 ELSE $5::bigint END, $6::bigint, '', 0
+			FROM generate_series($1::bigint, $2::bigint) AS x`
+	} else {
+		stmt = `WITH RECURSIVE c(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM c WHERE x < ?)
+			INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at, auth_time, replaced_by, revoked)
+			SELECT lower(hex(randomblob(32))), 'fam-' || ? || (x / 8), 'u' || (x % 100000), 'user', 'u' || (x % 100000), '', 'read', 'http://bench',
+				?, CASE WHEN x % 8 = 7 THEN 0 ELSE ? END, ?, '', 0 FROM c`
+	}
+	start := time.Now()
+	for from := int64(1); from <= rows; from += chunk {
+		to := min(from+chunk-1, rows)
+		if _, err := db.ExecContext(ctx, stmt, from, to, tag, exp, used, auth); err != nil {
+			return fillResult{}, fmt.Errorf("filling rows %d-%d: %w", from, to, err)
+		}
+	}
+	for name, def := range defs {
+		if _, err := db.ExecContext(ctx, def); err != nil {
+			return fillResult{}, fmt.Errorf("rebuilding index %s: %w", name, err)
+		}
+	}
+	if driver == "postgres" {
+		_, err = db.ExecContext(ctx, `VACUUM ANALYZE tg_refresh`)
+	} else {
+		_, err = db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
+	if err != nil {
+		return fillResult{}, err
+	}
+	return fillResult{Rows: rows, Seconds: time.Since(start).Seconds()}, nil
+}
+
+// secondaryIndexes returns the CREATE INDEX statements of tg_refresh's
+// indexes other than its primary key, by name.
+func secondaryIndexes(ctx context.Context, db *sql.DB, driver string) (map[string]string, error) {
+	q := `SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tg_refresh' AND sql IS NOT NULL`
+	if driver == "postgres" {
+		q = `SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tg_refresh' AND schemaname = current_schema()
+			AND indexname <> 'tg_refresh_pkey'`
+	}
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("listing indexes: %w", err)
+	}
+	defer rows.Close()
+	defs := map[string]string{}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			return nil, err
+		}
+		defs[name] = def
+	}
+	if len(defs) < 3 {
+		return nil, fmt.Errorf("found %d secondary indexes on tg_refresh, want 3", len(defs))
+	}
+	return defs, rows.Err()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+type pruneResult struct {
+	Rows               int64   `json:"rows"`
+	PruneSeconds       float64 `json:"prune_s"`
+	WritesDuringPrune  int     `json:"writes_during_prune"`
+	MaxWriteStallMS    float64 `json:"max_write_stall_ms"`
+	P99WriteMS         float64 `json:"p99_write_ms"`
+	BaselineMaxWriteMS float64 `json:"baseline_max_write_ms"`
+	Left               int64   `json:"expired_rows_left"`
+}
+
+// prune fills a fresh SQLite store with expired rows, then measures how
+// long single-row writes from another connection pool (as another process
+// would) wait while PurgeExpired deletes them.
+func prune(args []string) (pruneResult, error) {
+	fs := flag.NewFlagSet("prune", flag.ExitOnError)
+	path := fs.String("dsn", "", "SQLite path (created)")
+	rows := fs.Int64("rows", 1_000_000, "expired rows")
+	_ = fs.Parse(args)
+	ctx := context.Background()
+	if _, err := fillRows("sqlite", *path, *rows, true); err != nil {
+		return pruneResult{}, err
+	}
+	pruner, err := sqlstore.Open(ctx, "sqlite", *path)
+	if err != nil {
+		return pruneResult{}, err
+	}
+	defer pruner.Close()
+	writer, err := sqlstore.Open(ctx, "sqlite", *path)
+	if err != nil {
+		return pruneResult{}, err
+	}
+	defer writer.Close()
+	var mu sync.Mutex
+	var phase int // 0 baseline, 1 pruning, 2 done
+	var base, during []time.Duration
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			mu.Lock()
+			ph := phase
+			mu.Unlock()
+			if ph == 2 {
+				return
+			}
+			rec := issuer.RefreshRecord{Hash: randomHex(32), Family: "w", Subject: "writer", Kind: "user", Issuer: "http://bench",
+				ExpiresAt: time.Now().Add(time.Hour), AuthTime: time.Now()}
+			start := time.Now()
+			if err := writer.CreateRefresh(ctx, rec, false); err != nil {
+				fmt.Fprintln(os.Stderr, "write:", err)
+				return
+			}
+			d := time.Since(start)
+			mu.Lock()
+			if phase == 0 {
+				base = append(base, d)
+			} else if phase == 1 {
+				during = append(during, d)
+			}
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(time.Second)
+	mu.Lock()
+	phase = 1
+	mu.Unlock()
+	start := time.Now()
+	err = pruner.PurgeExpired(ctx, time.Now())
+	elapsed := time.Since(start)
+	mu.Lock()
+	phase = 2
+	mu.Unlock()
+	<-done
+	if err != nil {
+		return pruneResult{}, err
+	}
+	db, err := sql.Open("sqlite", "file:"+*path)
+	if err != nil {
+		return pruneResult{}, err
+	}
+	defer db.Close()
+	var left int64
+	if err := db.QueryRow(`SELECT COUNT(*) FROM tg_refresh WHERE expires_at < ?`, time.Now().UnixNano()).Scan(&left); err != nil {
+		return pruneResult{}, err
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	slices.Sort(base)
+	slices.Sort(during)
+	r := pruneResult{Rows: *rows, PruneSeconds: elapsed.Seconds(), WritesDuringPrune: len(during), Left: left}
+	if len(base) > 0 {
+		r.BaselineMaxWriteMS = ms(base[len(base)-1])
+	}
+	if len(during) > 0 {
+		r.MaxWriteStallMS = ms(during[len(during)-1])
+		r.P99WriteMS = ms(during[int(0.99*float64(len(during)-1))])
+	}
+	return r, nil
+}
