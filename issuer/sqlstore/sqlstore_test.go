@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tokengate/caddy-tokengate/internal/pgtest"
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -154,5 +155,50 @@ func TestPostgresPoolKeepsConnections(t *testing.T) {
 	st := s.db.Stats()
 	if st.MaxOpenConnections != 8 || st.OpenConnections > 8 || st.MaxIdleClosed != 0 || st.MaxLifetimeClosed != 0 {
 		t.Fatalf("pool stats after load: %+v", st)
+	}
+}
+
+// TestRefreshStatementsObserved: the refresh path's prepared statements
+// report to the observer like every other statement, errors included.
+func TestRefreshStatementsObserved(t *testing.T) {
+	s := openSQLiteStore(t).(*Store)
+	ctx := context.Background()
+	var mu sync.Mutex
+	ops := map[string]int{}
+	failed := 0
+	s.SetObserver(func(op string, _ time.Duration, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		ops[op]++
+		if err != nil {
+			failed++
+		}
+	})
+	now := time.Now()
+	rec := issuer.RefreshRecord{Hash: "h1", Family: "f", Subject: "a", Kind: "user", Principal: "a",
+		ExpiresAt: now.Add(time.Hour), AuthTime: now}
+	if err := s.CreateRefresh(ctx, rec, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRefresh(ctx, "h1"); err != nil {
+		t.Fatal(err)
+	}
+	next := rec
+	next.Hash = "h2"
+	if _, err := s.RotateRefresh(ctx, "h1", next, now, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRefresh(ctx, "none"); !errors.Is(err, issuer.ErrNotFound) {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for op, n := range map[string]int{"INSERT tg_refresh": 2, "INSERT tg_refresh_cutoffs": 1, "SELECT tg_refresh": 3, "UPDATE tg_refresh": 1} {
+		if ops[op] != n {
+			t.Errorf("%d %q observed, want %d (all: %v)", ops[op], op, n, ops)
+		}
+	}
+	if failed != 0 {
+		t.Errorf("%d operations observed as failed (a token not found is an answer)", failed)
 	}
 }
