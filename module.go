@@ -67,7 +67,7 @@ type Handler struct {
 	lenient   canonpath.Relax // path refusals lifted by the configuration
 	realm     string          // of WWW-Authenticate challenges
 	dpop      *dpop.Verifier
-	alg       string // signing algorithm
+	alg       string // signing_alg; "": follow the store's newest key (`keys rotate --alg`)
 
 	// Set by Provision; the tokengate app calls start, which closes ready
 	// (with failed set if it could not open the store).
@@ -79,6 +79,10 @@ type Handler struct {
 	// provision a handler outside a Caddy config.
 	standalone bool
 	metrics    *metrics
+	// release undoes this configuration's registrations on the shared
+	// Core (token lifetime, rotation schedule) when it is replaced; set in
+	// start, run in Cleanup.
+	release []func()
 }
 
 type requirement struct {
@@ -131,8 +135,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.ctx = ctx
 	h.ready, h.startOnce = make(chan struct{}), new(sync.Once)
-	h.alg = cmp.Or(h.SigningAlg, issuer.AlgEdDSA)
-	if !issuer.ValidAlg(h.alg) {
+	h.alg = h.SigningAlg
+	if h.alg != "" && !issuer.ValidAlg(h.alg) {
 		return fmt.Errorf("signing_alg %q: want EdDSA, ES256, RS256 or HS256", h.alg)
 	}
 	if !h.DisableIssuing {
@@ -165,15 +169,22 @@ func (h *Handler) start() error {
 func (h *Handler) open(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
-	if err := h.joinCore(ctx, repl, accessTTL); err != nil {
+	if err := h.joinCore(ctx, repl); err != nil {
 		return err
 	}
 	if !h.DisableIssuing {
-		if err := h.core.EnsureKey(ctx, h.alg); err != nil {
+		// Keys must verify as long as the longest-lived token any route of
+		// this site issues; registered before the first key is made.
+		unregister, err := h.core.RegisterLifetime(ctx, h.maxAccessTTL(accessTTL))
+		if err != nil {
+			return fmt.Errorf("registering token lifetime: %w", err)
+		}
+		h.release = append(h.release, unregister)
+		if err := h.core.EnsureKey(ctx, cmp.Or(h.alg, h.core.SigningAlg(), issuer.AlgEdDSA)); err != nil {
 			return fmt.Errorf("preparing signing key: %w", err)
 		}
 		every := durationOr(h.KeyRotation, DefaultKeyRotation)
-		h.core.ScheduleRotation(h.alg, every, min(issuer.DefaultPublishAhead, every/2))
+		h.release = append(h.release, h.core.ScheduleRotation(h.alg, every, min(issuer.DefaultPublishAhead, every/2)))
 	}
 	if h.HashConcurrency > 0 || h.HashQueue > 0 {
 		h.core.HashBudget().Configure(h.HashConcurrency, h.HashQueue, 0)
@@ -204,7 +215,7 @@ func (h *Handler) markFailed(err error) {
 
 // joinCore opens the store's shared Core, or joins the one another site
 // (or the previous config) already opened.
-func (h *Handler) joinCore(ctx caddy.Context, repl *caddy.Replacer, accessTTL time.Duration) error {
+func (h *Handler) joinCore(ctx caddy.Context, repl *caddy.Replacer) error {
 	driver, dsn := storeLocation(h.Store, repl)
 	mk, keyFile, err := cli.ResolveMasterKey(repl.ReplaceKnown(h.MasterKey, ""), true)
 	if err != nil {
@@ -217,8 +228,9 @@ func (h *Handler) joinCore(ctx caddy.Context, repl *caddy.Replacer, accessTTL ti
 		if err != nil {
 			return nil, err
 		}
-		core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, Logger: h.log.Named("issuer"),
-			Retention: accessTTL + issuer.Leeway})
+		log := h.log.Named("issuer")
+		st.Logf = log.Sugar().Warnf
+		core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, Logger: log, Retention: issuer.Leeway})
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("opening issuer on %s store: %w", driver, err)
@@ -247,8 +259,17 @@ func (h *Handler) joinCore(ctx caddy.Context, repl *caddy.Replacer, accessTTL ti
 			fingerprint, pc.masterKey)
 	}
 	h.core = pc.core
-	h.core.EnsureRetention(accessTTL + issuer.Leeway)
 	return nil
+}
+
+// maxAccessTTL is the longest access-token lifetime any route of this site
+// can issue: the site's, or a compatibility endpoint's own.
+func (h *Handler) maxAccessTTL(site time.Duration) time.Duration {
+	d := site
+	for _, ep := range h.Endpoints {
+		d = max(d, time.Duration(ep.AccessTTL))
+	}
+	return d
 }
 
 // issuerConfig turns the JSON configuration into the issuer's.
@@ -473,6 +494,9 @@ func hopByHop(name string) bool {
 // shared issuer.
 func (h *Handler) Cleanup() error {
 	var errs []error
+	for _, release := range h.release {
+		release()
+	}
 	for _, t := range h.tables {
 		errs = append(errs, t.Close())
 	}

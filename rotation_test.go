@@ -23,9 +23,10 @@ func kidOf(token string) string {
 	return h.Kid
 }
 
-// TestKeysRotateUnderLoad runs `caddy tokengate keys rotate` on the store of
-// a running gateway while a loop issues tokens and makes guarded requests:
-// not one request may fail, and the new key takes over.
+// TestKeysRotateUnderLoad runs `caddy tokengate keys rotate` (another
+// process, as far as the gateway knows) on the store of a running gateway,
+// publishing the key only 1s ahead, while a loop issues tokens and makes
+// guarded requests: not one request may fail, and the new key takes over.
 func TestKeysRotateUnderLoad(t *testing.T) {
 	g := startGateway(t, "")
 	before := kidOf(g.clientToken())
@@ -62,7 +63,7 @@ func TestKeysRotateUnderLoad(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	waitUntil(t, "traffic before the rotation", func() bool { return requests.Load() >= 20 })
 	root := &cobra.Command{Use: "tokengate", SilenceUsage: true}
 	cli.Command().CobraFunc(root)
 	root.SetArgs([]string{"keys", "rotate", "--publish-ahead", "1s", "--store", "sqlite:" + g.store})
@@ -70,15 +71,10 @@ func TestKeysRotateUnderLoad(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	// The gateway picks the key up within its 5 s sync; it signs once active.
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if k, _ := lastKid.Load().(string); k != "" && k != before {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // a few more requests on the new key
+	// The gateway picks the key up within its 1s sync; it signs once active.
+	waitUntil(t, "the rotated key signing", func() bool { k, _ := lastKid.Load().(string); return k != "" && k != before })
+	onNew := requests.Load()
+	waitUntil(t, "requests on the new key", func() bool { return requests.Load() >= onNew+30 })
 	close(stop)
 	<-done
 	if k, _ := lastKid.Load().(string); k == before {
@@ -92,4 +88,16 @@ func TestKeysRotateUnderLoad(t *testing.T) {
 		t.Fatalf("JWKS after rotation has %d keys, want the old and the new", len(keys))
 	}
 	t.Logf("%d requests, 0 failures, key %s -> %s", requests.Load(), before, lastKid.Load())
+}
+
+// waitUntil polls cond, a few milliseconds apart, for at most 15s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+		if cond() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // polling the condition
+	}
+	t.Fatalf("timed out waiting for %s", what)
 }

@@ -73,6 +73,16 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg st
 	httpx.WriteJSON(w, status, response{Success: false, StatusCode: status, Message: msg})
 }
 
+// serverError answers 500 saying msg, or 503 (with Retry-After) when err
+// says the store could not be reached.
+func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error, msg string) {
+	if httpx.StoreDown(w, err) {
+		s.fail(w, r, http.StatusServiceUnavailable, httpx.StoreUnavailableMessage)
+		return
+	}
+	s.fail(w, r, http.StatusInternalServerError, msg)
+}
+
 // ServeHTTP answers POST requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.RequireRoles) > 0 {
@@ -139,14 +149,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.Log.Error("authenticating", zap.String("route", "apimaker"), zap.Error(err))
-		s.fail(w, r, http.StatusInternalServerError, "the server could not check the credentials")
+		s.serverError(w, r, err, "the server could not check the credentials")
 		return
 	}
 	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " "), Issuer: s.IssuerURL(r),
 		Refresh: true, AccessTTL: s.AccessTTL})
 	if err != nil {
 		s.Log.Error("issuing token", zap.String("route", "apimaker"), zap.Error(err))
-		s.fail(w, r, http.StatusInternalServerError, "the server could not issue a token")
+		s.serverError(w, r, err, "the server could not issue a token")
 		return
 	}
 	s.Log.Info("token issued", zap.String("route", "apimaker"), zap.String("grant", req.AuthTokenType),

@@ -413,13 +413,16 @@ func keysCommand() *cobra.Command {
 			return withStore(cmd, true, func(ctx context.Context, e env) error {
 				var rows [][]string
 				now := e.core.Now()
+				current := e.core.SigningAlg()
 				for _, k := range e.core.Keys() {
-					state := "active"
+					state := "active" // the one key of its algorithm that signs
 					switch {
 					case k.ActivateAt.After(now):
 						state = "published"
 					case e.core.Superseded(k):
 						state = "retired"
+					case k.Alg == current:
+						state = "active, default" // what sites without signing_alg sign with
 					}
 					rows = append(rows, []string{k.KID, k.Alg, fmt.Sprint(k.Seq), k.ActivateAt.Format(time.RFC3339), state})
 				}
@@ -428,12 +431,22 @@ func keysCommand() *cobra.Command {
 		},
 	}
 	rotate := &cobra.Command{
-		Use: "rotate", Short: "Adds a new signing key, published now and signing after --publish-ahead", Args: cobra.NoArgs,
+		Use: "rotate", Short: "Adds a new signing key, published now and signing after --publish-ahead",
+		Long: `Adds a new signing key of --alg, published at once and signing after
+--publish-ahead. Sites without a signing_alg of their own sign with the
+algorithm of the most recently activated key, so --alg ES256 switches them
+to ES256; sites with signing_alg keep their algorithm.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			alg, _ := cmd.Flags().GetString("alg")
 			ahead, _ := cmd.Flags().GetDuration("publish-ahead")
 			if !issuer.ValidAlg(alg) {
 				return usagef("--alg %q: want EdDSA, ES256, RS256 or HS256", alg)
+			}
+			if ahead < issuer.DefaultSyncInterval {
+				return usagef("--publish-ahead %v is shorter than the %v in which running gateways pick up new keys: "+
+					"tokens signed with the new key could be refused; use at least %v (the default %v also covers JWKS caches)",
+					ahead, issuer.DefaultSyncInterval, issuer.DefaultSyncInterval, issuer.DefaultPublishAhead)
 			}
 			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				rec, err := e.core.Rotate(ctx, alg, ahead)

@@ -3,12 +3,14 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/internal/issuertest"
 	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
 
 // run executes `caddy tokengate args…` in-process.
@@ -148,7 +151,15 @@ func TestUserLifecycleThroughCaddyfile(t *testing.T) {
 func TestKeysAndHashPassword(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tg.db")
 	store := "--store=sqlite:" + db
-	if _, err := run(t, "", "keys", "rotate", "--publish-ahead=0s", store); err != nil {
+	// A key published for less than the sync interval could sign tokens
+	// that other gateways do not know yet.
+	if out, err := run(t, "", "keys", "rotate", "--publish-ahead=500ms", store); err == nil || !strings.Contains(err.Error(), "shorter than") {
+		t.Fatalf("keys rotate --publish-ahead=500ms: %q %v", out, err)
+	}
+	if err := openIssuer(t, db).Core().EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "", "keys", "rotate", "--publish-ahead=1s", store); err != nil {
 		t.Fatal(err)
 	}
 	out, err := run(t, "", "keys", "rotate", store)
@@ -229,5 +240,94 @@ func TestEntitiesAndRevoke(t *testing.T) {
 	}
 	if _, err := is.LookupEntity(context.Background(), "aa-1"); !errors.Is(err, issuer.ErrNotFound) {
 		t.Fatalf("removed entity: %v", err)
+	}
+}
+
+// TestKeysRotateAlgChangesWhatIsSigned: after `keys rotate --alg ES256`, a
+// site without signing_alg signs ES256 once the key is active, and `keys
+// list` shows exactly one active key per algorithm.
+func TestKeysRotateAlgChangesWhatIsSigned(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "tg.db")
+	store := "--store=sqlite:" + db
+	// Keys made in the past by a core whose clock says so: EdDSA 1 and 2
+	// (1 retired), then the CLI's ES256 key, published 1s ahead.
+	past := time.Now().Add(-2 * time.Hour)
+	st, err := sqlstore.Open(ctx, "sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{Clock: func() time.Time { return past }, SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := core.EnsureKey(ctx, issuer.AlgEdDSA); err != nil {
+		t.Fatal(err)
+	}
+	past = past.Add(time.Hour)
+	if _, err := core.Rotate(ctx, issuer.AlgEdDSA, 0); err != nil {
+		t.Fatal(err)
+	}
+	core.Close()
+	if out, err := run(t, "", "keys", "rotate", "--alg=ES256", "--publish-ahead=1s", store); err != nil || !strings.Contains(out, "new ES256 key") {
+		t.Fatalf("keys rotate --alg=ES256: %q %v", out, err)
+	}
+	// Signing with the new key, as a gateway would a second later.
+	st, err = sqlstore.Open(ctx, "sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(2 * time.Second)
+	core, err = issuer.OpenCore(ctx, st, issuer.CoreOptions{Clock: func() time.Time { return later }, SyncInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer core.Close()
+	is, err := issuer.New(core, issuer.Config{}) // no signing_alg
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: "https://gw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(toks.AccessToken, ".")[0])
+	if !strings.Contains(string(hdr), `"alg":"ES256"`) {
+		t.Fatalf("after keys rotate --alg ES256 the site signs %s", hdr)
+	}
+	pinned, err := issuer.New(core, issuer.Config{Alg: issuer.AlgEdDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if toks, err = pinned.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: "https://gw"}); err != nil {
+		t.Fatal(err)
+	}
+	if hdr, _ = base64.RawURLEncoding.DecodeString(strings.Split(toks.AccessToken, ".")[0]); !strings.Contains(string(hdr), `"alg":"EdDSA"`) {
+		t.Fatalf("a site with signing_alg EdDSA signs %s", hdr)
+	}
+	// keys list runs on the real clock: wait for the ES256 key to activate.
+	var out string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		if out, err = run(t, "", "keys", "list", store); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "published") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition: the key's activation time
+	}
+	active := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 5 && f[4] == "active" || strings.Contains(line, "active,") {
+			active[strings.Fields(line)[1]]++
+		}
+	}
+	if active["EdDSA"] != 1 || active["ES256"] != 1 || !strings.Contains(out, "retired") || !strings.Contains(out, "ES256  ") {
+		t.Fatalf("keys list, want one active key per algorithm and one retired:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "default") && !strings.Contains(line, "ES256") {
+			t.Fatalf("the default algorithm is not ES256:\n%s", out)
+		}
 	}
 }

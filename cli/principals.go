@@ -271,28 +271,42 @@ func revokeCommand() *cobra.Command {
 						return err
 					}
 					return e.emit(map[string]string{"status": "revoked", "kind": issuer.RevokeSubject, "key": sub}, func() {
-						fmt.Fprintf(e.out, "revoked; its refresh tokens are refused at once, its access tokens by running gateways within seconds\n")
+						fmt.Fprintf(e.out, "revoked; its refresh tokens are refused at once, its access tokens by running gateways sharing the store within a second\n")
 					})
 				}
-				if err := e.core.Revoke(ctx, issuer.Revocation{Kind: issuer.RevokeJTI, Key: jti, ExpiresAt: e.core.Now().Add(within)}); err != nil {
+				// Kept until the longest-lived token any key may still
+				// verify has expired, or longer if asked.
+				at := e.core.Stamp()
+				expires := later(e.core.RevocationExpiry(at), at.Add(within))
+				if err := e.core.Revoke(ctx, issuer.Revocation{Kind: issuer.RevokeJTI, Key: jti, ExpiresAt: expires}); err != nil {
 					return err
 				}
 				return e.emit(map[string]string{"status": "revoked", "kind": issuer.RevokeJTI, "key": jti}, func() {
-					fmt.Fprintf(e.out, "revoked; running gateways refuse the token within seconds\n")
+					fmt.Fprintf(e.out, "revoked; running gateways sharing the store refuse the token within a second\n")
 				})
 			})
 		},
 	}
 	c.Flags().String("sub", "", "revoke every access token issued to this subject until now and end its refresh tokens")
 	c.Flags().String("jti", "", "revoke the access token with this jti")
-	c.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
+	c.Flags().Duration("max-token-age", 0, "keep the revocation at least this long (default: the longest lifetime any signing key allows)")
 	return c
 }
 
 // endSessions ends every session subject has now: its access tokens and its
-// refresh-token families, on every gateway sharing the store.
+// refresh-token families, on every gateway sharing the store. The
+// revocation is kept until the longest-lived token any key may still verify
+// has expired, or --max-token-age if longer.
 func endSessions(ctx context.Context, cmd *cobra.Command, e env, subject string) error {
 	within, _ := cmd.Flags().GetDuration("max-token-age")
-	now := e.core.Now()
-	return e.core.EndSessions(ctx, issuer.Revocation{Kind: issuer.RevokeSubject, Key: subject, At: now, ExpiresAt: now.Add(within)}, "")
+	at := e.core.Stamp()
+	return e.core.EndSessions(ctx, issuer.Revocation{Kind: issuer.RevokeSubject, Key: subject, At: at,
+		ExpiresAt: later(e.core.RevocationExpiry(at), at.Add(within))}, "")
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

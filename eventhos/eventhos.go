@@ -161,6 +161,10 @@ func (s *Server) refused(w http.ResponseWriter, r *http.Request, err error) bool
 
 func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	s.Log.Error("eventhos route", zap.Error(err))
+	if httpx.StoreDown(w, err) {
+		s.fail(w, r, http.StatusServiceUnavailable, CodeUncategorized, httpx.StoreUnavailableMessage)
+		return
+	}
 	s.fail(w, r, http.StatusInternalServerError, CodeUncategorized, "Not categorized error")
 }
 

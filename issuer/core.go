@@ -29,10 +29,13 @@ type CoreOptions struct {
 	// Clock returns the current time; time.Now by default. Tests move it.
 	Clock func() time.Time
 	// SyncInterval is how often keys and revocations written by other
-	// processes sharing the store are picked up. Default 5s; <0 disables.
+	// processes sharing the store are polled for, on top of the store's
+	// own change notices (ChangeWatcher). Default DefaultSyncInterval; <0
+	// disables both.
 	SyncInterval time.Duration
-	// Retention is how long a superseded key keeps verifying; it must cover
-	// the longest access-token lifetime. Default 24h.
+	// Retention is the least time a superseded key keeps verifying; each
+	// key keeps verifying for the MaxTTL it was given if that is longer.
+	// Default 24h.
 	Retention time.Duration
 	Logger    *zap.Logger
 	// VerifyPassword checks a password against an argon2id or bcrypt hash;
@@ -45,6 +48,18 @@ type CoreOptions struct {
 
 // Leeway is the clock skew tolerated on exp, nbf and iat.
 const Leeway = 30 * time.Second
+
+// DefaultSyncInterval is how often a Core polls the store for keys and
+// revocations by default; `keys rotate` refuses to publish a key for less.
+const DefaultSyncInterval = time.Second
+
+// DefaultKeyLifetime is the MaxTTL of a key created where no site says
+// how long its tokens live (the CLI); sites raise it when they need more.
+const DefaultKeyLifetime = 24 * time.Hour
+
+// kidReloadEvery rate-limits the key reload a token with an unknown kid
+// triggers, so forged kids cannot make the guard hammer the store.
+const kidReloadEvery = time.Second
 
 // Core is the state every site naming one store shares: the store, the
 // signing keys and the revocation set, all held in memory so that verifying
@@ -69,11 +84,26 @@ type Core struct {
 	verified *verifiedCache
 	events   eventsField
 	lastSync atomic.Int64 // unix ns of the last revocation sync
+	// lastStamp is the last issue time handed out, in µs: stamps are
+	// strictly increasing so a revocation orders against every token.
+	lastStamp atomic.Int64
 
-	retention atomic.Int64 // time.Duration; see CoreOptions.Retention; written under keyMu
-	keyMu     sync.Mutex   // serialises keyring swaps and rotations in this process
-	rotMu     sync.Mutex
-	rotations map[string]rotation // alg -> schedule
+	retention time.Duration // see CoreOptions.Retention
+	keyMu     sync.Mutex    // serialises keyring swaps and rotations in this process
+	syncMu    sync.Mutex    // serialises revocation syncs
+	// kidMu single-flights reloads for unknown kids; kidReloaded is when
+	// the last one ran (monotonic clock: a stopped test clock must not
+	// stop them).
+	kidMu       sync.Mutex
+	kidReloaded time.Time
+
+	regMu     sync.Mutex // guards the registrations below
+	regNext   int
+	lifetimes map[int]time.Duration // registration -> longest token lifetime a site issues
+	rotations map[int]rotation      // registration -> schedule
+
+	wake      chan struct{} // a ChangeWatcher saw a change
+	wakeKeys  atomic.Bool   // ... and it may have been to the keys
 	stop      chan struct{}
 	done      sync.WaitGroup
 	closeOnce sync.Once
@@ -86,8 +116,9 @@ func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error)
 		opts.MasterKey = opts.SecretsKey
 	}
 	c := &Core{store: store, readOnly: opts.ReadOnly, mk: opts.MasterKey, now: opts.Clock, log: opts.Logger,
-		budget: NewHashBudget(0, 0, 0), verifyPW: opts.VerifyPassword,
-		revoked: newRevocationSet(), verified: newVerifiedCache(opts.VerifiedCacheBytes), rotations: map[string]rotation{}, stop: make(chan struct{})}
+		budget: NewHashBudget(0, 0, 0), verifyPW: opts.VerifyPassword, revoked: newRevocationSet(),
+		verified: newVerifiedCache(opts.VerifiedCacheBytes), lifetimes: map[int]time.Duration{}, rotations: map[int]rotation{},
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	if c.verifyPW == nil {
 		c.verifyPW = VerifyPassword
 	}
@@ -97,10 +128,10 @@ func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error)
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
-	if opts.Retention <= 0 {
-		opts.Retention = 24 * time.Hour
+	c.retention = opts.Retention
+	if c.retention <= 0 {
+		c.retention = 24 * time.Hour
 	}
-	c.retention.Store(int64(opts.Retention))
 	hk, err := store.Setting(ctx, "secret_hash_key", NewMasterKeyString)
 	if err != nil {
 		return nil, fmt.Errorf("loading secret hashing key: %w", err)
@@ -122,9 +153,15 @@ func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error)
 		return nil, err
 	}
 	if opts.SyncInterval == 0 {
-		opts.SyncInterval = 5 * time.Second
+		opts.SyncInterval = DefaultSyncInterval
 	}
 	if opts.SyncInterval > 0 {
+		if w, ok := store.(ChangeWatcher); ok {
+			wctx, cancel := context.WithCancel(context.Background())
+			c.done.Add(2)
+			go func() { defer c.done.Done(); <-c.stop; cancel() }()
+			go func() { defer c.done.Done(); w.WatchChanges(wctx, c.changed) }()
+		}
 		c.done.Add(1)
 		go c.syncLoop(opts.SyncInterval)
 	}
@@ -183,6 +220,17 @@ func (c *Core) Throttle(cfg throttle.Config) *throttle.Limiter {
 	return want
 }
 
+// changed is the ChangeWatcher's callback: it wakes the sync loop.
+func (c *Core) changed(keys bool) {
+	if keys {
+		c.wakeKeys.Store(true)
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
 // Store returns the underlying store.
 func (c *Core) Store() Store { return c.store }
 
@@ -207,26 +255,36 @@ func (c *Core) syncLoop(every time.Duration) {
 	defer c.done.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
-	purge := 0
+	ticks := 0
 	for {
+		full := false
 		select {
 		case <-c.stop:
 			return
+		case <-c.wake:
 		case <-t.C:
+			full = true
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), every+10*time.Second)
-		if err := c.ReloadKeys(ctx); err != nil {
-			c.log.Warn("reloading signing keys", zap.Error(err))
+		if full || c.wakeKeys.Swap(false) {
+			if err := c.ReloadKeys(ctx); err != nil {
+				c.log.Warn("reloading signing keys", zap.Error(err))
+			}
 		}
 		if err := c.syncRevocations(ctx); err != nil {
 			c.log.Warn("reloading revocations", zap.Error(err))
 		}
-		c.rotateDue(ctx)
-		if purge++; purge%60 == 0 {
-			now := c.now()
-			c.revoked.forget(now)
-			if err := c.store.PurgeExpired(ctx, now); err != nil {
-				c.log.Warn("purging expired tokens", zap.Error(err))
+		if full {
+			ticks++
+			if ticks%5 == 0 {
+				c.rotateDue(ctx)
+			}
+			if ticks%60 == 0 {
+				now := c.now()
+				c.revoked.forget(now)
+				if err := c.store.PurgeExpired(ctx, now); err != nil {
+					c.log.Warn("purging expired tokens", zap.Error(err))
+				}
 			}
 		}
 		cancel()
@@ -242,17 +300,21 @@ func (c *Core) SyncNow(ctx context.Context) error {
 }
 
 func (c *Core) syncRevocations(ctx context.Context) error {
-	rs, err := c.store.RevocationsSince(ctx, c.revoked.since())
+	c.syncMu.Lock() // one sync at a time, so the cursor only moves forward
+	defer c.syncMu.Unlock()
+	rs, next, err := c.store.RevocationsSince(ctx, c.revoked.since())
 	if err != nil {
 		return fmt.Errorf("loading revocations: %w", err)
 	}
 	c.revoked.apply(rs...)
+	c.revoked.synced(next)
 	c.lastSync.Store(c.now().UnixNano())
 	return nil
 }
 
 // Revoke records r in the store and applies it here at once; other
-// processes pick it up within SyncInterval.
+// processes sharing the store pick it up as soon as it tells them
+// (ChangeWatcher), or within SyncInterval.
 func (c *Core) Revoke(ctx context.Context, r Revocation) error {
 	if err := c.store.AddRevocation(ctx, r); err != nil {
 		return fmt.Errorf("storing revocation: %w", err)
@@ -260,6 +322,44 @@ func (c *Core) Revoke(ctx context.Context, r Revocation) error {
 	c.revoked.apply(r)
 	c.Emit(ctx, Event{Kind: EventRevoked, Kind2: r.Kind, Name: r.Key, ExpiresAt: r.ExpiresAt})
 	return nil
+}
+
+// RevokeSubject revokes every access token of sub issued until now; one
+// issued a microsecond later is valid.
+func (c *Core) RevokeSubject(ctx context.Context, sub string) error {
+	at := c.Stamp()
+	return c.Revoke(ctx, Revocation{Kind: RevokeSubject, Key: sub, At: at, ExpiresAt: c.RevocationExpiry(at)})
+}
+
+// RevocationExpiry is when a revocation of tokens issued until at may be
+// forgotten: when the longest-lived of them has expired.
+func (c *Core) RevocationExpiry(at time.Time) time.Time {
+	return at.Add(c.MaxLifetime() + Leeway)
+}
+
+// Stamp returns the time to issue a token (or cut off a revocation) at:
+// the clock, to the microsecond, but always after the previous stamp, so
+// that "issued after a revocation" is exact within a process even if two
+// happen in the same microsecond or the clock stands still.
+func (c *Core) Stamp() time.Time {
+	t := c.now()
+	now := t.UnixMicro()
+	if t.Nanosecond()%1000 != 0 {
+		now++ // round up: never before the clock (a key activating now signs)
+	}
+	for {
+		last := c.lastStamp.Load()
+		us := max(now, last+1)
+		if c.lastStamp.CompareAndSwap(last, us) {
+			return time.UnixMicro(us)
+		}
+	}
+}
+
+// MaxLifetime is the longest lifetime any token that may still be live can
+// have: the largest MaxTTL of a live key, or of a site's registration.
+func (c *Core) MaxLifetime() time.Duration {
+	return max(c.keys.Load().maxLifetime(c.now()), c.registeredLifetime())
 }
 
 // ReloadKeys replaces the in-memory keyring with the store's keys.
@@ -271,14 +371,21 @@ func (c *Core) ReloadKeys(ctx context.Context) error {
 
 // reloadKeys does ReloadKeys for a caller that holds keyMu. All keyring
 // swaps happen under keyMu, so a slow reload can never put back an older
-// keyring over a newer one.
+// keyring over a newer one. Keys that sign (or will) get the longest token
+// lifetime a site here registered, before this process signs with them.
 func (c *Core) reloadKeys(ctx context.Context) error {
 	recs, err := c.store.ListKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("loading signing keys: %w", err)
 	}
+	cur := c.keys.Load()
 	keys := make([]*SigningKey, 0, len(recs))
 	for _, rec := range recs {
+		// Key material never changes: reuse what was parsed and unsealed.
+		if k := curKey(cur, rec); k != nil {
+			keys = append(keys, k)
+			continue
+		}
 		k, err := loadKey(rec, c.mk)
 		if err != nil {
 			c.log.Warn("skipping unusable signing key", zap.String("kid", rec.KID), zap.Error(err))
@@ -286,24 +393,105 @@ func (c *Core) reloadKeys(ctx context.Context) error {
 		}
 		keys = append(keys, k)
 	}
-	c.keys.Store(newKeyring(keys, time.Duration(c.retention.Load())))
+	kr := newKeyring(keys, c.retention)
+	if need := c.registeredLifetime(); need > 0 {
+		now := c.now()
+		raised := false
+		for i, k := range keys {
+			if k.MaxTTL >= need || !kr.supersededAt(k, now).IsZero() {
+				continue
+			}
+			if err := c.store.RaiseKeyLifetime(ctx, k.KID, need); err != nil {
+				return fmt.Errorf("raising lifetime of key %s: %w", k.KID, err)
+			}
+			cp := *k
+			cp.MaxTTL = need
+			keys[i], raised = &cp, true
+		}
+		if raised {
+			kr = newKeyring(keys, c.retention)
+		}
+	}
+	c.keys.Store(kr)
 	return nil
 }
 
-// EnsureRetention makes superseded keys verify for at least d, as a site
-// with a longer access-token lifetime needs.
-func (c *Core) EnsureRetention(d time.Duration) {
+func curKey(kr *keyring, rec KeyRecord) *SigningKey {
+	if kr == nil {
+		return nil
+	}
+	k := kr.byKID[rec.KID]
+	if k == nil || k.MaxTTL != rec.MaxTTL || !k.ActivateAt.Equal(rec.ActivateAt) || k.Seq != rec.Seq {
+		return nil
+	}
+	return k
+}
+
+// keyringFor returns a keyring that knows kid if the store has it: a token
+// signed by a key another process just published reloads the keys once
+// (single-flight, at most once per kidReloadEvery) before it is refused.
+func (c *Core) keyringFor(kid string) *keyring {
+	kr := c.keys.Load()
+	if kid == "" || kr.byKID[kid] != nil {
+		return kr
+	}
+	c.kidMu.Lock()
+	defer c.kidMu.Unlock()
+	if kr = c.keys.Load(); kr.byKID[kid] != nil || time.Since(c.kidReloaded) < kidReloadEvery {
+		return kr // loaded while we waited, or reloaded too recently
+	}
+	c.kidReloaded = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), kidReloadEvery)
+	defer cancel()
+	if err := c.ReloadKeys(ctx); err != nil {
+		c.log.Warn("reloading signing keys for an unknown kid", zap.Error(err))
+	}
+	return c.keys.Load()
+}
+
+// RegisterLifetime says a site issues tokens living up to d, until the
+// returned function is called (when the site's configuration is replaced).
+// Keys that sign, now or later, keep verifying that long after they retire.
+func (c *Core) RegisterLifetime(ctx context.Context, d time.Duration) (func(), error) {
+	c.regMu.Lock()
+	id := c.regNext
+	c.regNext++
+	c.lifetimes[id] = d
+	c.regMu.Unlock()
+	unregister := func() {
+		c.regMu.Lock()
+		delete(c.lifetimes, id)
+		c.regMu.Unlock()
+	}
+	if err := c.ReloadKeys(ctx); err != nil {
+		unregister()
+		return nil, err
+	}
+	return unregister, nil
+}
+
+func (c *Core) registeredLifetime() time.Duration {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	var d time.Duration
+	for _, l := range c.lifetimes {
+		d = max(d, l)
+	}
+	return d
+}
+
+// ensureLifetime makes key k keep verifying for ttl after it retires,
+// before it signs a token that lives that long.
+func (c *Core) ensureLifetime(ctx context.Context, k *SigningKey, ttl time.Duration) error {
+	if k.MaxTTL >= ttl {
+		return nil
+	}
 	c.keyMu.Lock()
 	defer c.keyMu.Unlock()
-	if int64(d) <= c.retention.Load() {
-		return
+	if err := c.store.RaiseKeyLifetime(ctx, k.KID, ttl); err != nil {
+		return fmt.Errorf("raising lifetime of key %s: %w", k.KID, err)
 	}
-	c.retention.Store(int64(d))
-	var keys []*SigningKey
-	for _, k := range c.keys.Load().byKID {
-		keys = append(keys, k)
-	}
-	c.keys.Store(newKeyring(keys, d))
+	return c.reloadKeys(ctx)
 }
 
 // EnsureKey makes sure alg has a key that can sign, creating the first one.
@@ -374,7 +562,11 @@ func (c *Core) newestSeq(alg string) int64 {
 // addKey stores key number seq of alg; the caller holds keyMu.
 func (c *Core) addKey(ctx context.Context, alg string, seq int64, publishAhead time.Duration) (KeyRecord, error) {
 	now := c.now()
-	rec, err := GenerateKey(alg, seq, c.mk, now, now.Add(publishAhead))
+	life := c.registeredLifetime()
+	if life == 0 {
+		life = DefaultKeyLifetime
+	}
+	rec, err := GenerateKey(alg, seq, c.mk, now, now.Add(publishAhead), life)
 	if err != nil {
 		return KeyRecord{}, err
 	}
@@ -410,26 +602,52 @@ func (c *Core) deleteExpiredKeys(ctx context.Context) error {
 	return c.reloadKeys(ctx)
 }
 
-// ScheduleRotation makes the background loop rotate alg's key every period.
-// Several sites may ask; the shortest period wins.
-func (c *Core) ScheduleRotation(alg string, every, publishAhead time.Duration) {
-	c.rotMu.Lock()
-	defer c.rotMu.Unlock()
-	if cur, ok := c.rotations[alg]; !ok || every < cur.every {
-		c.rotations[alg] = rotation{every: every, publishAhead: publishAhead}
+// ScheduleRotation makes the background loop rotate alg's key (for ""
+// the key of SigningAlg) every period until the returned function is called (when the site's
+// configuration is replaced). Several sites may ask; the shortest period wins.
+func (c *Core) ScheduleRotation(alg string, every, publishAhead time.Duration) func() {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	id := c.regNext
+	c.regNext++
+	c.rotations[id] = rotation{alg: alg, every: every, publishAhead: publishAhead}
+	return func() {
+		c.regMu.Lock()
+		delete(c.rotations, id)
+		c.regMu.Unlock()
 	}
 }
 
-type rotation struct{ every, publishAhead time.Duration }
+type rotation struct {
+	alg                 string
+	every, publishAhead time.Duration
+}
+
+// Rotation returns alg's rotation period (0: none is scheduled).
+func (c *Core) Rotation(alg string) time.Duration {
+	return c.schedules()[alg].every
+}
+
+func (c *Core) schedules() map[string]rotation {
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	due := map[string]rotation{}
+	current := c.keys.Load().currentAlg(c.now())
+	for _, r := range c.rotations {
+		if r.alg == "" { // a site that follows the store's algorithm
+			if r.alg = current; r.alg == "" {
+				continue
+			}
+		}
+		if cur, ok := due[r.alg]; !ok || r.every < cur.every {
+			due[r.alg] = r
+		}
+	}
+	return due
+}
 
 func (c *Core) rotateDue(ctx context.Context) {
-	c.rotMu.Lock()
-	due := make(map[string]rotation, len(c.rotations))
-	for alg, r := range c.rotations {
-		due[alg] = r
-	}
-	c.rotMu.Unlock()
-	for alg, r := range due {
+	for alg, r := range c.schedules() {
 		if _, err := c.RotateIfDue(ctx, alg, r.every, r.publishAhead); err != nil {
 			c.log.Warn("rotating signing key", zap.String("alg", alg), zap.Error(err))
 		}
@@ -439,6 +657,12 @@ func (c *Core) rotateDue(ctx context.Context) {
 // DefaultPublishAhead is how long a rotated key is published before it
 // signs: longer than a JWKS may be cached (5 min) plus the store sync.
 const DefaultPublishAhead = 6 * time.Minute
+
+// SigningAlg is the algorithm sites without a signing_alg of their own
+// sign with: that of the most recently activated key, "" when none signs.
+func (c *Core) SigningAlg() string {
+	return c.keys.Load().currentAlg(c.now())
+}
 
 // Superseded reports whether a newer key of k's algorithm already signs.
 func (c *Core) Superseded(k *SigningKey) bool {

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -22,7 +23,9 @@ type Config struct {
 	// Issuer is the `iss` of tokens; when empty, callers pass one per request.
 	Issuer string
 	// Audience is the `aud` of access tokens; when empty, the issuer.
-	Audience   string
+	Audience string
+	// Alg is the signing algorithm; "" follows the store (Core.SigningAlg,
+	// EdDSA while there is no key).
 	Alg        string
 	AccessTTL  time.Duration
 	RefreshTTL time.Duration
@@ -85,10 +88,7 @@ type Issuer struct {
 
 // New returns an Issuer for cfg over core.
 func New(core *Core, cfg Config) (*Issuer, error) {
-	if cfg.Alg == "" {
-		cfg.Alg = AlgEdDSA
-	}
-	if !ValidAlg(cfg.Alg) {
+	if cfg.Alg != "" && !ValidAlg(cfg.Alg) {
 		return nil, fmt.Errorf("unsupported signing algorithm %q", cfg.Alg)
 	}
 	if cfg.AccessTTL <= 0 {
@@ -292,6 +292,9 @@ type AccessClaims struct {
 	SID string `json:"sid,omitempty"`
 	// Cnf binds the token to a DPoP key (RFC 9449 §6.1); nil for bearer tokens.
 	Cnf *Confirmation `json:"cnf,omitempty"`
+	// IssuedAtMicro is iat to the microsecond, strictly increasing per
+	// process: a subject revocation orders exactly against it.
+	IssuedAtMicro int64 `json:"iat_us,omitempty"`
 
 	rendered renderedCache
 }
@@ -356,7 +359,7 @@ type Tokens struct {
 // Issue mints an access token (and a refresh token, starting a new
 // session, when asked).
 func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
-	now := i.core.now()
+	now := i.core.Stamp() // µs, strictly increasing: revocations order exactly against it
 	var family string
 	if g.Refresh {
 		var err error
@@ -364,7 +367,7 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 			return Tokens{}, err
 		}
 	}
-	out, rec, err := i.mint(g, now, family, now)
+	out, rec, err := i.mint(ctx, g, now, family, now)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -396,7 +399,11 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 // with refreshToo, also its refresh-token families (a grant that started
 // one has ended the others already).
 func (i *Issuer) endOtherSessions(ctx context.Context, claims *AccessClaims, refreshToo bool, now time.Time) error {
-	r := Revocation{Kind: RevokeSubject, Key: claims.Subject, Keep: claims.ID, At: now, ExpiresAt: claims.ExpiresAt.Add(Leeway)}
+	// Cut off just before this token: every older one goes, even one
+	// issued in the same microsecond by a concurrent request; kept as long
+	// as any key may verify a token issued until now.
+	r := Revocation{Kind: RevokeSubject, Key: claims.Subject, Keep: claims.ID, At: now.Add(-time.Microsecond),
+		ExpiresAt: i.core.RevocationExpiry(now)}
 	if refreshToo {
 		return i.core.EndSessions(ctx, r, "")
 	}
@@ -405,14 +412,24 @@ func (i *Issuer) endOtherSessions(ctx context.Context, claims *AccessClaims, ref
 
 // mint signs an access token for g and, when g.Refresh, makes a refresh
 // token of family (begun at authTime) without storing it.
-func (i *Issuer) mint(g Grant, now time.Time, family string, authTime time.Time) (Tokens, *RefreshRecord, error) {
-	key := i.core.keys.Load().signer(i.cfg.Alg, now)
+func (i *Issuer) mint(ctx context.Context, g Grant, now time.Time, family string, authTime time.Time) (Tokens, *RefreshRecord, error) {
+	kr := i.core.keys.Load()
+	alg := i.cfg.Alg
+	if alg == "" {
+		alg = cmp.Or(kr.currentAlg(now), AlgEdDSA)
+	}
+	key := kr.signer(alg, now)
 	if key == nil || !key.CanSign() {
-		return Tokens{}, nil, fmt.Errorf("no usable %s signing key", i.cfg.Alg)
+		return Tokens{}, nil, fmt.Errorf("no usable %s signing key", alg)
 	}
 	ttl := i.cfg.AccessTTL
 	if g.AccessTTL > 0 {
 		ttl = g.AccessTTL
+	}
+	// The key must keep verifying as long as the token lives, even after
+	// it retires; sites register their lifetimes, so this rarely writes.
+	if err := i.core.ensureLifetime(ctx, key, ttl); err != nil {
+		return Tokens{}, nil, err
 	}
 	iss := i.IssuerFor(g.Issuer)
 	jti, err := i.core.newJTI()
@@ -432,10 +449,11 @@ func (i *Issuer) mint(g Grant, now time.Time, family string, authTime time.Time)
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        jti,
 		},
-		ClientID: clientID,
-		Scope:    g.Scope,
-		Roles:    g.Principal.Roles,
-		SID:      family,
+		ClientID:      clientID,
+		Scope:         g.Scope,
+		Roles:         g.Principal.Roles,
+		SID:           family,
+		IssuedAtMicro: now.UnixMicro(),
 	}
 	if g.JKT != "" {
 		claims.Cnf = &Confirmation{JKT: g.JKT}
@@ -517,7 +535,7 @@ func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string
 // bound to a key (RFC 9449 §5) is refused with ErrRefreshKey, unused,
 // unless jkt is that key.
 func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, jkt string) (Tokens, Principal, error) {
-	now := i.core.now()
+	now := i.core.Stamp() // the new access token's issue stamp
 	hash := hashToken(token)
 	// Read first to check the client and re-read the principal without
 	// holding a lock; RotateRefresh re-decides everything that can change.
@@ -554,7 +572,7 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 			return Tokens{}, p, ErrScopeWidened
 		}
 	}
-	toks, next, err := i.mint(Grant{Principal: p, ClientID: rec.ClientID, Scope: granted, Issuer: iss, Refresh: true, JKT: jkt}, now, rec.Family, rec.AuthTime)
+	toks, next, err := i.mint(ctx, Grant{Principal: p, ClientID: rec.ClientID, Scope: granted, Issuer: iss, Refresh: true, JKT: jkt}, now, rec.Family, rec.AuthTime)
 	if err != nil {
 		return Tokens{}, p, err
 	}
@@ -563,7 +581,7 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 	case errors.Is(err, ErrRefreshReused):
 		i.core.Emit(ctx, Event{Kind: EventRefreshReused, Subject: rec.Subject, ClientID: rec.ClientID, Session: rec.Family})
 		// The store revoked the family's refresh tokens; now its access tokens.
-		if rerr := i.core.Revoke(ctx, Revocation{Kind: RevokeSession, Key: rec.Family, ExpiresAt: now.Add(i.cfg.AccessTTL + Leeway)}); rerr != nil {
+		if rerr := i.core.Revoke(ctx, Revocation{Kind: RevokeSession, Key: rec.Family, ExpiresAt: i.core.RevocationExpiry(now)}); rerr != nil {
 			return Tokens{}, p, rerr
 		}
 		return Tokens{}, p, err
@@ -636,7 +654,7 @@ func (i *Issuer) revokeFamily(ctx context.Context, family string, now time.Time)
 	if err := i.core.store.RevokeFamily(ctx, family); err != nil {
 		return fmt.Errorf("revoking refresh family: %w", err)
 	}
-	return i.core.Revoke(ctx, Revocation{Kind: RevokeSession, Key: family, ExpiresAt: now.Add(i.cfg.AccessTTL + Leeway)})
+	return i.core.Revoke(ctx, Revocation{Kind: RevokeSession, Key: family, ExpiresAt: i.core.RevocationExpiry(now)})
 }
 
 // RevokeToken revokes an access or refresh token (RFC 7009). It reports
@@ -668,11 +686,18 @@ func (i *Issuer) RevokeToken(ctx context.Context, token, clientID, iss string) (
 }
 
 // RefreshInfo returns the record of a live (unused, unexpired, unrevoked)
-// refresh token of issuer iss, for introspection.
-func (i *Issuer) RefreshInfo(ctx context.Context, token, iss string) (RefreshRecord, bool) {
+// refresh token of issuer iss, for introspection. An error means the store
+// could not say.
+func (i *Issuer) RefreshInfo(ctx context.Context, token, iss string) (RefreshRecord, bool, error) {
 	rec, err := i.core.store.GetRefresh(ctx, hashToken(token))
-	if err != nil || !rec.UsedAt.IsZero() || !i.core.now().Before(rec.ExpiresAt) || rec.Issuer != i.IssuerFor(iss) {
-		return RefreshRecord{}, false
+	if errors.Is(err, ErrNotFound) {
+		return RefreshRecord{}, false, nil
 	}
-	return rec, true
+	if err != nil {
+		return RefreshRecord{}, false, fmt.Errorf("looking up refresh token: %w", err)
+	}
+	if !rec.UsedAt.IsZero() || !i.core.now().Before(rec.ExpiresAt) || rec.Issuer != i.IssuerFor(iss) {
+		return RefreshRecord{}, false, nil
+	}
+	return rec, true, nil
 }

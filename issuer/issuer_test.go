@@ -458,7 +458,7 @@ func TestUnmarkedStoreSealedUnderAnotherKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tg.db")
 	st, err := sqlstore.Open(ctx, "sqlite", path)
 	must(t, err)
-	rec, err := issuer.GenerateKey(issuer.AlgEdDSA, 1, oldKey, clk.Now(), clk.Now())
+	rec, err := issuer.GenerateKey(issuer.AlgEdDSA, 1, oldKey, clk.Now(), clk.Now(), issuer.DefaultKeyLifetime)
 	must(t, err)
 	must(t, st.AddKey(ctx, rec)) // written without a Core: no fingerprint recorded
 	st.Close()

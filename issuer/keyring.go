@@ -10,8 +10,8 @@ import (
 type keyring struct {
 	byKID map[string]*SigningKey
 	byAlg map[string][]*SigningKey // ascending Seq
-	// retention is how long a superseded key keeps verifying: the longest
-	// access-token lifetime plus leeway.
+	// retention is the least time a superseded key keeps verifying; each
+	// key keeps verifying for its own MaxTTL plus Leeway if that is longer.
 	retention time.Duration
 }
 
@@ -39,6 +39,19 @@ func (kr *keyring) signer(alg string, now time.Time) *SigningKey {
 	return nil
 }
 
+// currentAlg is the algorithm sites that do not pin one sign with: that
+// of the most recently activated signing key ("" when there is none), so
+// `keys rotate --alg ES256` switches them to ES256 once the key activates.
+func (kr *keyring) currentAlg(now time.Time) string {
+	alg, at := "", time.Time{}
+	for _, a := range []string{AlgEdDSA, AlgES256, AlgRS256, AlgHS256} {
+		if k := kr.signer(a, now); k != nil && (alg == "" || k.ActivateAt.After(at)) {
+			alg, at = a, k.ActivateAt
+		}
+	}
+	return alg
+}
+
 // supersededAt returns when k stopped signing (its successor's activation),
 // or the zero time if k is still the newest active key of its algorithm.
 func (kr *keyring) supersededAt(k *SigningKey, now time.Time) time.Time {
@@ -55,7 +68,24 @@ func (kr *keyring) supersededAt(k *SigningKey, now time.Time) time.Time {
 // a successor not yet active, or superseded less than retention ago.
 func (kr *keyring) live(k *SigningKey, now time.Time) bool {
 	at := kr.supersededAt(k, now)
-	return at.IsZero() || now.Before(at.Add(kr.retention))
+	return at.IsZero() || now.Before(at.Add(kr.keep(k)))
+}
+
+// keep is how long k verifies after it stopped signing.
+func (kr *keyring) keep(k *SigningKey) time.Duration {
+	return max(kr.retention, k.MaxTTL+Leeway)
+}
+
+// maxLifetime is the longest lifetime a live token can have: the largest
+// MaxTTL of the keys that may still verify one.
+func (kr *keyring) maxLifetime(now time.Time) time.Duration {
+	var d time.Duration
+	for _, k := range kr.byKID {
+		if kr.live(k, now) {
+			d = max(d, k.MaxTTL)
+		}
+	}
+	return d
 }
 
 // verifier returns the key with kid if it may verify at now.

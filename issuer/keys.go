@@ -41,6 +41,7 @@ type SigningKey struct {
 	Alg        string
 	Seq        int64
 	ActivateAt time.Time
+	MaxTTL     time.Duration // see KeyRecord.MaxTTL
 	method     jwt.SigningMethod
 	private    crypto.PrivateKey // nil when the key could not be unsealed
 	verify     any               // what jwt's Keyfunc returns for this key
@@ -48,7 +49,7 @@ type SigningKey struct {
 }
 
 // GenerateKey makes a new key for alg and seals its private half.
-func GenerateKey(alg string, seq int64, mk *MasterKey, now, activateAt time.Time) (KeyRecord, error) {
+func GenerateKey(alg string, seq int64, mk *MasterKey, now, activateAt time.Time, maxTTL time.Duration) (KeyRecord, error) {
 	var priv any
 	var err error
 	switch alg {
@@ -84,7 +85,7 @@ func GenerateKey(alg string, seq int64, mk *MasterKey, now, activateAt time.Time
 	if err != nil {
 		return KeyRecord{}, fmt.Errorf("sealing private key: %w", err)
 	}
-	rec := KeyRecord{KID: kid, Alg: alg, Seq: seq, Private: sealed, CreatedAt: now.UTC(), ActivateAt: activateAt.UTC()}
+	rec := KeyRecord{KID: kid, Alg: alg, Seq: seq, Private: sealed, CreatedAt: now.UTC(), ActivateAt: activateAt.UTC(), MaxTTL: maxTTL}
 	if pubDER != nil {
 		rec.Public = base64.StdEncoding.EncodeToString(pubDER)
 	}
@@ -111,7 +112,7 @@ func newKID(alg string, privDER, pubDER []byte) string {
 // key a sealed private half stays nil: the key still verifies (asymmetric)
 // but cannot sign.
 func loadKey(rec KeyRecord, mk *MasterKey) (*SigningKey, error) {
-	k := &SigningKey{KID: rec.KID, Alg: rec.Alg, Seq: rec.Seq, ActivateAt: rec.ActivateAt}
+	k := &SigningKey{KID: rec.KID, Alg: rec.Alg, Seq: rec.Seq, ActivateAt: rec.ActivateAt, MaxTTL: rec.MaxTTL}
 	privDER, openErr := mk.Open(keyLabel(rec.KID), rec.Private)
 	switch rec.Alg {
 	case AlgHS256:

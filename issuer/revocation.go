@@ -12,38 +12,57 @@ type revocationSet struct {
 	jti    map[string]time.Time // -> forget after
 	sid    map[string]time.Time
 	sub    map[string]Revocation
-	lastID int64 // highest store ID applied
+	cursor int64 // the store's cursor after the last sync
 }
 
 func newRevocationSet() *revocationSet {
 	return &revocationSet{jti: map[string]time.Time{}, sid: map[string]time.Time{}, sub: map[string]Revocation{}}
 }
 
+// apply adds revocations; applying one twice, or an older one after a
+// newer one, changes nothing.
 func (s *revocationSet) apply(rs ...Revocation) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range rs {
 		switch r.Kind {
 		case RevokeJTI:
-			s.jti[r.Key] = r.ExpiresAt
+			s.jti[r.Key] = later(s.jti[r.Key], r.ExpiresAt)
 		case RevokeSession:
-			s.sid[r.Key] = r.ExpiresAt
+			s.sid[r.Key] = later(s.sid[r.Key], r.ExpiresAt)
 		case RevokeSubject:
-			// Keep the latest cut-off; a replayed older entry must not undo it.
-			if cur, ok := s.sub[r.Key]; !ok || !r.At.Before(cur.At) {
+			// Keep the latest cut-off; a replayed older entry must not undo
+			// it, and the entry lives as long as the longest of them.
+			cur, ok := s.sub[r.Key]
+			if !ok || r.At.After(cur.At) {
+				r.ExpiresAt = later(cur.ExpiresAt, r.ExpiresAt)
 				s.sub[r.Key] = r
+			} else {
+				cur.ExpiresAt = later(cur.ExpiresAt, r.ExpiresAt)
+				s.sub[r.Key] = cur
 			}
 		}
-		if r.ID > s.lastID {
-			s.lastID = r.ID
-		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// synced records the store cursor after applying what it returned.
+func (s *revocationSet) synced(cursor int64) {
+	s.mu.Lock()
+	s.cursor = cursor
+	s.mu.Unlock()
 }
 
 func (s *revocationSet) since() int64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.lastID
+	return s.cursor
 }
 
 // revoked reports whether an access token with these claims was revoked.
@@ -58,10 +77,22 @@ func (s *revocationSet) revoked(c *AccessClaims) bool {
 			return true
 		}
 	}
-	if r, ok := s.sub[c.Subject]; ok && c.ID != r.Keep && c.IssuedAt != nil && !c.IssuedAt.After(r.At) {
+	if r, ok := s.sub[c.Subject]; ok && c.ID != r.Keep && !issuedAfter(c, r.At) {
 		return true
 	}
 	return false
+}
+
+// issuedAfter reports whether the token was issued after cut-off at. Tokens
+// carry their issue time in microseconds (iat_us), strictly increasing in
+// each process, so a revocation cuts between two tokens of one millisecond;
+// a token without it (older tokengate) counts as issued at the end of its
+// iat second's predecessor, the old, stricter rule.
+func issuedAfter(c *AccessClaims, at time.Time) bool {
+	if c.IssuedAtMicro != 0 {
+		return c.IssuedAtMicro > at.UnixMicro()
+	}
+	return c.IssuedAt != nil && c.IssuedAt.After(at)
 }
 
 // forget drops entries whose tokens have all expired.

@@ -22,6 +22,11 @@ func TestKeyRotationUnderAClock(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	clk := &clock{t: t0}
 	core, path := newCore(t, clk, nil) // retention 1h (see newCore)
+	// Sites register how long their tokens live; keys keep verifying that
+	// long (here less than the 1h floor) after they retire.
+	if _, err := core.RegisterLifetime(ctx, 30*time.Minute); err != nil {
+		t.Fatal(err)
+	}
 	is := newIssuer(t, core, issuer.Config{AccessTTL: 30 * time.Minute})
 	const every, ahead = 24 * time.Hour, 10 * time.Minute
 	p := issuer.Principal{Kind: "user", Name: "a", Subject: "a"}

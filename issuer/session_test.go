@@ -146,7 +146,7 @@ func TestEndSessions(t *testing.T) {
 		t.Fatalf("refresh after EndSessions: %v", err)
 	}
 	wantVerify(t, is, rotated.AccessToken, issuer.ErrTokenRevoked)
-	if _, ok := is.RefreshInfo(context.Background(), rotated.RefreshToken, iss); ok {
+	if _, ok, err := is.RefreshInfo(context.Background(), rotated.RefreshToken, iss); err != nil || ok {
 		t.Fatal("introspection calls an ended refresh token active")
 	}
 	clk.Add(time.Second)

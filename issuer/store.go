@@ -9,8 +9,12 @@ import (
 
 // Store errors that callers branch on.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("already exists")
+	// ErrStoreUnavailable says the store could not be reached (connection
+	// refused or lost, database locked or shut down): the request may
+	// succeed when retried, and says nothing about the caller's credentials.
+	ErrStoreUnavailable = errors.New("the token store is unavailable")
+	ErrNotFound         = errors.New("not found")
+	ErrConflict         = errors.New("already exists")
 	// ErrRefreshReused says a refresh token was presented after it had
 	// already been exchanged: the sign of a stolen token.
 	ErrRefreshReused = errors.New("refresh token already used")
@@ -35,6 +39,9 @@ type Store interface {
 	AddKey(ctx context.Context, k KeyRecord) error
 	ListKeys(ctx context.Context) ([]KeyRecord, error)
 	DeleteKey(ctx context.Context, kid string) error
+	// RaiseKeyLifetime sets the key's MaxTTL to d unless it is already
+	// longer: a site that signs longer-lived tokens with it needs that.
+	RaiseKeyLifetime(ctx context.Context, kid string, d time.Duration) error
 
 	// CreateRefresh stores a refresh token that starts a new family. With
 	// exclusive, the same transaction ends every other session of the
@@ -62,8 +69,11 @@ type Store interface {
 
 	// AddRevocation records a revoked access token, session or subject.
 	AddRevocation(ctx context.Context, r Revocation) error
-	// RevocationsSince lists revocations with ID > after, oldest first.
-	RevocationsSince(ctx context.Context, after int64) ([]Revocation, error)
+	// RevocationsSince lists the revocations committed since cursor (0:
+	// all) and the cursor for the next call. It may repeat revocations an
+	// earlier call returned (applying one twice is harmless) but never
+	// skips one, whatever order concurrent transactions commit in.
+	RevocationsSince(ctx context.Context, cursor int64) (rs []Revocation, next int64, err error)
 	// PurgeExpired drops refresh tokens and revocations that can no longer matter.
 	PurgeExpired(ctx context.Context, now time.Time) error
 
@@ -92,6 +102,19 @@ type Store interface {
 
 	Close() error
 }
+
+// ChangeWatcher is implemented by stores that can tell, faster than
+// polling every SyncInterval, that another process changed them.
+type ChangeWatcher interface {
+	// WatchChanges calls changed whenever revocations (and, when keys is
+	// true, signing keys) may have changed, until ctx ends. changed must
+	// not block. After losing and regaining its source of news it calls
+	// changed(true), since it may have missed some.
+	WatchChanges(ctx context.Context, changed func(keys bool))
+}
+
+// IsUnavailable reports whether err says the store could not be reached.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrStoreUnavailable) }
 
 // User is a person who signs in with a password.
 type User struct {
@@ -155,6 +178,9 @@ type KeyRecord struct {
 	Public     string // base64 DER (PKIX); empty for HMAC keys
 	CreatedAt  time.Time
 	ActivateAt time.Time // signs from then on; published in JWKS before
+	// MaxTTL bounds the lifetime of every token the key signs, so a
+	// retired key verifies until the last of them expires.
+	MaxTTL time.Duration
 }
 
 // RefreshRecord is a refresh token as stored: only its hash is kept.
@@ -179,7 +205,7 @@ type RefreshRecord struct {
 const (
 	RevokeJTI     = "jti" // one access token
 	RevokeSession = "sid" // every access token of a refresh family
-	RevokeSubject = "sub" // every token of Key issued at or before At, except Keep
+	RevokeSubject = "sub" // every token of Key issued at or before At (µs), except Keep
 )
 
 // Revocation says some access tokens must no longer be accepted.

@@ -56,6 +56,7 @@ func (i *Issuer) Verify(token, iss, aud string) (*AccessClaims, error) {
 			return nil, ErrTokenCrit
 		}
 		kid, _ := t.Header["kid"].(string)
+		kr = i.core.keyringFor(kid)
 		key = kr.verifier(kid, now)
 		// The algorithm is pinned to the key: `none`, HMAC with a public
 		// key, or any algorithm other than the key's own is refused.

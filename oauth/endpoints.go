@@ -23,7 +23,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	found, err := s.Issuer.RevokeToken(r.Context(), p["token"], clientID, s.IssuerURL(r))
 	if err != nil {
 		s.Log.Error("revoking token", zap.Error(err))
-		WriteError(w, oauthErr(ErrServerError, "the server could not revoke the token"))
+		WriteError(w, failure(err, "the server could not revoke the token"))
 		return
 	}
 	s.Log.Info("token revoked", zap.String("client_id", clientID), zap.Bool("found", found))
@@ -67,7 +67,12 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	tok := p["token"]
 	inactive := map[string]any{"active": false}
 	if strings.HasPrefix(tok, "tgr_") {
-		rec, ok := s.Issuer.RefreshInfo(r.Context(), tok, s.IssuerURL(r))
+		rec, ok, err := s.Issuer.RefreshInfo(r.Context(), tok, s.IssuerURL(r))
+		if err != nil {
+			s.Log.Error("introspecting refresh token", zap.Error(err))
+			WriteError(w, failure(err, "the server could not look the token up"))
+			return
+		}
 		if !ok {
 			httpx.WriteJSON(w, http.StatusOK, inactive)
 			return

@@ -54,7 +54,19 @@ const (
 	ErrUnsupportedGrantType = "unsupported_grant_type"
 	ErrInvalidScope         = "invalid_scope"
 	ErrServerError          = "server_error"
+	// ErrTemporarilyUnavailable (RFC 6749 §4.1.2.1, used here on every
+	// route) answers 503 when the store cannot be reached.
+	ErrTemporarilyUnavailable = "temporarily_unavailable"
 )
+
+// failure turns an internal error into server_error with desc, or into
+// temporarily_unavailable when the store could not be reached.
+func failure(err error, desc string) *Error {
+	if issuer.IsUnavailable(err) {
+		return &Error{Code: ErrTemporarilyUnavailable, Description: httpx.StoreUnavailableMessage, status: http.StatusServiceUnavailable}
+	}
+	return oauthErr(ErrServerError, desc)
+}
 
 // Error is an RFC 6749 error response.
 type Error struct {
@@ -88,6 +100,9 @@ func WriteError(w http.ResponseWriter, e *Error) {
 		if e.Code == ErrServerError {
 			status = http.StatusInternalServerError
 		}
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", httpx.RetryAfter)
 	}
 	if status == http.StatusUnauthorized && e.basic {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+httpx.Realm+`", charset="UTF-8"`)
@@ -149,7 +164,7 @@ func (s *Server) authenticate(w http.ResponseWriter, ctx context.Context, ca cli
 	}
 	if err != nil {
 		s.Log.Error("authenticating client", zap.String("client_id", ca.id), zap.Error(err))
-		return issuer.Client{}, oauthErr(ErrServerError, "the server could not check the client's credentials")
+		return issuer.Client{}, failure(err, "the server could not check the client's credentials")
 	}
 	return c, nil
 }

@@ -107,7 +107,7 @@ func (s *Server) passwordGrant(w http.ResponseWriter, r *http.Request, p map[str
 	}
 	if err != nil {
 		s.Log.Error("authenticating user", zap.String("user", p["username"]), zap.Error(err))
-		return issuer.Tokens{}, p["username"], oauthErr(ErrServerError, "the server could not check the password")
+		return issuer.Tokens{}, p["username"], failure(err, "the server could not check the password")
 	}
 	scope, ok := issuer.GrantScope(p["scope"], u.Scopes)
 	if !ok {
@@ -156,7 +156,7 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, p map[stri
 		return toks, pr.Subject, oauthErr(ErrInvalidGrant, "refresh token is invalid, expired or revoked")
 	case err != nil:
 		s.Log.Error("refreshing token", zap.Error(err))
-		return toks, pr.Subject, oauthErr(ErrServerError, "the server could not refresh the token")
+		return toks, pr.Subject, failure(err, "the server could not refresh the token")
 	}
 	return toks, pr.Subject, nil
 }
@@ -166,7 +166,7 @@ func (s *Server) issue(r *http.Request, g issuer.Grant) (issuer.Tokens, string, 
 	toks, err := s.Issuer.Issue(r.Context(), g)
 	if err != nil {
 		s.Log.Error("issuing token", zap.String("sub", g.Principal.Subject), zap.Error(err))
-		return toks, g.Principal.Subject, oauthErr(ErrServerError, "the server could not issue a token")
+		return toks, g.Principal.Subject, failure(err, "the server could not issue a token")
 	}
 	return toks, g.Principal.Subject, nil
 }

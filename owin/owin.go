@@ -48,6 +48,16 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, 
 	httpx.WriteJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
 
+// serverError answers 500 server_error saying msg, or 503
+// temporarily_unavailable (with Retry-After) when the store is unreachable.
+func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error, msg string) {
+	if httpx.StoreDown(w, err) {
+		s.fail(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", httpx.StoreUnavailableMessage)
+		return
+	}
+	s.fail(w, r, http.StatusInternalServerError, "server_error", msg)
+}
+
 // ServeHTTP answers GET and POST requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The seed's own example sends a form body labelled application/json,
@@ -78,13 +88,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, status, code, desc)
 			return
 		}
-		if errors.Is(err, issuer.ErrInvalidCredentials) {
-			s.fail(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		if err != nil && !errors.Is(err, issuer.ErrInvalidCredentials) {
+			s.serverError(w, r, err, "the server could not check the client's credentials")
 			return
 		}
 		if err != nil {
-			s.Log.Error("authenticating client", zap.String("route", "owin"), zap.Error(err))
-			s.fail(w, r, http.StatusInternalServerError, "server_error", "the server could not check the client's credentials")
+			s.fail(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
 			return
 		}
 		clientID = c.ID
@@ -107,7 +116,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.Log.Error("authenticating user", zap.String("route", "owin"), zap.Error(err))
-		s.fail(w, r, http.StatusInternalServerError, "server_error", "the server could not check the password")
+		s.serverError(w, r, err, "the server could not check the password")
 		return
 	}
 	pr := issuer.UserPrincipal(u)
@@ -117,7 +126,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Issuer: s.IssuerURL(r), AccessTTL: s.AccessTTL, Exclusive: true})
 	if err != nil {
 		s.Log.Error("issuing token", zap.String("route", "owin"), zap.Error(err))
-		s.fail(w, r, http.StatusInternalServerError, "server_error", "the server could not issue a token")
+		s.serverError(w, r, err, "the server could not issue a token")
 		return
 	}
 	s.Log.Info("token issued", zap.String("route", "owin"), zap.String("sub", pr.Subject), zap.String("jti", toks.Claims.ID))

@@ -2,6 +2,8 @@
 # Starts or stops a throwaway PostgreSQL cluster on 127.0.0.1 for the tests.
 #   scripts/postgres.sh start   # prints the DSN to use
 #   scripts/postgres.sh stop
+#   scripts/postgres.sh halt    # stops the server, keeping its data (outage tests)
+#   scripts/postgres.sh resume  # starts a halted server again
 # Installs Debian's postgresql first when its server binaries are missing
 # (needs root and apt-get). Runs the server as the postgres user when root.
 set -euo pipefail
@@ -46,8 +48,15 @@ stop)
 	[ -n "$bin" ] && [ -f "$dir/postmaster.pid" ] && as_owner "$bin/pg_ctl" -D "$dir" -m immediate stop >&2
 	rm -rf "$dir"
 	;;
+halt)
+	as_owner "$bin/pg_ctl" -D "$dir" -w -m fast stop >&2
+	;;
+resume)
+	as_owner "$bin/pg_ctl" -D "$dir" -w -l "$dir/server.log" \
+		-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2
+	;;
 *)
-	echo "usage: $0 start|stop" >&2
+	echo "usage: $0 start|stop|halt|resume" >&2
 	exit 2
 	;;
 esac

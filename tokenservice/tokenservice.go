@@ -39,9 +39,20 @@ const (
 	CodeForbidden    = "FORBIDDEN"
 	CodeNotFound     = "NOT_FOUND"
 	CodeServerError  = "SERVER_ERROR"
-	CodeTooMany      = "TOO_MANY_REQUESTS"   // 429: too many failed sign-ins, see Retry-After
-	CodeUnavailable  = "SERVICE_UNAVAILABLE" // 503: too many sign-ins being checked, see Retry-After
+	CodeTooMany      = "TOO_MANY_REQUESTS" // 429: too many failed sign-ins, see Retry-After
+	// CodeUnavailable answers 503 (with Retry-After) when too many
+	// sign-ins are being checked or the store cannot be reached.
+	CodeUnavailable = "SERVICE_UNAVAILABLE"
 )
+
+// internalError is a 500 saying msg, or a 503 when err says the store
+// could not be reached.
+func internalError(w http.ResponseWriter, err error, msg string) *apiError {
+	if httpx.StoreDown(w, err) {
+		return &apiError{http.StatusServiceUnavailable, CodeUnavailable, httpx.StoreUnavailableMessage}
+	}
+	return &apiError{http.StatusInternalServerError, CodeServerError, msg}
+}
 
 // Server serves the Token Service routes for one Issuer.
 type Server struct {
@@ -250,7 +261,7 @@ func (s *Server) credentialsToken(w http.ResponseWriter, r *http.Request, nameFi
 	}
 	if err != nil {
 		s.Log.Error("authenticating", zap.String("route", r.URL.Path), zap.String("name", name), zap.Error(err))
-		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not check the credentials"})
+		s.fail(w, r, req, internalError(w, err, "the server could not check the credentials"))
 		return
 	}
 	s.issue(w, r, req, p)
@@ -260,7 +271,7 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, req *request, p i
 	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " "), Issuer: s.IssuerURL(r)})
 	if err != nil {
 		s.Log.Error("issuing token", zap.String("sub", p.Subject), zap.Error(err))
-		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not issue a token"})
+		s.fail(w, r, req, internalError(w, err, "the server could not issue a token"))
 		return
 	}
 	s.Log.Info("token issued", zap.String("grant", "token_service_"+p.Kind), zap.String("sub", p.Subject),
@@ -321,7 +332,7 @@ func (s *Server) secret(w http.ResponseWriter, r *http.Request, reset bool) {
 	}
 	if err != nil {
 		s.Log.Error("entity secret", zap.String("entity", entityID), zap.Bool("reset", reset), zap.Error(err))
-		s.fail(w, r, req, &apiError{http.StatusInternalServerError, CodeServerError, "the server could not provide the secret"})
+		s.fail(w, r, req, internalError(w, err, "the server could not provide the secret"))
 		return
 	}
 	action := "read"

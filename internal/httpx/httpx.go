@@ -292,3 +292,21 @@ func SignInRefusal(w http.ResponseWriter, err error) (status int, code, desc str
 	}
 	return 0, "", "", false
 }
+
+// RetryAfter is the Retry-After (seconds) of a 503 for an unreachable
+// store: every request tries the store again, so clients may come back soon.
+const RetryAfter = "1"
+
+// StoreUnavailableMessage is what a 503 says: the store failed, not the
+// caller's credentials.
+const StoreUnavailableMessage = "the token store is unavailable; retry shortly"
+
+// StoreDown reports whether err says the store could not be reached, and
+// if so sets Retry-After on w for the 503 the caller then writes.
+func StoreDown(w http.ResponseWriter, err error) bool {
+	if !issuer.IsUnavailable(err) {
+		return false
+	}
+	w.Header().Set("Retry-After", RetryAfter)
+	return true
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -15,11 +14,11 @@ func (s *Store) UseProofID(ctx context.Context, id string, expires, now time.Tim
 		ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at WHERE tg_dpop_proofs.expires_at <= ?`,
 		id, ns(expires), ns(now))
 	if err != nil {
-		return false, fmt.Errorf("recording DPoP proof: %w", err)
+		return false, errorf("recording DPoP proof: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("recording DPoP proof: %w", err)
+		return false, errorf("recording DPoP proof: %w", err)
 	}
 	return n == 1, nil
 }
@@ -28,7 +27,7 @@ func (s *Store) UseProofID(ctx context.Context, id string, expires, now time.Tim
 func (s *Store) BindFamily(ctx context.Context, family, jkt string, expires time.Time) error {
 	if _, err := s.exec(ctx, `INSERT INTO tg_dpop_families (family, jkt, expires_at) VALUES (?, ?, ?)`,
 		family, jkt, ns(expires)); err != nil {
-		return fmt.Errorf("binding refresh family to a DPoP key: %w", err)
+		return errorf("binding refresh family to a DPoP key: %w", err)
 	}
 	return nil
 }
@@ -36,12 +35,12 @@ func (s *Store) BindFamily(ctx context.Context, family, jkt string, expires time
 // FamilyKey implements issuer.DPoPStore.
 func (s *Store) FamilyKey(ctx context.Context, family string) (string, error) {
 	var jkt string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT jkt FROM tg_dpop_families WHERE family = ?`), family).Scan(&jkt)
+	err := s.row(ctx, `SELECT jkt FROM tg_dpop_families WHERE family = ?`, family).Scan(&jkt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading DPoP key of refresh family: %w", err)
+		return "", errorf("reading DPoP key of refresh family: %w", err)
 	}
 	return jkt, nil
 }
@@ -49,10 +48,10 @@ func (s *Store) FamilyKey(ctx context.Context, family string) (string, error) {
 // purgeDPoP drops proof ids and family bindings that can no longer matter.
 func (s *Store) purgeDPoP(ctx context.Context, now time.Time) error {
 	if _, err := s.exec(ctx, `DELETE FROM tg_dpop_proofs WHERE expires_at < ?`, ns(now)); err != nil {
-		return fmt.Errorf("purging DPoP proofs: %w", err)
+		return errorf("purging DPoP proofs: %w", err)
 	}
 	if _, err := s.exec(ctx, `DELETE FROM tg_dpop_families WHERE expires_at < ?`, ns(now)); err != nil {
-		return fmt.Errorf("purging DPoP bindings: %w", err)
+		return errorf("purging DPoP bindings: %w", err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,7 +17,7 @@ func (s *Store) PutEntity(ctx context.Context, e issuer.Entity) error {
 	_, err := s.exec(ctx, `INSERT INTO tg_entities (id, roles) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET roles = excluded.roles`,
 		e.ID, joinList(e.Roles))
 	if err != nil {
-		return fmt.Errorf("storing entity %s: %w", e.ID, err)
+		return errorf("storing entity %s: %w", e.ID, err)
 	}
 	return nil
 }
@@ -49,17 +48,20 @@ func (s *Store) ListEntities(ctx context.Context) ([]issuer.Entity, error) {
 func (s *Store) DeleteEntity(ctx context.Context, id string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("deleting entity %s: %w", id, err)
+		return errorf("deleting entity %s: %w", id, err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM tg_entity_secrets WHERE entity_id = ?`), id); err != nil {
-		return fmt.Errorf("deleting secrets of entity %s: %w", id, err)
+		return errorf("deleting secrets of entity %s: %w", id, err)
 	}
 	res, err := tx.ExecContext(ctx, s.q(`DELETE FROM tg_entities WHERE id = ?`), id)
 	if err := mustAffect(res, err, "entity "+id); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return errorf("deleting entity %s: %w", id, err)
+	}
+	return nil
 }
 
 const secretCols = `SELECT entity_id, hash, sealed, created_at, expires_at, usable_until, superseded FROM tg_entity_secrets`
@@ -86,7 +88,7 @@ func (s *Store) CurrentSecret(ctx context.Context, entityID string) (issuer.Enti
 func (s *Store) AddSecret(ctx context.Context, sec issuer.EntitySecret, replace bool, usableUntil time.Time) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("storing secret: %w", err)
+		return errorf("storing secret: %w", err)
 	}
 	defer tx.Rollback()
 	if replace {
@@ -95,27 +97,27 @@ func (s *Store) AddSecret(ctx context.Context, sec issuer.EntitySecret, replace 
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE tg_entity_secrets SET superseded = 1,
 			usable_until = CASE WHEN usable_until < ? THEN usable_until ELSE ? END
 			WHERE entity_id = ? AND superseded = 0`), ns(usableUntil), ns(usableUntil), sec.EntityID); err != nil {
-			return fmt.Errorf("superseding secret: %w", err)
+			return errorf("superseding secret: %w", err)
 		}
 	}
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO tg_entity_secrets (entity_id, hash, sealed, created_at, expires_at, usable_until, superseded)
 		VALUES (?, ?, ?, ?, ?, ?, 0)`), sec.EntityID, sec.Hash, sec.Sealed, ns(sec.CreatedAt), ns(sec.ExpiresAt), ns(sec.ExpiresAt))
 	if err != nil {
 		if isUniqueViolation(err) {
-			return fmt.Errorf("entity %s already has a secret: %w", sec.EntityID, issuer.ErrConflict)
+			return errorf("entity %s already has a secret: %w", sec.EntityID, issuer.ErrConflict)
 		}
-		return fmt.Errorf("storing secret: %w", err)
+		return errorf("storing secret: %w", err)
 	}
 	// Superseded secrets past their use are history; drop them here.
 	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM tg_entity_secrets WHERE entity_id = ? AND superseded = 1 AND usable_until < ?`),
 		sec.EntityID, ns(sec.CreatedAt)); err != nil {
-		return fmt.Errorf("dropping old secrets: %w", err)
+		return errorf("dropping old secrets: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		if isUniqueViolation(err) {
-			return fmt.Errorf("entity %s already has a secret: %w", sec.EntityID, issuer.ErrConflict)
+			return errorf("entity %s already has a secret: %w", sec.EntityID, issuer.ErrConflict)
 		}
-		return fmt.Errorf("storing secret: %w", err)
+		return errorf("storing secret: %w", err)
 	}
 	return nil
 }

@@ -8,7 +8,8 @@ import (
 )
 
 // migrations are applied in order; each runs once, recorded in tg_schema.
-// {{serial}} becomes the dialect's auto-increment key type. Never edit a
+// {{serial}} becomes the dialect's auto-increment key type; a statement
+// starting with {{postgres}} runs on PostgreSQL only. Never edit a
 // released migration: append a new one.
 var migrations = []string{
 	// 1: principals, keys, refresh tokens, revocations, settings.
@@ -45,6 +46,12 @@ var migrations = []string{
 	CREATE INDEX tg_refresh_subject ON tg_refresh (subject, auth_time);
 	CREATE INDEX tg_refresh_expires ON tg_refresh (expires_at);
 	CREATE TABLE tg_refresh_cutoffs (subject TEXT PRIMARY KEY, at BIGINT NOT NULL, keep_family TEXT NOT NULL)`,
+	// 5: each key's longest token lifetime (keys from before keep 24h);
+	// on PostgreSQL, the transaction that wrote each revocation, so that
+	// sync follows commit order rather than id order.
+	`ALTER TABLE tg_keys ADD COLUMN max_ttl BIGINT NOT NULL DEFAULT 86400000000000;
+	{{postgres}} ALTER TABLE tg_revocations ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+	{{postgres}} CREATE INDEX tg_revocations_xid ON tg_revocations (xid)`,
 }
 
 // SchemaVersion is the version Open migrates to.
@@ -84,7 +91,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	for v := version; v < len(migrations); v++ {
 		for _, stmt := range strings.Split(migrations[v], ";") {
-			if strings.TrimSpace(stmt) == "" {
+			stmt = strings.TrimSpace(stmt)
+			if pg, ok := strings.CutPrefix(stmt, "{{postgres}}"); ok {
+				if !s.postgres {
+					continue
+				}
+				stmt = pg
+			}
+			if stmt == "" {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, strings.ReplaceAll(stmt, "{{serial}}", serial)); err != nil {

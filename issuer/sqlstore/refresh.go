@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"time"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -76,7 +75,7 @@ func (s *Store) prepareRefresh(ctx context.Context) error {
 	} {
 		st, err := s.db.PrepareContext(ctx, s.q(p.query))
 		if err != nil {
-			return fmt.Errorf("preparing refresh statements: %w", err)
+			return errorf("preparing refresh statements: %w", err)
 		}
 		*p.dst = st
 	}
@@ -115,7 +114,7 @@ func (s *Store) insertRefresh(ctx context.Context, st *sql.Stmt, r issuer.Refres
 	_, err := s.execStmt(ctx, st, insertRefresh, r.Hash, r.Family, r.Subject, r.Kind, r.Principal, r.ClientID,
 		r.Scope, r.Issuer, ns(r.ExpiresAt), ns(r.AuthTime))
 	if err != nil {
-		return fmt.Errorf("storing refresh token: %w", err)
+		return errorf("storing refresh token: %w", err)
 	}
 	return nil
 }
@@ -127,7 +126,7 @@ func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord, exclu
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("storing refresh token: %w", err)
+		return errorf("storing refresh token: %w", err)
 	}
 	defer tx.Rollback()
 	if err := s.insertRefresh(ctx, tx.StmtContext(ctx, s.refresh.insert), r); err != nil {
@@ -137,10 +136,10 @@ func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord, exclu
 	_, err = tx.ExecContext(ctx, s.q(endSessions), r.Subject, ns(r.AuthTime), r.Family)
 	s.observed(endSessions, start, err)
 	if err != nil {
-		return fmt.Errorf("ending other sessions of %s: %w", r.Subject, err)
+		return errorf("ending other sessions of %s: %w", r.Subject, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("storing refresh token: %w", err)
+		return errorf("storing refresh token: %w", err)
 	}
 	return nil
 }
@@ -152,7 +151,7 @@ func (s *Store) GetRefresh(ctx context.Context, hash string) (issuer.RefreshReco
 		return issuer.RefreshRecord{}, err
 	}
 	if r.dead(time.Time{}) { // expiry is the caller's to judge
-		return r.RefreshRecord, fmt.Errorf("refresh token revoked: %w", issuer.ErrNotFound)
+		return r.RefreshRecord, errorf("refresh token revoked: %w", issuer.ErrNotFound)
 	}
 	return r.RefreshRecord, nil
 }
@@ -163,7 +162,7 @@ func (s *Store) GetRefresh(ctx context.Context, hash string) (issuer.RefreshReco
 func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.RefreshRecord, now time.Time, grace time.Duration) (issuer.RefreshRecord, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return issuer.RefreshRecord{}, fmt.Errorf("rotating refresh token: %w", err)
+		return issuer.RefreshRecord{}, errorf("rotating refresh token: %w", err)
 	}
 	defer tx.Rollback()
 	stmt := func(st *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, st) }
@@ -172,7 +171,7 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 		return issuer.RefreshRecord{}, err
 	}
 	if old.dead(now) {
-		return old.RefreshRecord, fmt.Errorf("refresh token revoked or expired: %w", issuer.ErrNotFound)
+		return old.RefreshRecord, errorf("refresh token revoked or expired: %w", issuer.ErrNotFound)
 	}
 	reused := false
 	switch {
@@ -193,17 +192,17 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 		reused = true
 	}
 	if err != nil {
-		return issuer.RefreshRecord{}, fmt.Errorf("rotating refresh token: %w", err)
+		return issuer.RefreshRecord{}, errorf("rotating refresh token: %w", err)
 	}
 	if reused {
 		if _, err := s.execStmt(ctx, stmt(s.refresh.revokeFamily), revokeFamily, old.Family); err != nil {
-			return issuer.RefreshRecord{}, fmt.Errorf("revoking refresh family: %w", err)
+			return issuer.RefreshRecord{}, errorf("revoking refresh family: %w", err)
 		}
 	} else if err := s.insertRefresh(ctx, stmt(s.refresh.insert), next); err != nil {
 		return issuer.RefreshRecord{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return issuer.RefreshRecord{}, fmt.Errorf("rotating refresh token: %w", err)
+		return issuer.RefreshRecord{}, errorf("rotating refresh token: %w", err)
 	}
 	if reused {
 		return old.RefreshRecord, issuer.ErrRefreshReused
@@ -214,7 +213,7 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 // RevokeFamily implements issuer.Store.
 func (s *Store) RevokeFamily(ctx context.Context, family string) error {
 	if _, err := s.execStmt(ctx, s.refresh.revokeFamily, revokeFamily, family); err != nil {
-		return fmt.Errorf("revoking refresh family: %w", err)
+		return errorf("revoking refresh family: %w", err)
 	}
 	return nil
 }
@@ -226,7 +225,7 @@ func (s *Store) RevokeFamily(ctx context.Context, family string) error {
 // refused on its next use.
 func (s *Store) EndSessions(ctx context.Context, subject string, at time.Time, keepFamily string) error {
 	if _, err := s.exec(ctx, endSessions, subject, ns(at), keepFamily); err != nil {
-		return fmt.Errorf("ending sessions of %s: %w", subject, err)
+		return errorf("ending sessions of %s: %w", subject, err)
 	}
 	return nil
 }
@@ -250,7 +249,7 @@ func (s *Store) purgeRefresh(ctx context.Context, now time.Time) error {
 		start := time.Now()
 		res, err := s.exec(ctx, pruneRefresh, ns(now), batch)
 		if err != nil {
-			return fmt.Errorf("purging refresh tokens: %w", err)
+			return errorf("purging refresh tokens: %w", err)
 		}
 		took := time.Since(start)
 		if n, err := res.RowsAffected(); err != nil || n < int64(batch) {
@@ -269,12 +268,12 @@ func (s *Store) purgeRefresh(ctx context.Context, now time.Time) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("purging refresh tokens: %w", ctx.Err())
+			return errorf("purging refresh tokens: %w", ctx.Err())
 		case <-t.C:
 		}
 	}
 	if _, err := s.exec(ctx, pruneCutoffs); err != nil {
-		return fmt.Errorf("purging session cut-offs: %w", err)
+		return errorf("purging session cut-offs: %w", err)
 	}
 	return nil
 }

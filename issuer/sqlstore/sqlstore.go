@@ -28,6 +28,10 @@ type Store struct {
 	postgres bool
 	refresh  refreshStmts // prepared once: a refresh parses no SQL
 	observe  atomic.Pointer[Observer]
+	memory   bool   // SQLite :memory:: one connection holds the database
+	dsn      string // PostgreSQL: for the LISTEN connection
+	// Logf reports trouble of the background change watcher; nil: silent.
+	Logf func(format string, args ...any)
 }
 
 // Observer is told the duration and outcome of store operations, for
@@ -64,6 +68,12 @@ func opName(query string) string {
 	return strings.ToUpper(verb) + " " + table
 }
 
+func (s *Store) logf(format string, args ...any) {
+	if s.Logf != nil {
+		s.Logf(format, args...)
+	}
+}
+
 var _ issuer.Store = (*Store)(nil)
 
 // Open connects to driver ("sqlite" or "postgres") at dsn (a file path for
@@ -94,20 +104,21 @@ func open(ctx context.Context, driver, dsn string, existing bool) (*Store, error
 	var err error
 	switch driver {
 	case "sqlite":
+		s.memory = dsn == ":memory:"
 		if s.db, err = openSQLite(dsn, !existing); err != nil {
 			return nil, err
 		}
 	case "postgres":
-		s.postgres = true
+		s.postgres, s.dsn = true, dsn
 		if s.db, err = openPostgres(dsn); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("unknown store driver %q (want sqlite or postgres)", driver)
+		return nil, errorf("unknown store driver %q (want sqlite or postgres)", driver)
 	}
 	if err := s.db.PingContext(ctx); err != nil {
 		s.db.Close()
-		return nil, fmt.Errorf("connecting to %s store: %w", driver, err)
+		return nil, errorf("connecting to %s store: %w", driver, err)
 	}
 	if existing {
 		var version int
@@ -137,12 +148,12 @@ func openSQLite(path string, create bool) (*sql.DB, error) {
 	}
 	if path != ":memory:" && create {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("creating store directory: %w", err)
+			return nil, errorf("creating store directory: %w", err)
 		}
 		// Create the file ourselves so it is never world-readable.
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("creating store file: %w", err)
+			return nil, errorf("creating store file: %w", err)
 		}
 		f.Close()
 	}
@@ -152,7 +163,16 @@ func openSQLite(path string, create bool) (*sql.DB, error) {
 		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("opening sqlite store: %w", err)
+		return nil, errorf("opening sqlite store: %w", err)
+	}
+	if path == ":memory:" {
+		// Every connection to :memory: is a database of its own: keep
+		// exactly one, forever, so the store is one database.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+		return db, nil
 	}
 	// Keep every connection: reopening one re-runs the pragmas.
 	db.SetMaxOpenConns(8)
@@ -174,7 +194,7 @@ func openPostgres(dsn string) (*sql.DB, error) {
 	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
-		return nil, fmt.Errorf("opening postgres: %w", err)
+		return nil, errorf("opening postgres: %w", err)
 	}
 	db.SetMaxOpenConns(size)
 	db.SetMaxIdleConns(size)
@@ -256,6 +276,13 @@ func (s *Store) row(ctx context.Context, query string, args ...any) *sql.Row {
 	return r
 }
 
+// notify tells the other processes on a PostgreSQL store that keys changed.
+func (s *Store) notifyKeys(ctx context.Context) {
+	if s.postgres {
+		_, _ = s.db.ExecContext(ctx, `SELECT pg_notify('`+notifyChannel+`', current_schema() || ' key')`)
+	}
+}
+
 func ns(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
@@ -275,17 +302,17 @@ func splitList(s string) []string { return strings.Fields(s) }
 
 func notFound(err error, what string) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%s: %w", what, issuer.ErrNotFound)
+		return errorf("%s: %w", what, issuer.ErrNotFound)
 	}
-	return fmt.Errorf("reading %s: %w", what, err)
+	return errorf("reading %s: %w", what, err)
 }
 
 func mustAffect(res sql.Result, err error, what string) error {
 	if err != nil {
-		return fmt.Errorf("deleting %s: %w", what, err)
+		return errorf("deleting %s: %w", what, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("%s: %w", what, issuer.ErrNotFound)
+		return errorf("%s: %w", what, issuer.ErrNotFound)
 	}
 	return nil
 }
@@ -297,7 +324,7 @@ func (s *Store) PutUser(ctx context.Context, u issuer.User) error {
 		roles = excluded.roles, scopes = excluded.scopes`,
 		u.Name, u.ID, u.PasswordHash, joinList(u.Roles), joinList(u.Scopes))
 	if err != nil {
-		return fmt.Errorf("storing user %s: %w", u.Name, err)
+		return errorf("storing user %s: %w", u.Name, err)
 	}
 	return nil
 }
@@ -339,7 +366,7 @@ func (s *Store) PutClient(ctx context.Context, c issuer.Client) error {
 		scopes = excluded.scopes, grants = excluded.grants`,
 		c.ID, c.SecretHash, joinList(c.Roles), joinList(c.Scopes), joinList(c.Grants))
 	if err != nil {
-		return fmt.Errorf("storing client %s: %w", c.ID, err)
+		return errorf("storing client %s: %w", c.ID, err)
 	}
 	return nil
 }
@@ -377,26 +404,39 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 // AddKey implements issuer.Store. The UNIQUE (alg, seq) constraint elects
 // one winner among concurrent rotations.
 func (s *Store) AddKey(ctx context.Context, k issuer.KeyRecord) error {
-	res, err := s.exec(ctx, `INSERT INTO tg_keys (kid, alg, seq, private, public, created_at, activate_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		k.KID, k.Alg, k.Seq, k.Private, k.Public, ns(k.CreatedAt), ns(k.ActivateAt))
+	res, err := s.exec(ctx, `INSERT INTO tg_keys (kid, alg, seq, private, public, created_at, activate_at, max_ttl)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		k.KID, k.Alg, k.Seq, k.Private, k.Public, ns(k.CreatedAt), ns(k.ActivateAt), int64(k.MaxTTL))
 	if err != nil {
-		return fmt.Errorf("storing key %s: %w", k.KID, err)
+		return errorf("storing key %s: %w", k.KID, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("%s key %d: %w", k.Alg, k.Seq, issuer.ErrConflict)
+		return errorf("%s key %d: %w", k.Alg, k.Seq, issuer.ErrConflict)
+	}
+	s.notifyKeys(ctx)
+	return nil
+}
+
+// RaiseKeyLifetime implements issuer.Store.
+func (s *Store) RaiseKeyLifetime(ctx context.Context, kid string, d time.Duration) error {
+	res, err := s.exec(ctx, `UPDATE tg_keys SET max_ttl = ? WHERE kid = ? AND max_ttl < ?`, int64(d), kid, int64(d))
+	if err != nil {
+		return errorf("raising lifetime of key %s: %w", kid, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		s.notifyKeys(ctx)
 	}
 	return nil
 }
 
 // ListKeys implements issuer.Store.
 func (s *Store) ListKeys(ctx context.Context) ([]issuer.KeyRecord, error) {
-	return list(ctx, s, `SELECT kid, alg, seq, private, public, created_at, activate_at FROM tg_keys ORDER BY alg, seq`,
+	return list(ctx, s, `SELECT kid, alg, seq, private, public, created_at, activate_at, max_ttl FROM tg_keys ORDER BY alg, seq`,
 		func(row interface{ Scan(...any) error }) (issuer.KeyRecord, error) {
 			var k issuer.KeyRecord
-			var created, activate int64
-			err := row.Scan(&k.KID, &k.Alg, &k.Seq, &k.Private, &k.Public, &created, &activate)
-			k.CreatedAt, k.ActivateAt = fromNS(created), fromNS(activate)
+			var created, activate, maxTTL int64
+			err := row.Scan(&k.KID, &k.Alg, &k.Seq, &k.Private, &k.Public, &created, &activate, &maxTTL)
+			k.CreatedAt, k.ActivateAt, k.MaxTTL = fromNS(created), fromNS(activate), time.Duration(maxTTL)
 			return k, err
 		})
 }
@@ -404,29 +444,90 @@ func (s *Store) ListKeys(ctx context.Context) ([]issuer.KeyRecord, error) {
 // DeleteKey implements issuer.Store.
 func (s *Store) DeleteKey(ctx context.Context, kid string) error {
 	res, err := s.exec(ctx, `DELETE FROM tg_keys WHERE kid = ?`, kid)
-	return mustAffect(res, err, "key "+kid)
+	if err := mustAffect(res, err, "key "+kid); err != nil {
+		return err
+	}
+	s.notifyKeys(ctx)
+	return nil
 }
 
-// AddRevocation implements issuer.Store.
+// AddRevocation implements issuer.Store. On PostgreSQL the NOTIFY is part
+// of the inserting statement, so listeners hear of the row exactly when it
+// commits.
 func (s *Store) AddRevocation(ctx context.Context, r issuer.Revocation) error {
-	_, err := s.exec(ctx, `INSERT INTO tg_revocations (kind, rkey, keep, at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		r.Kind, r.Key, r.Keep, ns(r.At), ns(r.ExpiresAt))
+	query := `INSERT INTO tg_revocations (kind, rkey, keep, at, expires_at) VALUES (?, ?, ?, ?, ?)`
+	if s.postgres {
+		query = `WITH ins AS (` + query + ` RETURNING id)
+			SELECT pg_notify('` + notifyChannel + `', current_schema() || ' rev') FROM ins`
+	}
+	_, err := s.exec(ctx, query, r.Kind, r.Key, r.Keep, ns(r.At), ns(r.ExpiresAt))
 	if err != nil {
-		return fmt.Errorf("storing revocation: %w", err)
+		return errorf("storing revocation: %w", err)
 	}
 	return nil
 }
 
-// RevocationsSince implements issuer.Store.
-func (s *Store) RevocationsSince(ctx context.Context, after int64) ([]issuer.Revocation, error) {
-	return list(ctx, s, `SELECT id, kind, rkey, keep, at, expires_at FROM tg_revocations WHERE id > ? ORDER BY id`,
-		func(row interface{ Scan(...any) error }) (issuer.Revocation, error) {
-			var r issuer.Revocation
-			var at, exp int64
-			err := row.Scan(&r.ID, &r.Kind, &r.Key, &r.Keep, &at, &exp)
-			r.At, r.ExpiresAt = fromNS(at), fromNS(exp)
-			return r, err
-		}, after)
+// RevocationsSince implements issuer.Store. SQLite has one writer at a
+// time, so ids commit in order and the cursor is the highest id seen. On
+// PostgreSQL a transaction may commit after one that took a later id, so
+// the cursor is the xmin of the snapshot the rows were read under: every
+// transaction older than it had finished, and its rows were read; rows of
+// the others (xid >= xmin) are read again next time.
+func (s *Store) RevocationsSince(ctx context.Context, cursor int64) ([]issuer.Revocation, int64, error) {
+	if !s.postgres {
+		rs, err := list(ctx, s, `SELECT id, kind, rkey, keep, at, expires_at FROM tg_revocations WHERE id > ? ORDER BY id`, scanRevocation, cursor)
+		next := cursor
+		for _, r := range rs {
+			next = max(next, r.ID)
+		}
+		return rs, next, err
+	}
+	return s.revocationsSincePG(ctx, cursor)
+}
+
+// revocationsSincePG reads under one snapshot; observed as one operation.
+func (s *Store) revocationsSincePG(ctx context.Context, cursor int64) (_ []issuer.Revocation, _ int64, err error) {
+	start := time.Now()
+	defer func() { s.observed("SELECT tg_revocations", start, err) }()
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, cursor, errorf("loading revocations: %w", err)
+	}
+	defer tx.Rollback()
+	var xmin string
+	if err := tx.QueryRowContext(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&xmin); err != nil {
+		return nil, cursor, errorf("reading snapshot: %w", err)
+	}
+	next, err := strconv.ParseInt(xmin, 10, 64)
+	if err != nil {
+		return nil, cursor, errorf("parsing snapshot xmin %q: %w", xmin, err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, kind, rkey, keep, at, expires_at FROM tg_revocations
+		WHERE xid >= $1::text::xid8 ORDER BY id`, strconv.FormatInt(cursor, 10))
+	if err != nil {
+		return nil, cursor, errorf("loading revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []issuer.Revocation
+	for rows.Next() {
+		r, err := scanRevocation(rows)
+		if err != nil {
+			return nil, cursor, errorf("scanning revocation: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, cursor, errorf("loading revocations: %w", err)
+	}
+	return out, next, nil
+}
+
+func scanRevocation(row interface{ Scan(...any) error }) (issuer.Revocation, error) {
+	var r issuer.Revocation
+	var at, exp int64
+	err := row.Scan(&r.ID, &r.Kind, &r.Key, &r.Keep, &at, &exp)
+	r.At, r.ExpiresAt = fromNS(at), fromNS(exp)
+	return r, err
 }
 
 // PurgeExpired implements issuer.Store.
@@ -436,7 +537,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 	}
 	// Keep the newest revocation so IDs never restart below what peers saw.
 	if _, err := s.exec(ctx, `DELETE FROM tg_revocations WHERE expires_at < ? AND id < (SELECT MAX(id) FROM tg_revocations)`, ns(now)); err != nil {
-		return fmt.Errorf("purging revocations: %w", err)
+		return errorf("purging revocations: %w", err)
 	}
 	return s.purgeDPoP(ctx, now)
 }
@@ -449,18 +550,18 @@ func (s *Store) Setting(ctx context.Context, name string, create func() (string,
 		return v, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("reading setting %s: %w", name, err)
+		return "", errorf("reading setting %s: %w", name, err)
 	}
 	nv, err := create()
 	if err != nil {
 		return "", err
 	}
 	if _, err := s.exec(ctx, `INSERT INTO tg_settings (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING`, name, nv); err != nil {
-		return "", fmt.Errorf("storing setting %s: %w", name, err)
+		return "", errorf("storing setting %s: %w", name, err)
 	}
 	// Read back: a concurrent creator may have won.
 	if err := s.row(ctx, `SELECT value FROM tg_settings WHERE name = ?`, name).Scan(&v); err != nil {
-		return "", fmt.Errorf("reading setting %s: %w", name, err)
+		return "", errorf("reading setting %s: %w", name, err)
 	}
 	return v, nil
 }
@@ -470,19 +571,19 @@ func list[T any](ctx context.Context, s *Store, query string, scan func(interfac
 	defer func() { s.observed(query, start, err) }()
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("listing: %w", err)
+		return nil, errorf("listing: %w", err)
 	}
 	defer rows.Close()
 	var out []T
 	for rows.Next() {
 		v, err := scan(rows)
 		if err != nil {
-			return nil, fmt.Errorf("scanning: %w", err)
+			return nil, errorf("scanning: %w", err)
 		}
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing: %w", err)
+		return nil, errorf("listing: %w", err)
 	}
 	return out, nil
 }

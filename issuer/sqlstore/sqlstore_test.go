@@ -2,12 +2,19 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tokengate/caddy-tokengate/internal/pgtest"
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -200,5 +207,159 @@ func TestRefreshStatementsObserved(t *testing.T) {
 	}
 	if failed != 0 {
 		t.Errorf("%d operations observed as failed (a token not found is an answer)", failed)
+	}
+}
+
+// TestMemoryStore: `:memory:` is one database on one connection, so the
+// whole store contract holds on it.
+func TestMemoryStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) issuer.Store {
+		s, err := Open(context.Background(), "sqlite", ":memory:")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+// TestPostgresSyncFollowsCommitOrder: two transactions insert revocations;
+// the one with the later id commits first and a sync runs in between. The
+// earlier id, committed afterwards, must still reach the next sync (an
+// `id > last` cursor would skip it for good).
+func TestPostgresSyncFollowsCommitOrder(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "postgres", pgtest.Schema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, cursor, err := s.RevocationsSince(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert := func(tx *sql.Tx, key string) int64 {
+		var id int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO tg_revocations (kind, rkey, keep, at, expires_at)
+			VALUES ('jti', $1, '', 0, 9000000000000000000) RETURNING id`, key).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	tx1, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx1.Rollback()
+	id1 := insert(tx1, "first")
+	tx2, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id2 := insert(tx2, "second")
+	if id2 <= id1 {
+		t.Fatalf("ids %d, %d", id1, id2)
+	}
+	if err := tx2.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	rs, cursor, err := s.RevocationsSince(ctx, cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		seen[r.Key] = true
+	}
+	if !seen["second"] || seen["first"] {
+		t.Fatalf("first sync saw %v", seen)
+	}
+	if err := tx1.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rs, _, err = s.RevocationsSince(ctx, cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		seen[r.Key] = true
+	}
+	if !seen["first"] {
+		t.Fatalf("the revocation committed out of id order was skipped: %+v", rs)
+	}
+}
+
+func TestUnavailableClassifiesByCode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"admin shutdown", &pgconn.PgError{Code: "57P01"}, true},
+		{"connection failure", &pgconn.PgError{Code: "08006"}, true},
+		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
+		{"refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true},
+		{"bad conn", driver.ErrBadConn, true},
+		{"no rows", sql.ErrNoRows, false},
+		{"canceled", context.Canceled, false},
+		{"wrapped", fmt.Errorf("x: %w", &pgconn.PgError{Code: "57P03"}), true},
+	} {
+		if got := unavailable(tc.err); got != tc.want {
+			t.Errorf("%s: unavailable = %v, want %v", tc.name, got, tc.want)
+		}
+		if got := issuer.IsUnavailable(errorf("doing: %w", tc.err)); got != tc.want {
+			t.Errorf("%s: IsUnavailable(errorf) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// A locked SQLite database beyond the busy timeout is SQLITE_BUSY.
+	path := filepath.Join(t.TempDir(), "tg.db")
+	s, err := Open(context.Background(), "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	locker, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close()
+	tx, err := locker.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA busy_timeout = 1`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.ExecContext(ctx, `INSERT INTO tg_settings (name, value) VALUES ('x', 'y')`)
+	if !unavailable(err) {
+		t.Fatalf("write to a locked database: %v, not classified unavailable", err)
+	}
+}
+
+// BenchmarkDataVersion measures the change check a SQLite store runs
+// every DataVersionPoll.
+func BenchmarkDataVersion(b *testing.B) {
+	s, err := Open(context.Background(), "sqlite", filepath.Join(b.TempDir(), "tg.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	conn, err := s.db.Conn(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	for b.Loop() {
+		if _, err := DataVersion(context.Background(), conn); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -80,6 +80,14 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 		if len(l) != 3 || !l[0].ActivateAt.Equal(k.ActivateAt) && l[0].KID == "k1" {
 			t.Fatalf("ListKeys = %+v", l)
 		}
+		// Lifetimes only grow.
+		must(t, s.RaiseKeyLifetime(ctx, "e1", 2*time.Hour))
+		must(t, s.RaiseKeyLifetime(ctx, "e1", time.Hour))
+		for _, k := range mustList(t, s) {
+			if k.KID == "e1" && k.MaxTTL != 2*time.Hour {
+				t.Fatalf("MaxTTL after raising to 2h then 1h: %v", k.MaxTTL)
+			}
+		}
 		must(t, s.DeleteKey(ctx, "k1"))
 		if l, _ := s.ListKeys(ctx); len(l) != 2 {
 			t.Fatalf("after DeleteKey: %d keys", len(l))
@@ -275,21 +283,32 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 		must(t, s.AddRevocation(ctx, issuer.Revocation{Kind: issuer.RevokeJTI, Key: "j1", ExpiresAt: now.Add(-time.Minute)}))
 		must(t, s.AddRevocation(ctx, issuer.Revocation{Kind: issuer.RevokeSubject, Key: "alice", Keep: "j9", At: now, ExpiresAt: now.Add(time.Hour)}))
 		must(t, s.AddRevocation(ctx, issuer.Revocation{Kind: issuer.RevokeSession, Key: "f1", ExpiresAt: now.Add(-time.Minute)}))
-		all, err := s.RevocationsSince(ctx, 0)
+		all, cursor, err := s.RevocationsSince(ctx, 0)
 		must(t, err)
 		if len(all) != 3 || all[1].Keep != "j9" || !all[1].At.Equal(now) || all[0].ID >= all[1].ID {
 			t.Fatalf("RevocationsSince(0) = %+v", all)
 		}
-		later, err := s.RevocationsSince(ctx, all[0].ID)
+		// The cursor moves on: nothing new means nothing (or, where the
+		// store re-reads a window, only what was already seen).
+		again, _, err := s.RevocationsSince(ctx, cursor)
 		must(t, err)
-		if len(later) != 2 {
-			t.Fatalf("RevocationsSince(first) = %+v", later)
+		for _, r := range again {
+			if r.ID > all[2].ID {
+				t.Fatalf("RevocationsSince(cursor) returned an unknown row %+v", r)
+			}
 		}
-		must(t, s.PurgeExpired(ctx, now))
-		left, err := s.RevocationsSince(ctx, 0)
+		must(t, s.AddRevocation(ctx, issuer.Revocation{Kind: issuer.RevokeJTI, Key: "j2", ExpiresAt: now.Add(time.Hour)}))
+		later, _, err := s.RevocationsSince(ctx, cursor)
 		must(t, err)
-		// The expired jti goes; the newest row stays even though expired so IDs keep rising.
-		if len(left) != 2 || left[0].Kind != issuer.RevokeSubject || left[1].ID != all[2].ID {
+		if len(later) == 0 || later[len(later)-1].Key != "j2" {
+			t.Fatalf("RevocationsSince(cursor) after an insert = %+v", later)
+		}
+		all = append(all, later[len(later)-1])
+		must(t, s.PurgeExpired(ctx, now))
+		left, _, err := s.RevocationsSince(ctx, 0)
+		must(t, err)
+		// The expired jti and session go; the subject and the live jti stay.
+		if len(left) != 2 || left[0].Kind != issuer.RevokeSubject || left[1].ID != all[3].ID {
 			t.Fatalf("after purge = %+v", left)
 		}
 	})
@@ -427,4 +446,11 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustList(t *testing.T, s issuer.Store) []issuer.KeyRecord {
+	t.Helper()
+	l, err := s.ListKeys(context.Background())
+	must(t, err)
+	return l
 }
