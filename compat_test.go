@@ -113,7 +113,7 @@ func TestAPIMaker(t *testing.T) {
 		r := g.post(apimakerPath, "application/json", amdb("app", "appdata", "members", "email", "password_hash", "carol@example.com", "app-pw"))
 		token, refresh := wantAPIMakerOK(t, r)
 		up := g.get("/api", token)
-		if up.status != 200 || !strings.Contains(up.body, "sub=42 hdr=42 roles=editor") {
+		if up.status != 200 || !strings.Contains(up.body, "sub=app:42 hdr=app:42 roles=editor") {
 			t.Fatalf("guard with table user: %d %s", up.status, up.body)
 		}
 		ref := g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})
@@ -124,7 +124,7 @@ func TestAPIMaker(t *testing.T) {
 	t.Run("AM_DB: PostgreSQL table", func(t *testing.T) {
 		r := g.post(apimakerPath, "application/json", amdb("pgapp", "appdb", "members", "email", "password_hash", "carol@example.com", "app-pw"))
 		token, _ := wantAPIMakerOK(t, r)
-		if up := g.get("/api", token); up.status != 200 || !strings.Contains(up.body, "sub=carol@example.com") {
+		if up := g.get("/api", token); up.status != 200 || !strings.Contains(up.body, "sub=pgapp:carol@example.com") {
 			t.Fatalf("guard with postgres table user: %d %s", up.status, up.body)
 		}
 	})

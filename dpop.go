@@ -75,7 +75,17 @@ func requestURL(r *http.Request) string {
 	if or, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && or.URL != nil {
 		u = or.URL
 	}
-	return requestIssuer(r) + u.EscapedPath()
+	return requestOrigin(r) + u.EscapedPath()
+}
+
+// requestOrigin is the scheme and Host the request was sent to. It only
+// ever rebuilds the URL a DPoP proof must name; the issuer never comes
+// from the request.
+func requestOrigin(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
 }
 
 // accessToken returns the request's access token and whether it came with
@@ -147,6 +157,6 @@ func (h *Handler) dpopChallenge(w http.ResponseWriter, status int, code, desc st
 	if code == dpop.CodeUseNonce {
 		w.Header().Set("DPoP-Nonce", h.dpop.Nonce())
 	}
-	w.Header().Set("WWW-Authenticate", `DPoP realm="`+h.realm+`", error="`+code+`", error_description="`+quoteSafe(desc)+`", algs="`+h.dpop.Algs()+`"`)
+	httpx.Challenge(w.Header(), "DPoP", h.realm, "error", code, "error_description", desc, "algs", h.dpop.Algs())
 	httpx.WriteJSON(w, status, errorBody(code, desc))
 }

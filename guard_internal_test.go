@@ -44,6 +44,7 @@ func provisionGateway(t *testing.T, g config.Gateway) error {
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	g.Store = &config.Store{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "tg.db")}
+	g.Issuer = "https://gw.example"                                // outside Caddy there is no site address to derive it from
 	h := &Handler{Gateway: g, log: zap.NewNop(), standalone: true} // no Caddy config to start it
 	err := h.Provision(ctx)
 	if err == nil {

@@ -123,7 +123,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	switch {
 	case errors.Is(err, httpx.ErrNoCredentials):
 		h.metrics.guard[outcomeNoToken].Inc()
-		w.Header().Set("WWW-Authenticate", `Bearer realm="`+h.realm+`"`)
+		httpx.Challenge(w.Header(), "Bearer", h.realm)
 		w.Header().Add("WWW-Authenticate", h.dpopOffer())
 		httpx.WriteJSON(w, http.StatusUnauthorized, errorBody("unauthorized", "a bearer token is required"))
 		return nil
@@ -132,11 +132,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		h.challenge(w, http.StatusBadRequest, "invalid_request", err.Error(), "")
 		return nil
 	}
-	iss := "" // the configured issuer, or this request's scheme://host
-	if h.Issuer == "" {
-		iss = requestIssuer(r)
-	}
-	claims, err := h.issuer.Verify(tok, iss, "")
+	claims, err := h.issuer.Verify(tok, h.iss, "")
 	if err != nil {
 		if errors.Is(err, issuer.ErrTokenRevoked) {
 			h.metrics.guard[outcomeRevoked].Inc()
@@ -340,26 +336,12 @@ func (h *Handler) stripIdentityHeaders(hdr http.Header) {
 
 // challenge answers with an RFC 6750 WWW-Authenticate header and JSON body.
 func (h *Handler) challenge(w http.ResponseWriter, status int, code, desc, scope string) {
-	v := `Bearer realm="` + h.realm + `", error="` + code + `", error_description="` + quoteSafe(desc) + `"`
-	if scope != "" {
-		v += `, scope="` + quoteSafe(scope) + `"`
-	}
-	w.Header().Set("WWW-Authenticate", v)
+	httpx.Challenge(w.Header(), "Bearer", h.realm, "error", code, "error_description", desc, "scope", scope)
 	httpx.WriteJSON(w, status, errorBody(code, desc))
 }
 
 func errorBody(code, desc string) map[string]string {
 	return map[string]string{"error": code, "error_description": desc}
-}
-
-// quoteSafe keeps a value inside an RFC 6750 quoted-string.
-func quoteSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
-			return -1
-		}
-		return r
-	}, s)
 }
 
 func satisfies(c *issuer.AccessClaims, kind string, values []string) bool {
@@ -383,12 +365,4 @@ func claimValue(c *issuer.AccessClaims, name string) string {
 		return c.Rendered().Strings[i]
 	}
 	return ""
-}
-
-// requestIssuer is the default issuer: the request's scheme and host.
-func requestIssuer(r *http.Request) string {
-	if r.TLS != nil {
-		return "https://" + r.Host
-	}
-	return "http://" + r.Host
 }

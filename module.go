@@ -54,6 +54,7 @@ type Handler struct {
 	config.Gateway
 
 	log      *zap.Logger
+	iss      string // the configured issuer, or the one derived from the site address
 	poolKey  string
 	core     *issuer.Core
 	issuer   *issuer.Issuer
@@ -107,6 +108,11 @@ const (
 	DefaultSecretMaxTTL = 365 * 24 * time.Hour
 )
 
+// DefaultEntityAdminRole may read and reset entity secrets when
+// entity_admin_role is not set; it counts only on gateway users unless
+// entity_admin_kind says otherwise.
+const DefaultEntityAdminRole = "admin"
+
 // pool shares one Core per store across sites and config reloads, so keys,
 // caches and the revocation set survive `caddy reload`.
 var pool = caddy.NewUsagePool()
@@ -125,6 +131,22 @@ func (p *pooledCore) Destruct() error { return p.core.Close() }
 func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.log == nil { // tests may set their own
 		h.log = ctx.Logger()
+	}
+	h.realm = cmp.Or(h.Realm, httpx.Realm)
+	h.iss = strings.TrimSuffix(h.Issuer, "/")
+	if h.iss == "" {
+		var err error
+		if h.iss, err = siteIssuer(ctx); err != nil {
+			return err
+		}
+	}
+	if err := h.checkNames(); err != nil {
+		return err
+	}
+	for _, k := range h.EntityAdminKinds {
+		if k != issuer.KindUser && k != issuer.KindClient && k != issuer.KindEntity && !strings.HasPrefix(k, issuer.KindTablePrefix) {
+			return fmt.Errorf("entity_admin_kind %q: want user, client, entity or table:<name>", k)
+		}
 	}
 	// The guard's rules are checked first: a bad pattern opens no store.
 	if err := h.provisionGuard(ctx); err != nil {
@@ -274,7 +296,7 @@ func (h *Handler) maxAccessTTL(site time.Duration) time.Duration {
 
 // issuerConfig turns the JSON configuration into the issuer's.
 func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Config {
-	cfg := issuer.Config{Issuer: strings.TrimSuffix(h.Issuer, "/"), Audience: h.Audience, Alg: alg,
+	cfg := issuer.Config{Issuer: h.iss, Audience: h.Audience, Alg: alg,
 		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), SingleSession: h.SingleSession,
 		SecretGrace: time.Duration(h.SecretGrace), Directories: map[string]issuer.UserDirectory{}}
 	if t := h.Throttle; t != nil {
@@ -300,14 +322,17 @@ func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Confi
 
 // mountRoutes sets up the OAuth 2.0, Token Service and compatibility routes.
 func (h *Handler) mountRoutes() error {
-	h.routes = (&oauth.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log, DPoP: h.oauthDPoP()}).Routes()
+	h.routes = (&oauth.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, DPoP: h.oauthDPoP()}).Routes()
 	h.prefixes = []string{"/token/"}
 	if !h.DisableTokenService {
-		ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log,
-			AdminRoles: h.EntityAdminRoles, SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),
+		ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm,
+			AdminRoles: h.EntityAdminRoles, AdminKinds: h.EntityAdminKinds, SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),
 			MaxSecretTTL: durationOr(h.SecretMaxTTL, DefaultSecretMaxTTL)}
 		if len(ts.AdminRoles) == 0 {
-			ts.AdminRoles = []string{"admin"}
+			ts.AdminRoles = []string{DefaultEntityAdminRole}
+		}
+		if len(ts.AdminKinds) == 0 {
+			ts.AdminKinds = []string{issuer.KindUser}
 		}
 		if ts.SecretTTL > ts.MaxSecretTTL {
 			return fmt.Errorf("secret_ttl %v is longer than secret_max_ttl %v", ts.SecretTTL, ts.MaxSecretTTL)
@@ -339,16 +364,16 @@ func (h *Handler) mountEndpoints() error {
 		path := ep.Path
 		switch ep.Name {
 		case "apimaker":
-			srv := &apimaker.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log, Tables: h.tables,
+			srv := &apimaker.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, Tables: h.tables,
 				RequireRoles: ep.RequireRoles, AccessTTL: ttl}
 			rt = httpx.Route{Methods: httpx.Post, Handler: srv.ServeHTTP}
 			path = cmp.Or(path, apimaker.DefaultPath)
 		case "eventhos":
-			srv := &eventhos.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log, AccessTTL: ttl}
+			srv := &eventhos.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, AccessTTL: ttl}
 			rt = httpx.Route{Methods: httpx.Post, Handler: srv.ServeHTTP}
 			path = cmp.Or(path, eventhos.DefaultPath)
 		case "owin":
-			srv := &owin.Server{Issuer: h.issuer, IssuerURL: requestIssuer, Log: h.log, AccessTTL: ttl}
+			srv := &owin.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, AccessTTL: ttl}
 			rt = httpx.Route{Methods: []string{http.MethodGet, http.MethodPost}, Handler: srv.ServeHTTP}
 			path = cmp.Or(path, owin.DefaultPath)
 		default:
@@ -368,8 +393,30 @@ func (h *Handler) mountEndpoints() error {
 	return nil
 }
 
+// checkNames refuses principal and table names that could pass for a
+// table user's subject, before Provision opens anything.
+func (h *Handler) checkNames() error {
+	var errs []error
+	for _, u := range h.Users {
+		errs = append(errs, issuer.CheckName("user", u.Name))
+	}
+	for _, c := range h.Clients {
+		errs = append(errs, issuer.CheckName("client", c.ID))
+	}
+	for _, e := range h.Entities {
+		errs = append(errs, issuer.CheckName("entity", e.ID))
+	}
+	for _, t := range h.UserTables {
+		errs = append(errs, issuer.CheckName("user_table", t.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// issuerURL is the issuer of every route: configured or derived from the
+// site at Provision, never from the request.
+func (h *Handler) issuerURL(*http.Request) string { return h.iss }
+
 func (h *Handler) provisionGuard(ctx caddy.Context) error {
-	h.realm = cmp.Or(h.Realm, httpx.Realm)
 	h.forwarded = map[string]bool{}
 	for _, fh := range h.ForwardHeaders {
 		h.forwarded[http.CanonicalHeaderKey(fh.Header)] = true

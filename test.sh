@@ -41,4 +41,7 @@ go test -count=1 "$@" ./... || status=$?
 if [ -n "${TOKENGATE_NODE_SKIP:-}" ]; then
 	echo "NOTE: TestInteropNodeClients was skipped: $TOKENGATE_NODE_SKIP" >&2
 fi
+
+# Every fuzz target, 2 seconds each (scripts/fuzz.sh 10m for a longer run).
+scripts/fuzz.sh 2s || status=$?
 exit "$status"

@@ -25,6 +25,8 @@ type Server struct {
 	Issuer    *issuer.Issuer
 	IssuerURL func(*http.Request) string
 	Log       *zap.Logger
+	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
+	Realm string
 	// Tables are the user tables AM_DB requests may name.
 	Tables []*usertable.Table
 	// RequireRoles, when set, makes the route need a bearer token carrying
@@ -67,8 +69,10 @@ type response struct {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	s.Log.Info("token refused", zap.String("route", "apimaker"), zap.Int("status", status), zap.String("reason", msg),
 		zap.String("remote_ip", r.RemoteAddr))
-	if status == http.StatusUnauthorized && len(s.RequireRoles) > 0 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="`+httpx.Realm+`"`)
+	if status == http.StatusUnauthorized {
+		// Bearer: the scheme require_role asks for; wrong body credentials
+		// get the same challenge, as every 401 must carry one.
+		httpx.Challenge(w.Header(), "Bearer", s.Realm)
 	}
 	httpx.WriteJSON(w, status, response{Success: false, StatusCode: status, Message: msg})
 }

@@ -59,6 +59,12 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 			return d.ArgErr()
 		}
 		g.EntityAdminRoles = append(g.EntityAdminRoles, roles...)
+	case "entity_admin_kind":
+		kinds := splitValues(d.RemainingArgs())
+		if len(kinds) == 0 {
+			return d.ArgErr()
+		}
+		g.EntityAdminKinds = append(g.EntityAdminKinds, kinds...)
 	case "entity":
 		args := d.RemainingArgs()
 		if len(args) < 1 {

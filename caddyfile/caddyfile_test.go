@@ -19,10 +19,14 @@ func TestParse(t *testing.T) {
 		client svc h roles r grants client_credentials refresh_token
 		require /a/* scope s1 s2
 		issuing off
+		entity_admin_kind user,table:app client
 	}`)
 	var g config.Gateway
 	if err := Parse(d, &g); err != nil {
 		t.Fatal(err)
+	}
+	if len(g.EntityAdminKinds) != 3 || g.EntityAdminKinds[1] != "table:app" {
+		t.Fatalf("entity_admin_kind %v", g.EntityAdminKinds)
 	}
 	if g.Issuer != "https://a.example" || time.Duration(g.SecretTTL) != 90*24*time.Hour || !g.DisableIssuing {
 		t.Fatalf("parsed %+v", g)

@@ -4,7 +4,7 @@
 // option that is not listed here, or the other way round.
 //
 //	tokengate [<matcher>] {
-//		issuer            <url>                     # default: scheme://host of the request
+//		issuer            <url>                     # default: from the site address, e.g. https://api.example.com
 //		audience          <aud>                     # default: the issuer
 //		store             sqlite <path> | postgres <dsn>
 //		master_key        <64 hex digits | base64>  # e.g. {env.TOKENGATE_MASTER_KEY}; default: generated
@@ -23,7 +23,8 @@
 //		user   <name> <password-hash> [roles <r>...] [scopes <s>...]
 //		client <id>   <secret-hash>   [roles <r>...] [scopes <s>...] [grants <g>...]
 //		entity <id> [roles <r>...]
-//		entity_admin_role <role>...
+//		entity_admin_role <role>...                 # default: admin
+//		entity_admin_kind user|client|entity|table:<name>...  # default: user
 //		allow   <path>...                        # case-sensitive
 //		require <path> role|scope <value>...     # case-insensitive
 //		paths   lenient <relaxation>...          # semicolon backslash encoded_slash encoded_dot

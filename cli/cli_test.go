@@ -331,3 +331,35 @@ func TestKeysRotateAlgChangesWhatIsSigned(t *testing.T) {
 		}
 	}
 }
+
+// TestNamesThatCouldPassForTableSubjects: the CLI refuses a ":" in user
+// names and ids, client ids and entity ids, and saves nothing.
+func TestNamesThatCouldPassForTableSubjects(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tg.db")
+	store := "--store=sqlite:" + db
+	for _, args := range [][]string{
+		{"user", "add", "app:42", "--password-stdin"},
+		{"user", "add", "carol", "--id", "app:42", "--password-stdin"},
+		{"client", "add", "app:svc"},
+		{"entity", "add", "app:aa-1"},
+	} {
+		if out, err := run(t, "pw\n", append(args, store)...); err == nil || !strings.Contains(err.Error(), "may not contain") {
+			t.Errorf("%v: %q, %v", args, out, err)
+		}
+	}
+	// Refused before the store is opened: none was created.
+	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("store after refusals: %v", err)
+	}
+	// And on an existing store, nothing is saved.
+	if out, err := run(t, "pw\n", "user", "add", "dora", "--password-stdin", store); err != nil {
+		t.Fatal(err, out)
+	}
+	if out, err := run(t, "pw\n", "user", "add", "app:42", "--password-stdin", store); err == nil {
+		t.Fatalf("user app:42 on an existing store: %q", out)
+	}
+	out, err := run(t, "", "user", "list", store)
+	if err != nil || !strings.Contains(out, "dora") || strings.Contains(out, "app") || strings.Contains(out, "carol") {
+		t.Fatalf("user list after refusals: %q %v", out, err)
+	}
+}

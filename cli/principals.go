@@ -17,6 +17,10 @@ func userCommand() *cobra.Command {
 	add := &cobra.Command{
 		Use: "add <name>", Short: "Adds a user (or replaces one with the same name)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			id, _ := cmd.Flags().GetString("id")
+			if err := errors.Join(issuer.CheckName("user", args[0]), checkOptionalName("user id", id)); err != nil {
+				return err
+			}
 			pw, err := readPassword(cmd, "Password for "+args[0]+": ")
 			if err != nil {
 				return err
@@ -25,7 +29,6 @@ func userCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id, _ := cmd.Flags().GetString("id")
 			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				if err := e.declared("user", args[0]); err != nil {
 					return err
@@ -118,6 +121,9 @@ func clientCommand() *cobra.Command {
 	add := &cobra.Command{
 		Use: "add <id>", Short: "Adds a client and prints its secret once", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := issuer.CheckName("client", args[0]); err != nil {
+				return err
+			}
 			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				if err := e.declared("client", args[0]); err != nil {
 					return err
@@ -201,6 +207,9 @@ func entityCommand() *cobra.Command {
 	add := &cobra.Command{
 		Use: "add <id>", Short: "Adds an entity (or replaces its roles)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := issuer.CheckName("entity", args[0]); err != nil {
+				return err
+			}
 			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				if err := e.declared("entity", args[0]); err != nil {
 					return err
@@ -309,4 +318,12 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// checkOptionalName is issuer.CheckName for a name that may be left out.
+func checkOptionalName(what, name string) error {
+	if name == "" {
+		return nil
+	}
+	return issuer.CheckName(what, name)
 }

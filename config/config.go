@@ -8,8 +8,10 @@ import "github.com/caddyserver/caddy/v2"
 // Gateway is the configuration of one tokengate handler.
 type Gateway struct {
 	// The `iss` of issued tokens and the issuer tokens must have. Default:
-	// the scheme and host of each request (https://api.example.com), so
-	// a token is only valid on the host that issued it.
+	// derived from the site address when Caddy loads the config
+	// (api.example.com gives https://api.example.com), never from a
+	// request's Host. A site whose address has no single host name
+	// (:8080, several names, a wildcard) must set it.
 	Issuer string `json:"issuer,omitempty"`
 
 	// The `aud` put in access tokens and required of them. Default: the issuer.
@@ -70,8 +72,15 @@ type Gateway struct {
 	// The longest lifetime secretExpiryDays may ask for. Default 365 days.
 	SecretMaxTTL caddy.Duration `json:"secret_max_ttl,omitempty"`
 
-	// Roles allowed to read and reset entity secrets. Default ["admin"].
+	// Roles allowed to read and reset entity secrets, held by a principal
+	// of one of EntityAdminKinds. Default ["admin"].
 	EntityAdminRoles []string `json:"entity_admin_roles,omitempty"`
+
+	// Principal kinds whose EntityAdminRoles count: "user" (gateway
+	// users), "client", "entity", "table:<name>" (users of that
+	// user_table). Default ["user"]: a client, an entity or a table user
+	// with a role called admin does not manage entity secrets.
+	EntityAdminKinds []string `json:"entity_admin_kinds,omitempty"`
 
 	// When true, the Token Service routes (/user/..., /entity/...) are not served.
 	DisableTokenService bool `json:"disable_token_service,omitempty"`

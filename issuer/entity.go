@@ -24,6 +24,9 @@ func (i *Issuer) LookupEntity(ctx context.Context, id string) (Entity, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Entity{}, fmt.Errorf("looking up entity: %w", err)
 	}
+	if err == nil && CheckName("entity", e.ID) != nil {
+		return Entity{}, ErrNotFound
+	}
 	return e, err
 }
 
@@ -157,5 +160,5 @@ func (i *Issuer) authenticateEntity(ctx context.Context, id, secret string) (Ent
 
 // EntityPrincipal is the principal of an entity's tokens.
 func EntityPrincipal(e Entity) Principal {
-	return Principal{Kind: "entity", Name: e.ID, Subject: e.ID, Roles: e.Roles}
+	return Principal{Kind: KindEntity, Name: e.ID, Subject: e.ID, Roles: e.Roles}
 }

@@ -43,7 +43,7 @@ type Config struct {
 	// SecretGrace is how long a reset entity secret keeps working.
 	SecretGrace time.Duration
 	// Directories are external user tables by name; their users get
-	// principals of kind "table:<name>".
+	// principals of kind "table:<name>" and subjects "<name>:<id>".
 	Directories map[string]UserDirectory
 	// Throttle limits failed sign-ins per client IP and account; zero
 	// fields take throttle's defaults. NoThrottle turns it off.
@@ -54,16 +54,45 @@ type Config struct {
 	HashParams *HashParams
 }
 
+// Principal kinds. A table user's kind is KindTablePrefix + the table's name.
+const (
+	KindUser        = "user"
+	KindClient      = "client"
+	KindEntity      = "entity"
+	KindTablePrefix = "table:"
+)
+
+// SubjectSeparator separates a table's name from its user's id in the
+// subject of a table user ("app:42"). Gateway users, clients and entities
+// may not have it in their names or subjects, so no gateway principal ever
+// shares a subject with a table user, and no two tables share one.
+const SubjectSeparator = ":"
+
+// CheckName refuses a gateway user name or id, client id, entity id or
+// table name that could be mistaken for a table user's subject.
+func CheckName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s name is empty", what)
+	}
+	if strings.Contains(name, SubjectSeparator) {
+		return fmt.Errorf("%s %q: names may not contain %q (it separates a user_table's name from its users' ids in subjects)", what, name, SubjectSeparator)
+	}
+	return nil
+}
+
 // UserDirectory is an external source of users, such as an application's
 // own user table.
 type UserDirectory interface {
 	LookupUser(ctx context.Context, username string) (User, error)
 }
 
-// DirectoryPrincipal is the principal of a user from directory name.
+// DirectoryPrincipal is the principal of a user from directory name. Its
+// subject is "<name>:<id>", so it is never a gateway user's subject (for
+// revocation, rules and the identity headers alike).
 func DirectoryPrincipal(name string, u User) Principal {
 	p := UserPrincipal(u)
-	p.Kind = "table:" + name
+	p.Kind = KindTablePrefix + name
+	p.Subject = name + SubjectSeparator + u.Subject()
 	return p
 }
 
@@ -110,10 +139,21 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	i.defaultClass = fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%d$%d", params.Memory, params.Time, params.Threads, argonSaltLen, argonKeyLen)
+	for name := range cfg.Directories {
+		if err := CheckName("user_table", name); err != nil {
+			return nil, err
+		}
+	}
 	for _, e := range cfg.Entities {
+		if err := CheckName("entity", e.ID); err != nil {
+			return nil, err
+		}
 		i.entities[e.ID] = e
 	}
 	for _, u := range cfg.Users {
+		if err := errors.Join(CheckName("user", u.Name), CheckName("user id", u.Subject())); err != nil {
+			return nil, err
+		}
 		if err := CheckHashFormat(u.PasswordHash); err != nil {
 			return nil, fmt.Errorf("user %s: %w", u.Name, err)
 		}
@@ -121,6 +161,9 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 		i.dummies.observe("user", u.PasswordHash) // the dummy costs what a configured user does
 	}
 	for _, c := range cfg.Clients {
+		if err := CheckName("client", c.ID); err != nil {
+			return nil, err
+		}
 		if err := CheckHashFormat(c.SecretHash); err != nil {
 			return nil, fmt.Errorf("client %s: %w", c.ID, err)
 		}
@@ -178,6 +221,9 @@ func (i *Issuer) lookupUser(ctx context.Context, name string) (User, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return User{}, fmt.Errorf("looking up user: %w", err)
 	}
+	if err == nil && (CheckName("user", u.Name) != nil || CheckName("user", u.Subject()) != nil) {
+		return User{}, ErrNotFound // stored before names were checked: it would pass for a table user
+	}
 	return u, err
 }
 
@@ -192,6 +238,9 @@ func (i *Issuer) LookupClient(ctx context.Context, id string) (Client, error) {
 	c, err := i.core.store.GetClient(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Client{}, fmt.Errorf("looking up client: %w", err)
+	}
+	if err == nil && CheckName("client", c.ID) != nil {
+		return Client{}, ErrNotFound
 	}
 	return c, err
 }
@@ -261,7 +310,7 @@ func (i *Issuer) verifyClientSecret(ctx context.Context, c Client, secret string
 
 // Principal is whoever a token is about.
 type Principal struct {
-	Kind    string // "user", "client" or "entity"
+	Kind    string // KindUser, KindClient, KindEntity or KindTablePrefix+<table>
 	Name    string // user name, client id or entity id, as looked up
 	Subject string
 	Roles   []string
@@ -270,7 +319,7 @@ type Principal struct {
 
 // UserPrincipal and ClientPrincipal describe a principal for minting.
 func UserPrincipal(u User) Principal {
-	return Principal{Kind: "user", Name: u.Name, Subject: u.Subject(), Roles: u.Roles, Scopes: u.Scopes}
+	return Principal{Kind: KindUser, Name: u.Name, Subject: u.Subject(), Roles: u.Roles, Scopes: u.Scopes}
 }
 
 // ClientPrincipal is the principal of a client acting for itself.
@@ -278,7 +327,7 @@ func ClientPrincipal(c Client) Principal {
 	if c.Entity {
 		return EntityPrincipal(Entity{ID: c.ID, Roles: c.Roles})
 	}
-	return Principal{Kind: "client", Name: c.ID, Subject: c.ID, Roles: c.Roles, Scopes: c.Scopes}
+	return Principal{Kind: KindClient, Name: c.ID, Subject: c.ID, Roles: c.Roles, Scopes: c.Scopes}
 }
 
 // AccessClaims are the claims of an access token (RFC 9068).
@@ -295,6 +344,10 @@ type AccessClaims struct {
 	// IssuedAtMicro is iat to the microsecond, strictly increasing per
 	// process: a subject revocation orders exactly against it.
 	IssuedAtMicro int64 `json:"iat_us,omitempty"`
+	// Kind is the principal's kind (KindUser, KindClient, KindEntity or
+	// KindTablePrefix+<table>), so that what a role grants can depend on
+	// who holds it. Tokens minted before it existed have none.
+	Kind string `json:"kind,omitempty"`
 
 	rendered renderedCache
 }
@@ -454,6 +507,7 @@ func (i *Issuer) mint(ctx context.Context, g Grant, now time.Time, family string
 		Roles:         g.Principal.Roles,
 		SID:           family,
 		IssuedAtMicro: now.UnixMicro(),
+		Kind:          g.Principal.Kind,
 	}
 	if g.JKT != "" {
 		claims.Cnf = &Confirmation{JKT: g.JKT}
@@ -605,28 +659,29 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 func (i *Issuer) refreshPrincipal(ctx context.Context, rec RefreshRecord) (Principal, error) {
 	var p Principal
 	switch rec.Kind {
-	case "user":
+	case KindUser:
 		u, err := i.lookupUser(ctx, rec.Principal)
 		if err != nil {
 			return Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
 		}
 		p = UserPrincipal(u)
-	case "client":
+	case KindClient:
 		c, err := i.LookupClient(ctx, rec.Principal)
 		if err != nil {
 			return Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
 		}
 		p = ClientPrincipal(c)
 	default:
-		dir, ok := i.cfg.Directories[strings.TrimPrefix(rec.Kind, "table:")]
-		if !ok || !strings.HasPrefix(rec.Kind, "table:") {
+		name, isTable := strings.CutPrefix(rec.Kind, KindTablePrefix)
+		dir, ok := i.cfg.Directories[name]
+		if !ok || !isTable {
 			return Principal{}, ErrRefreshInvalid
 		}
 		u, err := dir.LookupUser(ctx, rec.Principal)
 		if err != nil {
 			return Principal{}, fmt.Errorf("%w: %w", ErrRefreshInvalid, err)
 		}
-		p = DirectoryPrincipal(strings.TrimPrefix(rec.Kind, "table:"), u)
+		p = DirectoryPrincipal(name, u)
 	}
 	if p.Subject != rec.Subject {
 		return Principal{}, ErrRefreshInvalid

@@ -35,6 +35,9 @@ func (i *Issuer) Verify(token, iss, aud string) (*AccessClaims, error) {
 	now := i.core.now()
 	kr := i.core.keys.Load()
 	iss = i.IssuerFor(iss)
+	if iss == "" { // the parser would skip the check: never verify without an issuer
+		return nil, ErrTokenIssuer
+	}
 	if aud == "" {
 		aud = i.AudienceFor(iss)
 	}

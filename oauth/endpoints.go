@@ -17,13 +17,13 @@ import (
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	p, clientID, oerr := s.tokenRequest(w, r, false)
 	if oerr != nil {
-		WriteError(w, oerr)
+		WriteError(w, s.Realm, oerr)
 		return
 	}
 	found, err := s.Issuer.RevokeToken(r.Context(), p["token"], clientID, s.IssuerURL(r))
 	if err != nil {
 		s.Log.Error("revoking token", zap.Error(err))
-		WriteError(w, failure(err, "the server could not revoke the token"))
+		WriteError(w, s.Realm, failure(err, "the server could not revoke the token"))
 		return
 	}
 	s.Log.Info("token revoked", zap.String("client_id", clientID), zap.Bool("found", found))
@@ -61,7 +61,7 @@ func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, needClient
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	p, _, oerr := s.tokenRequest(w, r, true)
 	if oerr != nil {
-		WriteError(w, oerr)
+		WriteError(w, s.Realm, oerr)
 		return
 	}
 	tok := p["token"]
@@ -70,7 +70,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		rec, ok, err := s.Issuer.RefreshInfo(r.Context(), tok, s.IssuerURL(r))
 		if err != nil {
 			s.Log.Error("introspecting refresh token", zap.Error(err))
-			WriteError(w, failure(err, "the server could not look the token up"))
+			WriteError(w, s.Realm, failure(err, "the server could not look the token up"))
 			return
 		}
 		if !ok {

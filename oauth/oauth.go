@@ -27,11 +27,14 @@ const (
 // Server serves the OAuth 2.0 routes for one Issuer.
 type Server struct {
 	Issuer *issuer.Issuer
-	// IssuerURL returns the `iss` for a request when none is configured.
+	// IssuerURL returns the `iss` when the Issuer has none configured
+	// (tokengate always configures one: never the request's Host).
 	IssuerURL func(*http.Request) string
 	Log       *zap.Logger
 	// DPoP checks DPoP proofs at /token; nil accepts none.
 	DPoP *DPoP
+	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
+	Realm string
 }
 
 // Routes maps each path to its handler and allowed method.
@@ -73,7 +76,6 @@ type Error struct {
 	Code        string `json:"error"`
 	Description string `json:"error_description"`
 	status      int
-	basic       bool // the client tried HTTP Basic: answer with a Basic challenge
 }
 
 // refusal turns a throttled or busy sign-in into its error (429 or 503,
@@ -89,8 +91,11 @@ func (e *Error) Error() string { return e.Code + ": " + e.Description }
 
 func oauthErr(code, desc string) *Error { return &Error{Code: code, Description: desc} }
 
-// WriteError writes e with its RFC 6749 status.
-func WriteError(w http.ResponseWriter, e *Error) {
+// WriteError writes e with its RFC 6749 status. A 401 carries a Basic
+// challenge (RFC 9110 §15.5.2 requires one on every 401; RFC 6749 §5.2
+// names the scheme the client may authenticate with), whether the client
+// sent its credentials in the Authorization header or in the body.
+func WriteError(w http.ResponseWriter, realm string, e *Error) {
 	status := e.status
 	if status == 0 {
 		status = http.StatusBadRequest
@@ -104,8 +109,8 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", httpx.RetryAfter)
 	}
-	if status == http.StatusUnauthorized && e.basic {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+httpx.Realm+`", charset="UTF-8"`)
+	if status == http.StatusUnauthorized {
+		httpx.Challenge(w.Header(), "Basic", realm)
 	}
 	httpx.WriteJSON(w, status, e)
 }
@@ -115,7 +120,7 @@ func WriteError(w http.ResponseWriter, e *Error) {
 func requestError(err error) *Error {
 	st := httpx.Status(err)
 	if st == http.StatusUnauthorized {
-		return &Error{Code: ErrInvalidClient, Description: err.Error(), status: st, basic: true}
+		return &Error{Code: ErrInvalidClient, Description: err.Error(), status: st}
 	}
 	return &Error{Code: ErrInvalidRequest, Description: err.Error(), status: st}
 }
@@ -153,14 +158,14 @@ func readClient(r *http.Request, p map[string]string) (clientAuth, *Error) {
 // authenticate checks the client's credentials.
 func (s *Server) authenticate(w http.ResponseWriter, ctx context.Context, ca clientAuth) (issuer.Client, *Error) {
 	if ca.id == "" || ca.secret == "" {
-		return issuer.Client{}, &Error{Code: ErrInvalidClient, Description: "client authentication requires client_id and client_secret", basic: ca.basic}
+		return issuer.Client{}, oauthErr(ErrInvalidClient, "client authentication requires client_id and client_secret")
 	}
 	c, err := s.Issuer.AuthenticateClient(ctx, ca.id, ca.secret)
 	if e := refusal(w, err); e != nil {
 		return issuer.Client{}, e
 	}
 	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		return issuer.Client{}, &Error{Code: ErrInvalidClient, Description: "client authentication failed", basic: ca.basic}
+		return issuer.Client{}, oauthErr(ErrInvalidClient, "client authentication failed")
 	}
 	if err != nil {
 		s.Log.Error("authenticating client", zap.String("client_id", ca.id), zap.Error(err))

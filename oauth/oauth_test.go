@@ -54,19 +54,18 @@ func TestWriteErrorStatuses(t *testing.T) {
 		challenge bool
 	}{
 		{oauthErr(ErrInvalidGrant, "x"), 400, false},
-		{oauthErr(ErrInvalidClient, "x"), 401, false},
-		{&Error{Code: ErrInvalidClient, Description: "x", basic: true}, 401, true},
+		{oauthErr(ErrInvalidClient, "x"), 401, true}, // every 401 is challenged, body credentials too
 		{oauthErr(ErrServerError, "x"), 500, false},
 		{&Error{Code: ErrInvalidRequest, Description: "big", status: 413}, 413, false},
 	} {
 		rec := httptest.NewRecorder()
-		WriteError(rec, tc.err)
+		WriteError(rec, "api", tc.err)
 		var body map[string]string
 		_ = json.Unmarshal(rec.Body.Bytes(), &body)
 		if rec.Code != tc.status || body["error"] != tc.err.Code || body["error_description"] == "" {
 			t.Errorf("%s: %d %s", tc.err.Code, rec.Code, rec.Body)
 		}
-		if got := rec.Header().Get("WWW-Authenticate") != ""; got != tc.challenge {
+		if got := rec.Header().Get("WWW-Authenticate"); (got == `Basic realm="api", charset="UTF-8"`) != tc.challenge || (got != "") != tc.challenge {
 			t.Errorf("%s: challenge %v, want %v", tc.err.Code, got, tc.challenge)
 		}
 		if rec.Header().Get("Cache-Control") != "no-store" {

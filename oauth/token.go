@@ -72,7 +72,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, grant, clientID,
 	s.Log.Info("token refused", zap.String("grant", grant), zap.String("sub", subject),
 		zap.String("client_id", clientID), zap.String("error", e.Code), zap.String("reason", e.Description),
 		zap.String("remote_ip", r.RemoteAddr))
-	WriteError(w, e)
+	WriteError(w, s.Realm, e)
 }
 
 // optionalClient authenticates the client if it sent credentials.

@@ -26,6 +26,8 @@ type Server struct {
 	IssuerURL func(*http.Request) string
 	Log       *zap.Logger
 	AccessTTL time.Duration
+	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
+	Realm string
 }
 
 type response struct {
@@ -43,7 +45,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, 
 	s.Log.Info("token refused", zap.String("route", "owin"), zap.String("error", code), zap.String("reason", desc),
 		zap.String("remote_ip", r.RemoteAddr))
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="`+httpx.Realm+`"`)
+		httpx.Challenge(w.Header(), "Basic", s.Realm)
 	}
 	httpx.WriteJSON(w, status, map[string]string{"error": code, "error_description": desc})
 }
@@ -94,6 +96,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			s.fail(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			return
+		}
+		// As on /token: a client limited to other grants (an entity is
+		// limited to client_credentials) may not use the password grant.
+		if !c.AllowsGrant("password") {
+			s.fail(w, r, http.StatusBadRequest, "unauthorized_client", "this client may not use the password grant")
 			return
 		}
 		clientID = c.ID

@@ -56,11 +56,19 @@ func internalError(w http.ResponseWriter, err error, msg string) *apiError {
 
 // Server serves the Token Service routes for one Issuer.
 type Server struct {
-	Issuer    *issuer.Issuer
+	Issuer *issuer.Issuer
+	// IssuerURL returns the `iss` when the Issuer has none configured.
 	IssuerURL func(*http.Request) string
 	Log       *zap.Logger
-	// AdminRoles may read and reset entity secrets (any one of them).
+	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
+	Realm string
+	// AdminRoles may read and reset entity secrets (any one of them),
+	// held by a principal of one of AdminKinds.
 	AdminRoles []string
+	// AdminKinds are the principal kinds (issuer.KindUser, KindClient,
+	// KindEntity, or "table:<name>") whose AdminRoles count; a token of
+	// another kind never manages secrets, whatever its roles.
+	AdminKinds []string
 	// SecretTTL is the default lifetime of a new secret; MaxSecretTTL caps
 	// what secretExpiryDays may ask for.
 	SecretTTL, MaxSecretTTL time.Duration
@@ -121,7 +129,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, e *a
 	s.Log.Info("token service refused", zap.String("route", r.URL.Path), zap.String("error", e.code),
 		zap.String("reason", e.msg), zap.String("txn_id", txn), zap.String("remote_ip", r.RemoteAddr))
 	if e.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="`+httpx.Realm+`"`)
+		httpx.Challenge(w.Header(), "Bearer", s.Realm)
 	}
 	httpx.WriteJSON(w, e.status, errorResponse{envelope: stamp(ver, txn), ErrorCode: e.code, ErrorMsg: e.msg})
 }
@@ -358,8 +366,11 @@ func (s *Server) admin(r *http.Request) (*issuer.AccessClaims, *apiError) {
 	if err != nil {
 		return nil, &apiError{http.StatusUnauthorized, CodeUnauthorized, err.Error()}
 	}
-	if !slices.ContainsFunc(s.AdminRoles, claims.HasRole) {
-		return nil, &apiError{http.StatusForbidden, CodeForbidden, "the token lacks the role to manage entity secrets"}
+	// Roles count only on the principal kinds configured for it: a role
+	// called admin in an application's user table, on a client or on an
+	// entity grants nothing here by default.
+	if !slices.Contains(s.AdminKinds, claims.Kind) || !slices.ContainsFunc(s.AdminRoles, claims.HasRole) {
+		return nil, &apiError{http.StatusForbidden, CodeForbidden, "the token's principal may not manage entity secrets"}
 	}
 	return claims, nil
 }

@@ -267,6 +267,46 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// Challenge sets the WWW-Authenticate header that every 401 must carry
+// (RFC 9110 §15.5.2): scheme is "Bearer" (RFC 6750) or "Basic" (RFC 7617),
+// realm "" means Realm, and params are further auth-param name,
+// value pairs (error, error_description, scope). Values are kept inside
+// their quoted-string: quotes, backslashes and non-printable bytes are dropped.
+func Challenge(h http.Header, scheme, realm string, params ...string) {
+	if realm == "" {
+		realm = Realm
+	}
+	var b strings.Builder
+	b.WriteString(scheme)
+	b.WriteString(` realm="`)
+	b.WriteString(QuoteSafe(realm))
+	b.WriteByte('"')
+	if scheme == "Basic" {
+		b.WriteString(`, charset="UTF-8"`)
+	}
+	for i := 0; i+1 < len(params); i += 2 {
+		if params[i+1] == "" {
+			continue
+		}
+		b.WriteString(", ")
+		b.WriteString(params[i])
+		b.WriteString(`="`)
+		b.WriteString(QuoteSafe(params[i+1]))
+		b.WriteByte('"')
+	}
+	h.Set("WWW-Authenticate", b.String())
+}
+
+// QuoteSafe keeps a value inside an RFC 9110 quoted-string.
+func QuoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
+}
+
 // Status returns err's HTTP status: its own for an *Error, else 400.
 func Status(err error) int {
 	var e *Error

@@ -3,10 +3,15 @@
 package issuertest
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -28,7 +33,16 @@ func New(t testing.TB, cfg issuer.Config) *issuer.Issuer {
 	cfg.Users = append(cfg.Users,
 		issuer.User{Name: "alice", PasswordHash: Hash(t, Password), Roles: []string{"admin"}, Scopes: []string{"read"}},
 		issuer.User{Name: "bob", PasswordHash: Hash(t, Password)})
-	is := Open(t, filepath.Join(t.TempDir(), "tg.db"), cfg)
+	// A master key of its own, so that entity secrets can be read back.
+	mk, err := issuer.NewMasterKeyString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := issuer.ParseMasterKey(mk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := open(t, filepath.Join(t.TempDir(), "tg.db"), cfg, key)
 	if err := is.Core().EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
 		t.Fatal(err)
 	}
@@ -36,14 +50,20 @@ func New(t testing.TB, cfg issuer.Config) *issuer.Issuer {
 }
 
 // Open returns an Issuer on the SQLite store at path (created if need be),
-// closed when the test ends.
+// closed when the test ends. It has no master key, as the CLI on the same
+// store without master_key and without a generated key file.
 func Open(t testing.TB, path string, cfg issuer.Config) *issuer.Issuer {
+	t.Helper()
+	return open(t, path, cfg, nil)
+}
+
+func open(t testing.TB, path string, cfg issuer.Config, key *issuer.MasterKey) *issuer.Issuer {
 	t.Helper()
 	st, err := sqlstore.Open(context.Background(), "sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{SyncInterval: -1})
+	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{SyncInterval: -1, MasterKey: key})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -111,4 +131,36 @@ func SignWithStoredKey(t testing.TB, path string, claims jwt.MapClaims, extra ma
 		t.Fatal(err)
 	}
 	return s
+}
+
+// Request builds a request as a fuzz target sends it: any content type,
+// Authorization value and body ("" leaves a header out).
+func Request(method, path, ctype, auth string, body []byte) *http.Request {
+	r := httptest.NewRequest(method, path, bytes.NewReader(body))
+	if ctype != "" {
+		r.Header["Content-Type"] = []string{ctype}
+	}
+	if auth != "" {
+		r.Header["Authorization"] = []string{auth}
+	}
+	return r
+}
+
+// WantClientAnswer fails unless rec is what any input must get: a status
+// below 500 (a 5xx from a request is a bug), a JSON body (a success may
+// have none, as revocation's), and a WWW-Authenticate challenge on a 401.
+func WantClientAnswer(t testing.TB, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	if rec.Code >= 500 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if rec.Code < 300 && rec.Body.Len() == 0 {
+		return
+	}
+	if !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") || !json.Valid(rec.Body.Bytes()) {
+		t.Fatalf("status %d: not a JSON answer: %q", rec.Code, rec.Body)
+	}
+	if rec.Code == http.StatusUnauthorized && rec.Header().Get("WWW-Authenticate") == "" {
+		t.Fatalf("401 without WWW-Authenticate: %s", rec.Body)
+	}
 }
