@@ -13,11 +13,12 @@ import (
 
 // TestValidateWritesNothing: `caddy validate` provisions the config but
 // must not create the store, generate a master key or a signing key.
+// Sites name a host: the issuer is derived from it.
 func TestValidateWritesNothing(t *testing.T) {
 	data := t.TempDir()
 	t.Setenv("XDG_DATA_HOME", data)
 	db := filepath.Join(t.TempDir(), "sub", "tg.db")
-	in := ":0 {\n\ttokengate {\n\t\tstore sqlite " + db + "\n\t\tuser alice " + mustHash(t) + "\n\t}\n\trespond ok\n}\n"
+	in := "http://localhost:0 {\n\ttokengate {\n\t\tstore sqlite " + db + "\n\t\tuser alice " + mustHash(t) + "\n\t}\n\trespond ok\n}\n"
 	js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +37,7 @@ func TestValidateWritesNothing(t *testing.T) {
 		t.Errorf("validate wrote %d file(s) in the data directory, such as %s", len(entries), entries[0].Name())
 	}
 	// A configuration mistake is still caught without starting.
-	bad := ":0 {\n\ttokengate {\n\t\tstore sqlite " + db + "\n\t\tsigning_alg none\n\t}\n}\n"
+	bad := "http://localhost:0 {\n\ttokengate {\n\t\tstore sqlite " + db + "\n\t\tsigning_alg none\n\t}\n}\n"
 	js, _, err = caddyconfig.GetAdapter("caddyfile").Adapt([]byte(bad), nil)
 	if err == nil {
 		var cfg caddy.Config
@@ -72,7 +73,7 @@ func TestLoadRefusesWithTheFix(t *testing.T) {
 		{"short master key", "master_key abc", []string{"master_key", "openssl rand -hex 32"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := ":0 {\n\ttokengate {\n\t\tstore sqlite " + filepath.Join(t.TempDir(), "tg.db") + "\n\t\t" + tc.block + "\n\t}\n}\n"
+			in := "http://localhost:0 {\n\ttokengate {\n\t\tstore sqlite " + filepath.Join(t.TempDir(), "tg.db") + "\n\t\t" + tc.block + "\n\t}\n}\n"
 			js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
 			if err == nil {
 				var cfg caddy.Config
