@@ -440,7 +440,7 @@ func TestEndSessionsAcrossInstances(t *testing.T) {
 		m := a.mustPost(apimakerPath, amdb("app", "appdata", "members", "email", "password_hash", "carol@example.com", "app-pw"), 200)
 		data := m["data"].(map[string]any)
 		at, rt := live(data["refresh_token"].(string))
-		cli("", "revoke", "--sub", "42") // the table's id column
+		cli("", "revoke", "--sub", "app:42") // <user_table name>:<the table's id column>
 		ended(at, rt)
 		ended(data["token"].(string), "")
 	})
