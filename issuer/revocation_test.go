@@ -163,6 +163,35 @@ func TestRevocationPropagates(t *testing.T) {
 	}
 }
 
+// TestRevocationWhileStarting: a revocation another process makes just
+// as this one opens the store (after its initial load, before its change
+// watcher has a baseline) reaches it through the change notices, not the
+// hourly poll.
+func TestRevocationWhileStarting(t *testing.T) {
+	for _, tc := range []struct{ name, driver string }{{"sqlite", "sqlite"}, {"postgres", "postgres"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := filepath.Join(t.TempDir(), "tg.db")
+			if tc.driver == "postgres" {
+				dsn = pgtest.Schema(t)
+			}
+			a := openWatched(t, tc.driver, dsn)
+			isA := newIssuer(t, a, issuer.Config{})
+			tok, err := isA.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "c", Subject: "c"}, Issuer: iss})
+			must(t, err)
+			b := openWatched(t, tc.driver, dsn) // loads the key and (no) revocations
+			must(t, a.RevokeSubject(ctx, "c"))
+			isB, err := issuer.New(b, issuer.Config{Alg: issuer.AlgEdDSA})
+			must(t, err)
+			took := waitFor(t, "revocation made while the other process started", func() bool {
+				_, err := isB.Verify(tok.AccessToken, iss, "")
+				return errors.Is(err, issuer.ErrTokenRevoked)
+			})
+			t.Logf("reached the starting process in %v", took)
+		})
+	}
+}
+
 // countingStore counts key listings.
 type countingStore struct {
 	issuer.Store

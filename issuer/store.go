@@ -109,7 +109,9 @@ type ChangeWatcher interface {
 	// WatchChanges calls changed whenever revocations (and, when keys is
 	// true, signing keys) may have changed, until ctx ends. changed must
 	// not block. After losing and regaining its source of news it calls
-	// changed(true), since it may have missed some.
+	// changed(true), since it may have missed some; the first time it has
+	// a source of news counts too, so a change committed between the
+	// caller's last load and the watch starting is reported.
 	WatchChanges(ctx context.Context, changed func(keys bool))
 }
 

@@ -91,9 +91,17 @@ func (s *Store) listenOnce(ctx context.Context, changed func(keys bool)) error {
 
 // pollDataVersion reports a change whenever another connection committed
 // to the database. It holds one connection of the pool for itself.
+//
+// PRAGMA data_version only says whether it moved since the previous
+// reading on the same connection, so the first reading after (re)connecting
+// is a baseline that says nothing about commits before it: those made
+// between the caller's last load and the baseline (a revocation by another
+// process while this one starts, or while the connection was lost) would
+// be silently absorbed. So the baseline is taken at once and followed by
+// changed(true), as after a PostgreSQL LISTEN: one catch-up sync covers them.
 func (s *Store) pollDataVersion(ctx context.Context, changed func(keys bool)) {
 	var conn *sql.Conn
-	var last int64 = -1
+	var last int64 = -1 // -1: no baseline on conn yet
 	t := time.NewTicker(DataVersionPoll)
 	defer t.Stop()
 	defer func() {
@@ -101,32 +109,46 @@ func (s *Store) pollDataVersion(ctx context.Context, changed func(keys bool)) {
 			conn.Close()
 		}
 	}()
+	failing := false // log once per outage, not every poll
+	fail := func(err error) {
+		if !failing && ctx.Err() == nil {
+			s.logf("watching store changes: %v", err)
+		}
+		failing = true
+	}
 	for {
+		if conn == nil {
+			var err error
+			if conn, err = s.db.Conn(ctx); err != nil {
+				fail(err)
+			}
+		}
+		if conn != nil {
+			v, err := DataVersion(ctx, conn)
+			switch {
+			case err != nil:
+				fail(err)
+				conn.Close()
+				conn, last = nil, -1
+			case last < 0:
+				changed(true) // catch up on whatever committed before the baseline
+			case v != last:
+				changed(false)
+			}
+			if err == nil {
+				last, failing = v, false
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if conn == nil {
-			var err error
-			if conn, err = s.db.Conn(ctx); err != nil {
-				continue
-			}
-		}
-		var v int64
-		if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
-			conn.Close()
-			conn, last = nil, -1
-			continue
-		}
-		if last >= 0 && v != last {
-			changed(false)
-		}
-		last = v
 	}
 }
 
-// DataVersion returns PRAGMA data_version on conn, for measuring its cost.
+// DataVersion returns PRAGMA data_version on conn: it moves when another
+// connection commits. Exported for measuring its cost.
 func DataVersion(ctx context.Context, conn *sql.Conn) (int64, error) {
 	var v int64
 	err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v)

@@ -363,3 +363,59 @@ func BenchmarkDataVersion(b *testing.B) {
 		}
 	}
 }
+
+// TestDataVersionWatchCatchesUp: a revocation another process commits
+// after this one loaded the store but before its watcher took its first
+// PRAGMA data_version reading is reported, not absorbed into the baseline
+// (that left it unseen until the next full poll).
+func TestDataVersionWatchCatchesUp(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tg.db")
+	open := func() *Store {
+		s, err := Open(ctx, "sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	watched, other := open(), open()
+	_, cursor, err := watched.RevocationsSince(ctx, 0) // what the watching process loaded
+	if err != nil {
+		t.Fatal(err)
+	}
+	notices := make(chan struct{}, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		watched.WatchChanges(wctx, func(bool) {
+			select {
+			case notices <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-stopped })
+	// At once: in the first DataVersionPoll, as another process would
+	// while this one starts.
+	now := time.Now()
+	if err := other.AddRevocation(ctx, issuer.Revocation{Kind: issuer.RevokeJTI, Key: "j", At: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case <-notices:
+		case <-deadline:
+			t.Fatal("a revocation committed as the watch started was never reported")
+		}
+		rs, _, err := watched.RevocationsSince(ctx, cursor) // what the notified process does
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 1 {
+			return
+		}
+	}
+}
