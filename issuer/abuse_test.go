@@ -79,6 +79,13 @@ func TestThrottledSignInComputesNoHash(t *testing.T) {
 	}
 	before := cc.n.Load()
 	checks := cc.CredentialChecks()
+	var mu sync.Mutex
+	var events []issuer.Event
+	cc.Core.SetEvents(func(_ context.Context, e issuer.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, e)
+	})
 	var te *issuer.ThrottledError
 	for range 5 {
 		_, err := is.AuthenticateUser(attacker, "alice", "right")
@@ -89,6 +96,11 @@ func TestThrottledSignInComputesNoHash(t *testing.T) {
 	if cc.n.Load() != before || cc.CredentialChecks() != checks {
 		t.Fatalf("throttled attempts computed %d hashes", cc.n.Load()-before)
 	}
+	mu.Lock()
+	if len(events) != 5 || events[0] != (issuer.Event{Kind: issuer.EventThrottled, Kind2: "user", Name: "alice"}) {
+		t.Fatalf("throttled attempts reported %+v, want 5 throttled events for user alice", events)
+	}
+	mu.Unlock()
 	// Unknown names are throttled the same way (or 429 would reveal them).
 	for range 3 {
 		_, _ = is.AuthenticateUser(attacker, "nobody", "x")
@@ -215,10 +227,19 @@ func TestBusyBudgetRefunds(t *testing.T) {
 	go cc.HashBudget().Do(context.Background(), func() { close(started); <-hold })
 	<-started
 	ctx := issuer.WithClientIP(context.Background(), "192.0.2.1")
+	var refused atomic.Int32
+	cc.Core.SetEvents(func(_ context.Context, e issuer.Event) {
+		if e == (issuer.Event{Kind: issuer.EventBudgetRefused, Kind2: "user", Name: "alice"}) {
+			refused.Add(1)
+		}
+	})
 	for range 3 {
 		if _, err := is.AuthenticateUser(ctx, "alice", "right"); !errors.Is(err, issuer.ErrBusy) {
 			t.Fatalf("spent budget: %v", err)
 		}
+	}
+	if n := refused.Load(); n != 3 {
+		t.Fatalf("%d budget_refused events for 3 refusals", n)
 	}
 	close(hold)
 	var err error

@@ -57,6 +57,7 @@ func (i *Issuer) allow(ctx context.Context, account string) error {
 		return nil
 	}
 	if wait, ok := i.throttle.Allow(ClientIP(ctx), account); !ok {
+		i.core.Emit(ctx, accountEvent(EventThrottled, account))
 		return &ThrottledError{RetryAfter: wait}
 	}
 	return nil
@@ -66,6 +67,9 @@ func (i *Issuer) allow(ctx context.Context, account string) error {
 // refunds it, a wrong credential keeps it charged, and anything else (a
 // busy server, a store error) refunds it as undecided.
 func (i *Issuer) settle(ctx context.Context, account string, err error) {
+	if errors.Is(err, ErrBusy) {
+		i.core.Emit(ctx, accountEvent(EventBudgetRefused, account))
+	}
 	switch {
 	case i.throttle == nil || errors.Is(err, ErrInvalidCredentials):
 	case err == nil:
@@ -73,6 +77,13 @@ func (i *Issuer) settle(ctx context.Context, account string, err error) {
 	default:
 		i.throttle.Cancel(ClientIP(ctx), account)
 	}
+}
+
+// accountEvent is an event of kind about a throttle account: Kind2 is
+// user, client or table, Name the name (a table user's as <table>:<name>).
+func accountEvent(kind, account string) Event {
+	k, name, _ := strings.Cut(account, "\x00")
+	return Event{Kind: kind, Kind2: k, Name: strings.ReplaceAll(name, "\x00", ":")}
 }
 
 // Throttle accounts: users, clients and entities (which share the client
