@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/caddy-tokengate/internal/throttle"
@@ -670,8 +671,9 @@ func (c *Core) Superseded(k *SigningKey) bool {
 }
 
 // JWKS returns the JSON Web Key Set of every key that may verify a live token.
-func (c *Core) JWKS() map[string]any {
-	return map[string]any{"keys": c.keys.Load().published(c.now())}
+// HMAC keys are never in it.
+func (c *Core) JWKS() jose.JSONWebKeySet {
+	return jose.JSONWebKeySet{Keys: c.keys.Load().published(c.now())}
 }
 
 // Keys lists the keys held in memory, oldest first, for inspection.

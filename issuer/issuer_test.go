@@ -102,7 +102,7 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 			if !c.HasRole("admin") || !c.HasScope("b") || c.HasScope("c") {
 				t.Fatalf("claims %+v", c)
 			}
-			jwks := core.JWKS()["keys"].([]map[string]any)
+			jwks := wireJWKS(t, core)
 			if alg == issuer.AlgHS256 && len(jwks) != 0 {
 				t.Fatalf("HMAC key published: %v", jwks)
 			}
@@ -126,7 +126,7 @@ func TestVerifyRejects(t *testing.T) {
 	hdr, _ := decode(t, good.AccessToken)
 	parts := strings.Split(good.AccessToken, ".")
 	// An HS256 token keyed with the published public key: the classic confusion attack.
-	jwk := core.JWKS()["keys"].([]map[string]any)[0]
+	jwk := wireJWKS(t, core)[0]
 	pub, _ := base64.RawURLEncoding.DecodeString(jwk["x"].(string))
 	hmacConf := sign(t, jwt.SigningMethodHS256, hdr["kid"].(string), pub, claimsFor(clk.Now()))
 	none := sign(t, jwt.SigningMethodNone, hdr["kid"].(string), jwt.UnsafeAllowNoneSignatureType, claimsFor(clk.Now()))

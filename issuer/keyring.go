@@ -3,6 +3,8 @@ package issuer
 import (
 	"sort"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // keyring is an immutable snapshot of the signing keys; the Core swaps in a
@@ -98,12 +100,12 @@ func (kr *keyring) verifier(kid string, now time.Time) *SigningKey {
 }
 
 // published lists the public JWKs of every live asymmetric key.
-func (kr *keyring) published(now time.Time) []map[string]any {
-	out := []map[string]any{}
+func (kr *keyring) published(now time.Time) []jose.JSONWebKey {
+	out := []jose.JSONWebKey{} // never nil: an empty set is {"keys":[]}
 	for _, alg := range []string{AlgEdDSA, AlgES256, AlgRS256} {
 		for _, k := range kr.byAlg[alg] {
 			if k.jwk != nil && kr.live(k, now) {
-				out = append(out, k.jwk)
+				out = append(out, *k.jwk)
 			}
 		}
 	}

@@ -11,9 +11,9 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"math/big"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -45,7 +45,7 @@ type SigningKey struct {
 	method     jwt.SigningMethod
 	private    crypto.PrivateKey // nil when the key could not be unsealed
 	verify     any               // what jwt's Keyfunc returns for this key
-	jwk        map[string]any    // nil for HMAC keys, which are never published
+	jwk        *jose.JSONWebKey  // nil for HMAC keys, which are never published
 }
 
 // GenerateKey makes a new key for alg and seals its private half.
@@ -147,27 +147,25 @@ func loadKey(rec KeyRecord, mk *MasterKey) (*SigningKey, error) {
 			return nil, fmt.Errorf("key %s: Ed25519 key stored as %s", rec.KID, rec.Alg)
 		}
 		k.verify = p
-		k.jwk = map[string]any{"kty": "OKP", "crv": "Ed25519", "x": b64(p)}
 	case *ecdsa.PublicKey:
 		if rec.Alg != AlgES256 || p.Curve != elliptic.P256() {
 			return nil, fmt.Errorf("key %s: ECDSA key stored as %s", rec.KID, rec.Alg)
 		}
 		k.verify = p
-		pt, err := p.Bytes() // 0x04 || X || Y
-		if err != nil {
-			return nil, fmt.Errorf("key %s: encoding public point: %w", rec.KID, err)
-		}
-		k.jwk = map[string]any{"kty": "EC", "crv": "P-256", "x": b64(pt[1:33]), "y": b64(pt[33:])}
 	case *rsa.PublicKey:
 		if rec.Alg != AlgRS256 {
 			return nil, fmt.Errorf("key %s: RSA key stored as %s", rec.KID, rec.Alg)
 		}
 		k.verify = p
-		k.jwk = map[string]any{"kty": "RSA", "n": b64(p.N.Bytes()), "e": b64(big.NewInt(int64(p.E)).Bytes())}
 	default:
 		return nil, fmt.Errorf("key %s: unsupported public key type %T", rec.KID, pub)
 	}
-	k.jwk["kid"], k.jwk["alg"], k.jwk["use"] = rec.KID, rec.Alg, "sig"
+	// go-jose encodes the key members (RFC 7518 §6: fixed-width EC
+	// coordinates, minimal RSA exponent); Valid rejects what it cannot.
+	k.jwk = &jose.JSONWebKey{Key: k.verify, KeyID: rec.KID, Algorithm: rec.Alg, Use: "sig"}
+	if !k.jwk.Valid() {
+		return nil, fmt.Errorf("key %s: public key is not a valid JWK", rec.KID)
+	}
 	if openErr == nil {
 		priv, err := x509.ParsePKCS8PrivateKey(privDER)
 		if err != nil {
@@ -177,8 +175,6 @@ func loadKey(rec KeyRecord, mk *MasterKey) (*SigningKey, error) {
 	}
 	return k, nil
 }
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // CanSign reports whether the private half is available.
 func (k *SigningKey) CanSign() bool { return k.private != nil }

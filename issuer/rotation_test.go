@@ -11,8 +11,8 @@ import (
 
 func jwksKIDs(core *issuer.Core) []string {
 	var out []string
-	for _, k := range core.JWKS()["keys"].([]map[string]any) {
-		out = append(out, k["kid"].(string))
+	for _, k := range core.JWKS().Keys {
+		out = append(out, k.KeyID)
 	}
 	return out
 }
