@@ -91,6 +91,25 @@ func startGateway(t *testing.T, extra string) *gateway {
 	return g
 }
 
+// waitLog returns the gateway's log once it holds every one of want
+// (waitUntil's deadline): the server writes its log lines independently of
+// the responses a test reads.
+func (g *gateway) waitLog(want ...string) string {
+	g.t.Helper()
+	var logs string
+	waitUntil(g.t, fmt.Sprintf("log lines %q", want), func() bool {
+		b, err := os.ReadFile(g.log)
+		logs = string(b)
+		for _, w := range want {
+			if err != nil || !strings.Contains(logs, w) {
+				return false
+			}
+		}
+		return true
+	})
+	return logs
+}
+
 // testGlobals are the global options every in-process test server uses;
 // TestMain picks free ports for them.
 const testGlobals = `	skip_install_trust
@@ -538,15 +557,9 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 	g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}})
 	g.get("/api", "tampered"+ct)
 	g.form("/token/revoke", url.Values{"token": {ct}})
-	time.Sleep(100 * time.Millisecond) // let the log writer flush
-	b, err := os.ReadFile(g.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := string(b)
-	if !strings.Contains(logs, `"token issued"`) || !strings.Contains(logs, `"token refused"`) || !strings.Contains(logs, `"grant":"password"`) {
-		t.Fatalf("expected issuance and refusal lines in the log:\n%s", logs)
-	}
+	// The revocation line is the last request's: once it is there, so are
+	// the lines of every request before it.
+	logs := g.waitLog(`"token issued"`, `"token refused"`, `"grant":"password"`, `"token revoked"`)
 	for _, secret := range []string{userPassword, "wrong-password-xyz", clientSecret, "wrong-secret-xyz",
 		tok["access_token"].(string), tok["refresh_token"].(string), ct, strings.Split(ct, ".")[2]} {
 		if strings.Contains(logs, secret) {

@@ -45,15 +45,16 @@ func TestHashBudget(t *testing.T) {
 	<-running
 	waited := make(chan error, 1)
 	go func() { waited <- b.Do(context.Background(), func() {}) }()
-	for { // wait until the second check is queued
-		b.mu.Lock()
-		n := len(b.waiters)
-		b.mu.Unlock()
-		if n == 1 {
-			break
+	// Wait (polling, bounded) until the second check is queued.
+	queued := func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.waiters) == 1 }
+	tick, deadline := time.NewTicker(time.Millisecond), time.Now().Add(10*time.Second)
+	for !queued() {
+		if time.Now().After(deadline) {
+			t.Fatal("the second check never queued")
 		}
-		time.Sleep(time.Millisecond) // polling a condition, not timing a result
+		<-tick.C
 	}
+	tick.Stop()
 	ran := false
 	if err := b.Do(context.Background(), func() { ran = true }); !errors.Is(err, ErrBusy) || ran {
 		t.Fatalf("a check beyond limit and queue: %v (ran %v), want ErrBusy without running", err, ran)
