@@ -30,7 +30,8 @@ type Server struct {
 	// Tables are the user tables AM_DB requests may name.
 	Tables []*usertable.Table
 	// RequireRoles, when set, makes the route need a bearer token carrying
-	// one of them (the seed's authTokenInfo setting); else it is public.
+	// one of them, on a principal of any kind (the seed's authTokenInfo
+	// setting); else it is public.
 	RequireRoles []string
 	// AccessTTL overrides the site's access_ttl for tokens from this route.
 	AccessTTL time.Duration
@@ -90,18 +91,17 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error, 
 // ServeHTTP answers POST requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.RequireRoles) > 0 {
-		tok, err := httpx.BearerToken(r)
-		if err != nil {
+		_, err := httpx.BearerWithRole(r, s.Issuer, s.IssuerURL(r), s.RequireRoles, []string{httpx.AnyKind})
+		var be *httpx.BearerError
+		switch {
+		case errors.Is(err, httpx.ErrLacksRole):
+			s.fail(w, r, http.StatusForbidden, err.Error())
+			return
+		case errors.As(err, &be) && be.Status == http.StatusUnauthorized && !errors.Is(err, httpx.ErrNoCredentials):
+			s.fail(w, r, http.StatusUnauthorized, err.Error()) // the token did not verify
+			return
+		case err != nil: // none, or a malformed Authorization header
 			s.fail(w, r, http.StatusUnauthorized, "this route needs a bearer token")
-			return
-		}
-		claims, err := s.Issuer.Verify(tok, s.IssuerURL(r), "")
-		if err != nil {
-			s.fail(w, r, http.StatusUnauthorized, err.Error())
-			return
-		}
-		if !slices.ContainsFunc(s.RequireRoles, claims.HasRole) {
-			s.fail(w, r, http.StatusForbidden, "the token lacks the role this route needs")
 			return
 		}
 	}

@@ -61,7 +61,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch p["grant_type"] {
 	case "client_credentials":
-		s.client(w, r, p["client_id"], p["client_secret"])
+		// Eventhos clients send their credentials in the body only.
+		cc, _ := httpx.ClientCredentials(r, p, httpx.FromBody) // no error without FromBasic
+		s.client(w, r, cc.ID, cc.Secret)
 	case "password":
 		s.user(w, r, p["username"], p["password"])
 	default:

@@ -137,22 +137,11 @@ type clientAuth struct {
 // readClient extracts client credentials from Basic or the body; sending
 // both is invalid_request (RFC 6749 §2.3).
 func readClient(r *http.Request, p map[string]string) (clientAuth, *Error) {
-	id, secret, err := httpx.BasicAuth(r)
-	bodyID, bodySecret := p["client_id"], p["client_secret"]
-	switch {
-	case errors.Is(err, httpx.ErrNoCredentials):
-		return clientAuth{id: bodyID, secret: bodySecret, present: bodyID != "" || bodySecret != ""}, nil
-	case err != nil:
+	c, err := httpx.ClientCredentials(r, p, httpx.FromBasic|httpx.FromBody)
+	if err != nil {
 		return clientAuth{}, requestError(err)
-	case bodySecret != "":
-		return clientAuth{}, oauthErr(ErrInvalidRequest, "client credentials sent both in the Authorization header and in the body")
-	case bodyID != "" && bodyID != id:
-		return clientAuth{}, oauthErr(ErrInvalidRequest, "client_id in the body differs from the Authorization header")
-	case id == "" && secret == "":
-		// Some libraries send empty Basic credentials for a public client.
-		return clientAuth{basic: true}, nil
 	}
-	return clientAuth{id: id, secret: secret, basic: true, present: true}, nil
+	return clientAuth{id: c.ID, secret: c.Secret, basic: c.Basic, present: c.Present}, nil
 }
 
 // authenticate checks the client's credentials.

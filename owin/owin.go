@@ -84,8 +84,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clientID := ""
-	if id, secret, err := httpx.BasicAuth(r); err == nil {
-		c, err := s.Issuer.AuthenticateClient(r.Context(), id, secret)
+	// OWIN clients authenticate with Basic only; client_id in the body is ignored.
+	if cc, err := httpx.ClientCredentials(r, p, httpx.FromBasic); err != nil {
+		s.fail(w, r, httpx.Status(err), "invalid_client", err.Error())
+		return
+	} else if cc.Basic {
+		c, err := s.Issuer.AuthenticateClient(r.Context(), cc.ID, cc.Secret)
 		if status, code, desc, ok := httpx.SignInRefusal(w, err); ok {
 			s.fail(w, r, status, code, desc)
 			return
@@ -105,9 +109,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		clientID = c.ID
-	} else if !errors.Is(err, httpx.ErrNoCredentials) {
-		s.fail(w, r, httpx.Status(err), "invalid_client", err.Error())
-		return
 	}
 	if p["username"] == "" || p["password"] == "" {
 		s.fail(w, r, http.StatusBadRequest, "invalid_request", "username and password are required")

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -353,24 +352,22 @@ func (s *Server) secret(w http.ResponseWriter, r *http.Request, reset bool) {
 		Secret: info.Secret, ExpiresOn: info.ExpiresAt.Unix(), ExpirationDate: isoTime(info.ExpiresAt)})
 }
 
-// admin checks the caller's bearer token and admin role.
+// admin checks the caller's bearer token, its principal kind and admin role.
 func (s *Server) admin(r *http.Request) (*issuer.AccessClaims, *apiError) {
-	tok, err := httpx.BearerToken(r)
-	if errors.Is(err, httpx.ErrNoCredentials) {
+	// Roles count only on the principal kinds configured for it (AdminKinds):
+	// a role called admin in an application's user table, on a client or on
+	// an entity grants nothing here by default.
+	claims, err := httpx.BearerWithRole(r, s.Issuer, s.IssuerURL(r), s.AdminRoles, s.AdminKinds)
+	var be *httpx.BearerError
+	switch {
+	case err == nil:
+		return claims, nil
+	case errors.Is(err, httpx.ErrNoCredentials):
 		return nil, &apiError{http.StatusUnauthorized, CodeUnauthorized, "a user bearer token is required"}
-	}
-	if err != nil {
-		return nil, badRequest("%v", err)
-	}
-	claims, err := s.Issuer.Verify(tok, s.IssuerURL(r), "")
-	if err != nil {
+	case errors.Is(err, httpx.ErrLacksRole):
+		return nil, &apiError{http.StatusForbidden, CodeForbidden, "the token's principal may not manage entity secrets"}
+	case errors.As(err, &be) && be.Status == http.StatusUnauthorized:
 		return nil, &apiError{http.StatusUnauthorized, CodeUnauthorized, err.Error()}
 	}
-	// Roles count only on the principal kinds configured for it: a role
-	// called admin in an application's user table, on a client or on an
-	// entity grants nothing here by default.
-	if !slices.Contains(s.AdminKinds, claims.Kind) || !slices.ContainsFunc(s.AdminRoles, claims.HasRole) {
-		return nil, &apiError{http.StatusForbidden, CodeForbidden, "the token's principal may not manage entity secrets"}
-	}
-	return claims, nil
+	return nil, badRequest("%v", err)
 }
