@@ -135,6 +135,7 @@ func TestTokenServiceRoutes(t *testing.T) {
 		{"bad timestamp", "/entity/secret/read", `{"ver":"1.0.0","timestamp":"yesterday","txnId":"` + txn + `","entityId":"aa-1"}`, admin, 400, "BAD_REQUEST", true},
 		{"missing entityId", "/entity/secret/read", `{"ver":"1.0.0","timestamp":"2024-07-16T11:33:34.509Z","txnId":"` + txn + `"}`, admin, 400, "BAD_REQUEST", true},
 		{"not JSON", "/entity/secret/read", `entityId=aa-1`, admin, 400, "BAD_REQUEST", false},
+		{"duplicate key", "/entity/secret/read", `{"ver":"1.0.0","timestamp":"2024-07-16T11:33:34.509Z","txnId":"` + txn + `","entityId":"aa-1","entityID":"zz"}`, admin, 400, "BAD_REQUEST", false},
 		{"wrong user password", "/user/token/generate", `{"ver":"1.0.0","txnId":"` + txn + `","username":"alice","password":"no"}`, "", 401, "UNAUTHORIZED", true},
 		{"missing password", "/user/token/generate", `{"username":"alice"}`, "", 400, "BAD_REQUEST", false},
 		{"wrong entity secret", "/entity/token/generate", `{"ver":"1.0.0","txnId":"` + txn + `","id":"aa-1","secret":"nope"}`, "", 401, "UNAUTHORIZED", true},

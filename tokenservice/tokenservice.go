@@ -136,20 +136,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, e *a
 // parse reads the JSON body. ver and txnId are picked up first so even a
 // request with other bad fields gets them echoed.
 func parse(w http.ResponseWriter, r *http.Request, envelopeRequired bool) (*request, *apiError) {
-	mt, err := httpx.MediaType(r)
-	if err != nil {
-		return nil, badRequest("%v", err)
-	}
-	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		return nil, badRequest("Content-Type must be application/json")
-	}
-	body, err := httpx.ReadBody(w, r)
-	if err != nil {
-		return nil, &apiError{httpx.Status(err), CodeBadRequest, err.Error()}
-	}
 	req := &request{}
-	if err := json.Unmarshal(body, &req.fields); err != nil || req.fields == nil {
-		return nil, badRequest("request body must be a JSON object")
+	if err := httpx.DecodeJSON(w, r, &req.fields); err != nil {
+		return nil, &apiError{httpx.Status(err), CodeBadRequest, err.Error()}
 	}
 	req.ver, _ = req.optString("ver")
 	req.txn, _ = req.optString("txnId")

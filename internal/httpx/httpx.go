@@ -122,47 +122,38 @@ func FormParams(body []byte) (map[string]string, error) {
 	return out, nil
 }
 
-// JSONParams parses a flat JSON object of scalars.
+// JSONParams parses a flat JSON object of scalars (through ParseJSON):
+// strings as they are, numbers by their literal text; any other value is
+// an error.
 func JSONParams(body []byte) (map[string]string, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, bad("request body must be a JSON object")
+	var raw map[string]json.RawMessage
+	if err := ParseJSON(body, &raw); err != nil {
+		return nil, err
 	}
-	out := map[string]string{}
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return nil, bad("malformed JSON body")
-		}
-		key := kt.(string)
-		if _, dup := out[key]; dup {
-			return nil, bad("parameter %q is repeated", key)
-		}
-		vt, err := dec.Token()
-		if err != nil {
-			return nil, bad("malformed JSON body")
-		}
-		switch v := vt.(type) {
-		case string:
-			out[key] = v
-		case json.Number:
-			out[key] = v.String()
+	out := make(map[string]string, len(raw))
+	for key, v := range raw {
+		switch v[0] {
+		case '"':
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return nil, bad("malformed JSON body")
+			}
+			out[key] = s
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			out[key] = string(v)
 		default:
 			return nil, bad("parameter %q must be a string", key)
 		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, bad("malformed JSON body")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, bad("unexpected data after the JSON object")
-	}
 	return out, nil
 }
 
-// DecodeJSON strictly decodes a JSON body into v: one object, no unknown
-// trailing data. Unknown fields are allowed, as clients add their own.
+// MaxJSONDepth is how deeply a request's JSON may nest objects and arrays.
+const MaxJSONDepth = 32
+
+// DecodeJSON reads a JSON request body into v: the body must be labelled
+// application/json (or +json); then ReadBody's limits and ParseJSON's rules
+// apply. Every route that takes a JSON body reads it here or via Params.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	mt, err := MediaType(r)
 	if err != nil {
@@ -175,16 +166,95 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil {
 		return err
 	}
+	return ParseJSON(body, v)
+}
+
+// ParseJSON is tokengate's one JSON request reader; its strictness is the
+// same for every dialect:
+//
+//   - size: the body was read by ReadBody, so at most MaxBody bytes (413
+//     beyond) of valid UTF-8;
+//   - shape: exactly one JSON object; anything before or after it, or a
+//     body that is another JSON value (array, string, null), is a 400;
+//   - duplicate keys: a key repeated in the same object, also when the two
+//     spellings differ only in case (encoding/json matches struct fields
+//     case-insensitively, so they could name the same field), is a 400 at
+//     any depth: two readers must never disagree on which value counts;
+//   - nesting: at most MaxJSONDepth levels of objects and arrays;
+//   - unknown fields are allowed, as clients add their own; a field of the
+//     wrong type is a 400 naming it.
+//
+// Errors are *Error values with Status 400.
+func ParseJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
+	dec.UseNumber()
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return bad("request body must be a JSON object")
+	}
+	if err := checkObject(dec, 1); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bad("unexpected data after the JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			return bad("field %q has the wrong type", typeErr.Field)
 		}
 		return bad("request body must be a JSON object")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return bad("unexpected data after the JSON object")
+	return nil
+}
+
+// checkObject walks the rest of an object whose '{' was just read,
+// refusing duplicate keys and nesting deeper than MaxJSONDepth.
+func checkObject(dec *json.Decoder, depth int) error {
+	seen := map[string]bool{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return bad("malformed JSON body")
+		}
+		key, _ := kt.(string)
+		fold := strings.ToLower(key)
+		if seen[fold] {
+			return bad("parameter %q is repeated", key)
+		}
+		seen[fold] = true
+		if err := checkValue(dec, depth); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // '}'
+		return bad("malformed JSON body")
+	}
+	return nil
+}
+
+// checkValue walks one value inside a container at depth.
+func checkValue(dec *json.Decoder, depth int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return bad("malformed JSON body")
+	}
+	d, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	if depth >= MaxJSONDepth {
+		return bad("JSON body nests deeper than %d levels", MaxJSONDepth)
+	}
+	if d == '{' {
+		return checkObject(dec, depth+1)
+	}
+	for dec.More() { // '['
+		if err := checkValue(dec, depth+1); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return bad("malformed JSON body")
 	}
 	return nil
 }

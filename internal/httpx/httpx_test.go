@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -99,4 +100,96 @@ func TestBasicAuthAndBearer(t *testing.T) {
 	if tok, err := BearerToken(r); err != nil || tok != "tok" {
 		t.Fatalf("BearerToken = %q, %v", tok, err)
 	}
+}
+
+// TestParseJSON pins the one JSON strictness every dialect shares (see
+// ParseJSON's godoc), through each way a route reads JSON.
+func TestParseJSON(t *testing.T) {
+	type target struct {
+		A string `json:"a"`
+		N struct {
+			B []int `json:"b"`
+		} `json:"n"`
+	}
+	deep := strings.Repeat(`[`, MaxJSONDepth) + strings.Repeat(`]`, MaxJSONDepth)
+	for _, tc := range []struct {
+		name, body string
+		ok         bool // ParseJSON into target
+		params     bool // JSONParams (flat scalars) accepts it too
+	}{
+		{"object", `{"a":"x","n":{"b":[1,2]}}`, true, false},
+		{"flat", `{"a":"x","z":"1"}`, true, true},
+		{"unknown fields allowed", `{"a":"x","extra":"y"}`, true, true},
+		{"whitespace around", " \n{\"a\":\"x\"}\n ", true, true},
+		{"empty object", `{}`, true, true},
+		{"duplicate key", `{"a":"x","a":"y"}`, false, false},
+		{"duplicate key differing in case", `{"a":"x","A":"y"}`, false, false},
+		{"duplicate key nested", `{"n":{"b":[1],"b":[2]}}`, false, false},
+		{"duplicate key inside an array", `{"z":[{"k":1,"k":2}]}`, false, false},
+		{"same key in sibling objects", `{"z":[{"k":1},{"k":2}]}`, true, false},
+		{"trailing data", `{"a":"x"} {}`, false, false},
+		{"trailing garbage", `{"a":"x"}x`, false, false},
+		{"array", `["a"]`, false, false},
+		{"null", `null`, false, false},
+		{"string", `"a"`, false, false},
+		{"empty", ``, false, false},
+		{"truncated", `{"a":"x"`, false, false},
+		{"wrong type", `{"a":1}`, false, true},
+		{"huge number", `{"z":1e999}`, true, true},
+		{"nesting at the limit", `{"z":` + strings.Repeat(`[`, MaxJSONDepth-1) + strings.Repeat(`]`, MaxJSONDepth-1) + `}`, true, false},
+		{"nesting over the limit", `{"z":` + deep + `}`, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var v target
+			err := ParseJSON([]byte(tc.body), &v)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ParseJSON(%s) = %v, want ok=%v", tc.body, err, tc.ok)
+			}
+			if err != nil && Status(err) != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400", Status(err))
+			}
+			if _, err := JSONParams([]byte(tc.body)); (err == nil) != tc.params {
+				t.Fatalf("JSONParams(%s) = %v, want ok=%v", tc.body, err, tc.params)
+			}
+			// The request readers apply the same rules.
+			req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			if err := DecodeJSON(httptest.NewRecorder(), req, &target{}); (err == nil) != tc.ok {
+				t.Fatalf("DecodeJSON(%s) = %v, want ok=%v", tc.body, err, tc.ok)
+			}
+		})
+	}
+	t.Run("size limit", func(t *testing.T) {
+		body := `{"a":"` + strings.Repeat("x", MaxBody) + `"}`
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if err := DecodeJSON(httptest.NewRecorder(), req, &target{}); Status(err) != http.StatusRequestEntityTooLarge {
+			t.Fatalf("oversized body: %v", err)
+		}
+	})
+	t.Run("wrong content type", func(t *testing.T) {
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "text/plain")
+		if err := DecodeJSON(httptest.NewRecorder(), req, &target{}); Status(err) != http.StatusBadRequest {
+			t.Fatalf("text/plain: %v", err)
+		}
+	})
+}
+
+// FuzzParseJSON: the reader never panics, accepts only valid JSON objects,
+// and whatever JSONParams accepts, ParseJSON accepts too.
+func FuzzParseJSON(f *testing.F) {
+	for _, s := range []string{`{"a":"x"}`, `{"a":"x","A":"y"}`, `{"n":{"b":[1,{"k":2,"k":3}]}}`, `[]`, `{"a":1e999} x`, strings.Repeat("[", 40)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var v map[string]any
+		err := ParseJSON(body, &v)
+		if err == nil && (!json.Valid(body) || v == nil) {
+			t.Fatalf("accepted %q", body)
+		}
+		if _, perr := JSONParams(body); perr == nil && err != nil {
+			t.Fatalf("JSONParams accepted %q, ParseJSON refused: %v", body, err)
+		}
+	})
 }
