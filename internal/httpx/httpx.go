@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -217,7 +218,7 @@ func checkObject(dec *json.Decoder, depth int) error {
 			return bad("malformed JSON body")
 		}
 		key, _ := kt.(string)
-		fold := strings.ToLower(key)
+		fold := FoldKey(key)
 		if seen[fold] {
 			return bad("parameter %q is repeated", key)
 		}
@@ -230,6 +231,20 @@ func checkObject(dec *json.Decoder, depth int) error {
 		return bad("malformed JSON body")
 	}
 	return nil
+}
+
+// FoldKey maps key to one spelling per case-insensitive class, so that
+// FoldKey(a) == FoldKey(b) exactly when encoding/json would match a and b to
+// the same struct field (strings.EqualFold, which also folds the long s
+// and the Kelvin sign onto s and k).
+func FoldKey(key string) string {
+	return strings.Map(func(r rune) rune {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		return m
+	}, key)
 }
 
 // checkValue walks one value inside a container at depth.

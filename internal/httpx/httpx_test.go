@@ -124,6 +124,8 @@ func TestParseJSON(t *testing.T) {
 		{"empty object", `{}`, true, true},
 		{"duplicate key", `{"a":"x","a":"y"}`, false, false},
 		{"duplicate key differing in case", `{"a":"x","A":"y"}`, false, false},
+		{"duplicate key by long s folding", "{\"s\":\"x\",\"\u017f\":\"y\"}", false, false},
+		{"duplicate key by Kelvin sign folding", "{\"\u212a\":\"x\",\"k\":\"y\"}", false, false},
 		{"duplicate key nested", `{"n":{"b":[1],"b":[2]}}`, false, false},
 		{"duplicate key inside an array", `{"z":[{"k":1,"k":2}]}`, false, false},
 		{"same key in sibling objects", `{"z":[{"k":1},{"k":2}]}`, true, false},
@@ -187,6 +189,9 @@ func FuzzParseJSON(f *testing.F) {
 		err := ParseJSON(body, &v)
 		if err == nil && (!json.Valid(body) || v == nil) {
 			t.Fatalf("accepted %q", body)
+		}
+		if err != nil {
+			wantRequestError(t, err)
 		}
 		if _, perr := JSONParams(body); perr == nil && err != nil {
 			t.Fatalf("JSONParams accepted %q, ParseJSON refused: %v", body, err)
