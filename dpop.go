@@ -99,10 +99,10 @@ func accessToken(r *http.Request) (tok string, viaDPoP bool, err error) {
 	return tok, viaDPoP, err
 }
 
-// dpopOffer is the DPoP challenge sent beside the Bearer one when a
+// offerDPoP adds the DPoP challenge sent beside the Bearer one when a
 // request has no token (RFC 9449 §7.1).
-func (h *Handler) dpopOffer() string {
-	return `DPoP realm="` + h.realm + `", algs="` + h.dpop.Algs() + `"`
+func (h *Handler) offerDPoP(hdr http.Header) {
+	httpx.AddChallenge(hdr, "DPoP", h.realm, "algs", h.dpop.Algs())
 }
 
 // checkDPoP applies DPoP to a request whose token verified: a bound token

@@ -124,7 +124,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	case errors.Is(err, httpx.ErrNoCredentials):
 		h.metrics.guard[outcomeNoToken].Inc()
 		httpx.Challenge(w.Header(), "Bearer", h.realm)
-		w.Header().Add("WWW-Authenticate", h.dpopOffer())
+		h.offerDPoP(w.Header())
 		httpx.WriteJSON(w, http.StatusUnauthorized, errorBody("unauthorized", "a bearer token is required"))
 		return nil
 	case err != nil:

@@ -358,6 +358,16 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // value pairs (error, error_description, scope). Values are kept inside
 // their quoted-string: quotes, backslashes and non-printable bytes are dropped.
 func Challenge(h http.Header, scheme, realm string, params ...string) {
+	h.Set("WWW-Authenticate", challenge(scheme, realm, params))
+}
+
+// AddChallenge adds a further challenge, for another scheme, beside the
+// one Challenge set (as DPoP's is offered beside Bearer, RFC 9449 §7.1).
+func AddChallenge(h http.Header, scheme, realm string, params ...string) {
+	h.Add("WWW-Authenticate", challenge(scheme, realm, params))
+}
+
+func challenge(scheme, realm string, params []string) string {
 	if realm == "" {
 		realm = Realm
 	}
@@ -379,7 +389,7 @@ func Challenge(h http.Header, scheme, realm string, params ...string) {
 		b.WriteString(QuoteSafe(params[i+1]))
 		b.WriteByte('"')
 	}
-	h.Set("WWW-Authenticate", b.String())
+	return b.String()
 }
 
 // QuoteSafe keeps a value inside an RFC 9110 quoted-string.
