@@ -13,15 +13,7 @@ import (
 // from RFC 8414 metadata, client_credentials, introspection, revocation)
 // and verifies its tokens with jose, for each asymmetric algorithm.
 func TestInteropNodeClients(t *testing.T) {
-	if why := os.Getenv("TOKENGATE_NODE_SKIP"); why != "" { // test.sh could not install the Node clients
-		t.Skip("Node interop skipped: " + why)
-	}
-	if _, err := os.Stat("interop/node/node_modules/jose"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("interop/node has no node_modules: test.sh installs them")
-		}
-		t.Skip("run `npm ci --prefix interop/node` (test.sh does) to run the Node interop test")
-	}
+	needNodeModule(t, "jose")
 	for _, alg := range []string{"EdDSA", "ES256", "RS256"} {
 		t.Run(alg, func(t *testing.T) {
 			g := startGateway(t, "signing_alg "+alg)
@@ -66,12 +58,7 @@ type nodeGrant struct {
 // guarded requests with its proofs, refresh-token binding for a public
 // client, a proof from another key refused; with and without server nonces.
 func TestInteropNodeDPoP(t *testing.T) {
-	if _, err := os.Stat("interop/node/node_modules/oauth4webapi"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("interop/node has no node_modules: test.sh installs them")
-		}
-		t.Skip("run `npm ci --prefix interop/node` (test.sh does) to run the Node interop test")
-	}
+	needNodeModule(t, "oauth4webapi")
 	for _, tc := range []struct{ name, extra, alg string }{
 		{"ES256", "", "ES256"},
 		{"Ed25519 with nonces", "dpop {\n\t\t\tnonce\n\t\t}", "Ed25519"},
@@ -117,5 +104,21 @@ func TestInteropNodeDPoP(t *testing.T) {
 				t.Errorf("thumbprint %q, algs %v", got.Thumbprint, got.Algs)
 			}
 		})
+	}
+}
+
+// needNodeModule skips a Node interop test when test.sh could not install
+// the Node clients (it says why in TOKENGATE_NODE_SKIP) or, outside CI,
+// when they were never installed; under CI a missing module is a failure.
+func needNodeModule(t *testing.T, module string) {
+	t.Helper()
+	if why := os.Getenv("TOKENGATE_NODE_SKIP"); why != "" {
+		t.Skip("Node interop skipped: " + why)
+	}
+	if _, err := os.Stat("interop/node/node_modules/" + module); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("interop/node has no node_modules: test.sh installs them")
+		}
+		t.Skip("run `npm ci --prefix interop/node` (test.sh does) to run the Node interop tests")
 	}
 }

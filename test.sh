@@ -33,13 +33,13 @@ elif ! npm ci --prefix interop/node --no-audit --no-fund --loglevel=error >&2; t
 	export TOKENGATE_NODE_SKIP="npm ci failed (is the npm registry reachable?)"
 fi
 if [ -n "${TOKENGATE_NODE_SKIP:-}" ]; then
-	echo "SKIPPING TestInteropNodeClients (openid-client, jose): $TOKENGATE_NODE_SKIP" >&2
+	echo "SKIPPING the Node interop tests TestInteropNodeClients (openid-client, jose) and TestInteropNodeDPoP (oauth4webapi): $TOKENGATE_NODE_SKIP" >&2
 fi
 
 status=0
 go test -count=1 "$@" ./... || status=$?
 if [ -n "${TOKENGATE_NODE_SKIP:-}" ]; then
-	echo "NOTE: TestInteropNodeClients was skipped: $TOKENGATE_NODE_SKIP" >&2
+	echo "NOTE: the Node interop tests (TestInteropNodeClients, TestInteropNodeDPoP) were skipped: $TOKENGATE_NODE_SKIP" >&2
 fi
 
 # Every fuzz target, 2 seconds each (scripts/fuzz.sh 10m for a longer run).
