@@ -42,6 +42,6 @@ if [ -n "${TOKENGATE_NODE_SKIP:-}" ]; then
 	echo "NOTE: the Node interop tests (TestInteropNodeClients, TestInteropNodeDPoP) were skipped: $TOKENGATE_NODE_SKIP" >&2
 fi
 
-# Every fuzz target, 2 seconds each (scripts/fuzz.sh 10m for a longer run).
-scripts/fuzz.sh 2s || status=$?
+# Every fuzz target, 50 new inputs each (scripts/fuzz.sh 10m for a longer run).
+scripts/fuzz.sh 50x || status=$?
 exit "$status"
