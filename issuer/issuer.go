@@ -105,7 +105,7 @@ type Issuer struct {
 	entities map[string]Entity
 	// clientOK caches the keyed hash of configured clients' secrets once a
 	// slow argon2id/bcrypt check has passed, so client_credentials stays fast.
-	clientOK sync.Map // client id -> keyed hash of the verified secret
+	clientOK sync.Map // client id -> verifiedSecret
 	// dummies are verified when a principal does not exist, so a sign-in
 	// for an unknown name costs as much as one for a known name.
 	dummies dummies
@@ -295,18 +295,26 @@ func (i *Issuer) verifyClientSecret(ctx context.Context, c Client, secret string
 		return i.core.checkSecret(c.SecretHash, secret), nil
 	}
 	keyed := i.core.hasher.Hash(secret)
-	if prev, ok := i.clientOK.Load(c.ID); ok && hmac.Equal([]byte(prev.(string)), []byte(keyed)) {
-		return true, nil
+	if prev, ok := i.clientOK.Load(c.ID); ok {
+		// Only for the hash it was verified against: a new hash (the
+		// secret changed) forgets the old secret.
+		if v := prev.(verifiedSecret); v.hash == c.SecretHash && hmac.Equal([]byte(v.keyed), []byte(keyed)) {
+			return true, nil
+		}
 	}
 	ok, err := i.core.checkPassword(ctx, c.SecretHash, secret)
 	if err != nil {
 		return false, fmt.Errorf("verifying secret of client %s: %w", c.ID, err)
 	}
 	if ok {
-		i.clientOK.Store(c.ID, keyed)
+		i.clientOK.Store(c.ID, verifiedSecret{hash: c.SecretHash, keyed: keyed})
 	}
 	return ok, nil
 }
+
+// verifiedSecret is a client secret (as its keyed hash) that passed the
+// slow check against the stored hash.
+type verifiedSecret struct{ hash, keyed string }
 
 // Principal is whoever a token is about.
 type Principal struct {

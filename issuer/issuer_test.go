@@ -476,3 +476,32 @@ func TestUnmarkedStoreSealedUnderAnotherKey(t *testing.T) {
 		t.Fatalf("a refused open recorded fingerprint %s", fp)
 	}
 }
+
+// TestVerifiedClientSecretFollowsTheHash: the cache that spares a client
+// with an argon2id/bcrypt secret the slow check on every request holds a
+// secret only for the hash it was verified against. When the stored hash
+// changes (the secret was replaced), the old secret is refused at once.
+func TestVerifiedClientSecretFollowsTheHash(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	core, _ := newCore(t, clk, nil)
+	ctx := context.Background()
+	cheap := issuer.HashParams{Memory: 64, Time: 1, Threads: 1}
+	oldHash, err := issuer.HashPasswordWith(cheap, "old-secret")
+	must(t, err)
+	newHash, err := issuer.HashPasswordWith(cheap, "new-secret")
+	must(t, err)
+	must(t, core.Store().PutClient(ctx, issuer.Client{ID: "svc", SecretHash: oldHash}))
+	is := newIssuer(t, core, issuer.Config{})
+	for range 2 { // the second check is served by the cache
+		if _, err := is.AuthenticateClient(ctx, "svc", "old-secret"); err != nil {
+			t.Fatalf("old secret before the change: %v", err)
+		}
+	}
+	must(t, core.Store().PutClient(ctx, issuer.Client{ID: "svc", SecretHash: newHash}))
+	if _, err := is.AuthenticateClient(ctx, "svc", "old-secret"); !errors.Is(err, issuer.ErrInvalidCredentials) {
+		t.Fatalf("old secret after the hash changed: %v, want ErrInvalidCredentials", err)
+	}
+	if _, err := is.AuthenticateClient(ctx, "svc", "new-secret"); err != nil {
+		t.Fatalf("new secret: %v", err)
+	}
+}
