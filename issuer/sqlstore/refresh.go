@@ -36,48 +36,26 @@ const (
 		WHERE r.subject = tg_refresh_cutoffs.subject AND r.auth_time <= tg_refresh_cutoffs.at)`
 )
 
-// refreshStmts are the refresh path's statements, prepared once; a
-// transaction uses them through Tx.StmtContext, which prepares each once
-// per connection. (pgx caches statements per connection by itself; SQLite
-// would otherwise compile each statement on every call.)
-type refreshStmts struct {
-	byHash, byHashLocked, insert, use, supersede, replace, revokeFamily *sql.Stmt
-}
-
-// execStmt runs prepared statement st (of query), observed like exec.
-func (s *Store) execStmt(ctx context.Context, st *sql.Stmt, query string, args ...any) (sql.Result, error) {
-	start := time.Now()
-	res, err := st.ExecContext(ctx, args...)
-	s.observed(query, start, err)
-	return res, err
-}
-
-// rowStmt runs prepared one-row statement st (of query), observed like row.
-func (s *Store) rowStmt(ctx context.Context, st *sql.Stmt, query string, args ...any) *sql.Row {
-	start := time.Now()
-	r := st.QueryRowContext(ctx, args...)
-	s.observed(query, start, r.Err())
-	return r
-}
-
-func (s *Store) prepareRefresh(ctx context.Context) error {
-	locked := refreshByHash
+// byHashLocked is refreshByHash locking the row it reads: FOR UPDATE on
+// PostgreSQL; SQLite transactions take the write lock at BEGIN.
+func (s *Store) byHashLocked() string {
 	if s.postgres {
-		locked += ` FOR UPDATE OF r`
+		return refreshByHashLocked
 	}
-	for _, p := range []struct {
-		dst   **sql.Stmt
-		query string
-	}{
-		{&s.refresh.byHash, refreshByHash}, {&s.refresh.byHashLocked, locked}, {&s.refresh.insert, insertRefresh},
-		{&s.refresh.use, useRefresh}, {&s.refresh.supersede, supersedeRefresh}, {&s.refresh.replace, replaceRefresh},
-		{&s.refresh.revokeFamily, revokeFamily},
-	} {
-		st, err := s.db.PrepareContext(ctx, s.q(p.query))
-		if err != nil {
-			return errorf("preparing refresh statements: %w", err)
+	return refreshByHash
+}
+
+const refreshByHashLocked = refreshByHash + ` FOR UPDATE OF r`
+
+// prepareHot prepares the queries of the request path up front, so the
+// first requests parse no SQL and a statement the database refuses fails
+// the open.
+func (s *Store) prepareHot(ctx context.Context) error {
+	for _, q := range []string{refreshByHash, s.byHashLocked(), insertRefresh, useRefresh, supersedeRefresh,
+		replaceRefresh, revokeFamily, endSessions} {
+		if _, err := s.prepared(ctx, q); err != nil {
+			return err
 		}
-		*p.dst = st
 	}
 	return nil
 }
@@ -110,8 +88,9 @@ func scanRefresh(row *sql.Row) (refreshRow, error) {
 	return r, nil
 }
 
-func (s *Store) insertRefresh(ctx context.Context, st *sql.Stmt, r issuer.RefreshRecord) error {
-	_, err := s.execStmt(ctx, st, insertRefresh, r.Hash, r.Family, r.Subject, r.Kind, r.Principal, r.ClientID,
+// insertRefresh stores r, in tx when it is not nil.
+func (s *Store) insertRefresh(ctx context.Context, tx *sql.Tx, r issuer.RefreshRecord) error {
+	_, err := s.execIn(ctx, tx, insertRefresh, r.Hash, r.Family, r.Subject, r.Kind, r.Principal, r.ClientID,
 		r.Scope, r.Issuer, ns(r.ExpiresAt), ns(r.AuthTime))
 	if err != nil {
 		return errorf("storing refresh token: %w", err)
@@ -122,20 +101,17 @@ func (s *Store) insertRefresh(ctx context.Context, st *sql.Stmt, r issuer.Refres
 // CreateRefresh implements issuer.Store.
 func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord, exclusive bool) error {
 	if !exclusive {
-		return s.insertRefresh(ctx, s.refresh.insert, r)
+		return s.insertRefresh(ctx, nil, r)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return errorf("storing refresh token: %w", err)
 	}
 	defer tx.Rollback()
-	if err := s.insertRefresh(ctx, tx.StmtContext(ctx, s.refresh.insert), r); err != nil {
+	if err := s.insertRefresh(ctx, tx, r); err != nil {
 		return err
 	}
-	start := time.Now()
-	_, err = tx.ExecContext(ctx, s.q(endSessions), r.Subject, ns(r.AuthTime), r.Family)
-	s.observed(endSessions, start, err)
-	if err != nil {
+	if _, err := s.execIn(ctx, tx, endSessions, r.Subject, ns(r.AuthTime), r.Family); err != nil {
 		return errorf("ending other sessions of %s: %w", r.Subject, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -146,7 +122,7 @@ func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord, exclu
 
 // GetRefresh implements issuer.Store.
 func (s *Store) GetRefresh(ctx context.Context, hash string) (issuer.RefreshRecord, error) {
-	r, err := scanRefresh(s.rowStmt(ctx, s.refresh.byHash, refreshByHash, hash))
+	r, err := scanRefresh(s.row(ctx, refreshByHash, hash))
 	if err != nil {
 		return issuer.RefreshRecord{}, err
 	}
@@ -165,8 +141,7 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 		return issuer.RefreshRecord{}, errorf("rotating refresh token: %w", err)
 	}
 	defer tx.Rollback()
-	stmt := func(st *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, st) }
-	old, err := scanRefresh(s.rowStmt(ctx, stmt(s.refresh.byHashLocked), refreshByHash, oldHash))
+	old, err := scanRefresh(s.rowIn(ctx, tx, s.byHashLocked(), oldHash))
 	if err != nil {
 		return issuer.RefreshRecord{}, err
 	}
@@ -176,14 +151,14 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 	reused := false
 	switch {
 	case old.UsedAt.IsZero():
-		_, err = s.execStmt(ctx, stmt(s.refresh.use), useRefresh, ns(now), next.Hash, oldHash)
+		_, err = s.execIn(ctx, tx, useRefresh, ns(now), next.Hash, oldHash)
 	case old.replacedBy != "" && grace > 0 && now.Sub(old.UsedAt) <= grace:
 		// A retry: the successor it got must still be unused, else the
 		// chain went on without this token and this is a second holder.
 		var res sql.Result
-		if res, err = s.execStmt(ctx, stmt(s.refresh.supersede), supersedeRefresh, ns(now), old.replacedBy); err == nil {
+		if res, err = s.execIn(ctx, tx, supersedeRefresh, ns(now), old.replacedBy); err == nil {
 			if n, _ := res.RowsAffected(); n == 1 {
-				_, err = s.execStmt(ctx, stmt(s.refresh.replace), replaceRefresh, next.Hash, oldHash)
+				_, err = s.execIn(ctx, tx, replaceRefresh, next.Hash, oldHash)
 			} else {
 				reused = true
 			}
@@ -195,10 +170,10 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 		return issuer.RefreshRecord{}, errorf("rotating refresh token: %w", err)
 	}
 	if reused {
-		if _, err := s.execStmt(ctx, stmt(s.refresh.revokeFamily), revokeFamily, old.Family); err != nil {
+		if _, err := s.execIn(ctx, tx, revokeFamily, old.Family); err != nil {
 			return issuer.RefreshRecord{}, errorf("revoking refresh family: %w", err)
 		}
-	} else if err := s.insertRefresh(ctx, stmt(s.refresh.insert), next); err != nil {
+	} else if err := s.insertRefresh(ctx, tx, next); err != nil {
 		return issuer.RefreshRecord{}, err
 	}
 	if err := tx.Commit(); err != nil {
@@ -212,7 +187,7 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 
 // RevokeFamily implements issuer.Store.
 func (s *Store) RevokeFamily(ctx context.Context, family string) error {
-	if _, err := s.execStmt(ctx, s.refresh.revokeFamily, revokeFamily, family); err != nil {
+	if _, err := s.exec(ctx, revokeFamily, family); err != nil {
 		return errorf("revoking refresh family: %w", err)
 	}
 	return nil

@@ -26,7 +26,7 @@ import (
 type Store struct {
 	db       *sql.DB
 	postgres bool
-	refresh  refreshStmts // prepared once: a refresh parses no SQL
+	stmts    stmtCache // every query prepared once
 	observe  atomic.Pointer[Observer]
 	memory   bool   // SQLite :memory:: one connection holds the database
 	dsn      string // PostgreSQL: for the LISTEN connection
@@ -41,8 +41,8 @@ type Observer func(op string, d time.Duration, err error)
 // SetObserver reports operations to f from now on (nil: to no one).
 func (s *Store) SetObserver(f Observer) { s.observe.Store(&f) }
 
-// observed reports an operation that started at start.
-func (s *Store) observed(query string, start time.Time, err error) {
+// observed reports operation op (see opName) that started at start.
+func (s *Store) observed(op string, start time.Time, err error) {
 	f := s.observe.Load()
 	if f == nil || *f == nil {
 		return
@@ -50,7 +50,7 @@ func (s *Store) observed(query string, start time.Time, err error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		err = nil // not found is an answer, not a store error
 	}
-	(*f)(opName(query), time.Since(start), err)
+	(*f)(op, time.Since(start), err)
 }
 
 // opName is the verb and the first tg_ table of query: a label of bounded
@@ -135,7 +135,7 @@ func open(ctx context.Context, driver, dsn string, existing bool) (*Store, error
 		return nil, err
 	}
 	// Preparing changes nothing in the store: read-only opens get them too.
-	if err := s.prepareRefresh(ctx); err != nil {
+	if err := s.prepareHot(ctx); err != nil {
 		s.db.Close()
 		return nil, err
 	}
@@ -240,8 +240,11 @@ func poolSize(dsn string) (string, int, error) {
 	return dsn, size, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the prepared statements and the database.
+func (s *Store) Close() error {
+	s.closeStmts()
+	return s.db.Close()
+}
 
 // q rewrites ? placeholders to $n for PostgreSQL.
 func (s *Store) q(query string) string {
@@ -259,21 +262,6 @@ func (s *Store) q(query string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	start := time.Now()
-	res, err := s.db.ExecContext(ctx, s.q(query), args...)
-	s.observed(query, start, err)
-	return res, err
-}
-
-// row runs a one-row query, observed like exec.
-func (s *Store) row(ctx context.Context, query string, args ...any) *sql.Row {
-	start := time.Now()
-	r := s.db.QueryRowContext(ctx, s.q(query), args...)
-	s.observed(query, start, r.Err())
-	return r
 }
 
 // notify tells the other processes on a PostgreSQL store that keys changed.
@@ -568,8 +556,13 @@ func (s *Store) Setting(ctx context.Context, name string, create func() (string,
 
 func list[T any](ctx context.Context, s *Store, query string, scan func(interface{ Scan(...any) error }) (T, error), args ...any) (_ []T, err error) {
 	start := time.Now()
-	defer func() { s.observed(query, start, err) }()
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	defer func() { s.observed(opName(query), start, err) }()
+	var rows *sql.Rows
+	if p, perr := s.prepared(ctx, query); perr == nil {
+		rows, err = p.stmt.QueryContext(ctx, args...)
+	} else {
+		rows, err = s.db.QueryContext(ctx, s.q(query), args...)
+	}
 	if err != nil {
 		return nil, errorf("listing: %w", err)
 	}

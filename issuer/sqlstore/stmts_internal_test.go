@@ -1,0 +1,54 @@
+package sqlstore
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+// TestQueriesArePreparedOnce: the store's queries are prepared the first
+// time they run and reused after, so a request compiles no SQL; Close
+// closes them.
+func TestQueriesArePreparedOnce(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite", filepath.Join(t.TempDir(), "tg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := func() {
+		if err := s.PutClient(ctx, issuer.Client{ID: "svc", SecretHash: "h"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetClient(ctx, "svc"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetRefresh(ctx, "nope"); err == nil {
+			t.Fatal("GetRefresh found a token never stored")
+		}
+		if err := s.PurgeExpired(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	work()
+	n := s.stmts.n.Load()
+	first, err := s.prepared(ctx, refreshByHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work()
+	if again := s.stmts.n.Load(); again != n {
+		t.Errorf("prepared statements grew from %d to %d when the same queries ran again", n, again)
+	}
+	if p, _ := s.prepared(ctx, refreshByHash); p != first {
+		t.Error("a query was prepared a second time")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.stmt.ExecContext(ctx, "x"); err == nil {
+		t.Error("a prepared statement still runs after Close")
+	}
+}
