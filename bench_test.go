@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -123,4 +124,37 @@ func BenchmarkClientCredentials(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRefusedSignIn measures what a wrong-password flood from one
+// client IP costs per request once the IP is throttled: the 429 path,
+// which computes no hash. checked/op counts the attempts let through when
+// a backoff ran out (each one hash).
+func BenchmarkRefusedSignIn(b *testing.B) {
+	h, _ := provisioned(b)
+	body := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"wrong"}}.Encode()
+	signIn := func() int {
+		req := httptest.NewRequest(http.MethodPost, "https://api.example/token", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		_ = h.ServeHTTP(rec, withReplacer(req), okNext)
+		return rec.Code
+	}
+	for signIn() != http.StatusTooManyRequests { // use up the IP's free failures
+	}
+	var checked atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			switch code := signIn(); code {
+			case http.StatusTooManyRequests:
+			case http.StatusBadRequest: // invalid_grant: a backoff ran out
+				checked.Add(1)
+			default:
+				b.Fatalf("wrong password from a throttled IP answered %d", code)
+			}
+		}
+	})
+	b.ReportMetric(float64(checked.Load())/float64(b.N), "checked/op")
 }

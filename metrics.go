@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
@@ -99,6 +100,16 @@ func (m *metrics) event(_ context.Context, e issuer.Event) {
 	case issuer.EventBudgetRefused:
 		m.budgetRefused.Inc()
 	}
+	// Throttled and budget-refused requests cost nothing and are counted
+	// above: their audit entries are debug, so a flood writes no log.
+	level := zapcore.InfoLevel
+	if e.Kind == issuer.EventThrottled || e.Kind == issuer.EventBudgetRefused {
+		level = zapcore.DebugLevel
+	}
+	ce := m.audit.Check(level, e.Kind)
+	if ce == nil {
+		return
+	}
 	fields := make([]zap.Field, 0, 8)
 	add := func(k, v string) {
 		if v != "" {
@@ -118,7 +129,7 @@ func (m *metrics) event(_ context.Context, e issuer.Event) {
 	if !e.ExpiresAt.IsZero() {
 		fields = append(fields, zap.Time("expires", e.ExpiresAt))
 	}
-	m.audit.Info(e.Kind, fields...)
+	ce.Write(fields...)
 }
 
 // attach sends core's events and store operations here: the latest

@@ -1,10 +1,13 @@
 package tokengate_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -115,4 +118,63 @@ func TestThrottleIgnoresSpoofedForwardedFor(t *testing.T) {
 	r := wrongPassword(g, "203.0.113.99")
 	wantOAuthError(t, r, 429, "too_many_requests")
 	wantRetryAfter(t, r, 429)
+}
+
+// TestThrottledRefusalsLogQuietly: a refusal that computed nothing (429)
+// is logged at debug, in the request log and in the audit log, on every
+// sign-in route, so a flood from one address writes no line per request
+// at Caddy's default level; the failed sign-ins before it stay at info.
+func TestThrottledRefusalsLogQuietly(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	g := startThrottled(t, fmt.Sprintf(`servers {
+		trusted_proxies static 127.0.0.1/8 ::1/128
+		client_ip_headers X-Forwarded-For
+	}
+	log {
+		output file %s
+		format json
+		level DEBUG
+	}`, logFile))
+	const attacker = "203.0.113.9"
+	for range 2 {
+		wantOAuthError(t, wrongPassword(g, attacker), 400, "invalid_grant")
+	}
+	wantOAuthError(t, wrongPassword(g, attacker), 429, "too_many_requests")
+	for _, r := range []response{
+		g.post("/user/token/generate", "application/json", `{"ver":"1.0","txnId":"t-1","username":"alice","password":"x"}`, "X-Forwarded-For", attacker),
+		g.form("/Token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"x"}}, "X-Forwarded-For", attacker),
+		g.form("/auth/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {"x"}}, "X-Forwarded-For", attacker),
+		g.post("/api/system-api/user-path/token", "application/json", `{"authTokenType":"AM","authTokenAM":{"u":"alice","p":"x"}}`, "X-Forwarded-For", attacker),
+	} {
+		wantRetryAfter(t, r, 429)
+	}
+
+	raw, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{} // "<level> <msg>"
+	for line := range strings.Lines(string(raw)) {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		level, msg := e["level"].(string), e["msg"].(string)
+		reason, _ := e["reason"].(string)
+		throttled := strings.Contains(reason, "too many failed sign-ins") || msg == "throttled"
+		if throttled && level != "debug" {
+			t.Errorf("a throttled refusal logged at %s: %s", level, line)
+		}
+		if reason != "" || msg == "throttled" || msg == "login_failed" {
+			count[level+" "+msg]++
+		}
+	}
+	// /token, /Token, /auth/token and API Maker log "token refused", the
+	// Token Service its own message; each refusal has an audit entry.
+	if count["debug token refused"] < 4 || count["debug token service refused"] < 1 || count["debug throttled"] < 5 {
+		t.Errorf("throttled refusals at debug: %v", count)
+	}
+	if count["info token refused"] < 2 || count["info login_failed"] < 2 {
+		t.Errorf("the failed sign-ins before the limit are not at info: %v", count)
+	}
 }

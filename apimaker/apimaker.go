@@ -68,8 +68,10 @@ type response struct {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	s.Log.Info("token refused", zap.String("route", "apimaker"), zap.Int("status", status), zap.String("reason", msg),
-		zap.String("remote_ip", r.RemoteAddr))
+	if ce := s.Log.Check(httpx.RefusalLevel(status), "token refused"); ce != nil {
+		ce.Write(zap.String("route", "apimaker"), zap.Int("status", status), zap.String("reason", msg),
+			zap.String("remote_ip", r.RemoteAddr))
+	}
 	if status == http.StatusUnauthorized {
 		// Bearer: the scheme require_role asks for; wrong body credentials
 		// get the same challenge, as every 401 must carry one.

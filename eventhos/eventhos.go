@@ -47,8 +47,10 @@ type envelope struct {
 // fail answers an error. Bad input gets the seed's catch-all code 500000
 // with HTTP 400: the code is Eventhos's, the status says whose fault it is.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status, code int, msg string) {
-	s.Log.Info("token refused", zap.String("route", "eventhos"), zap.Int("code", code), zap.String("reason", msg),
-		zap.String("remote_ip", r.RemoteAddr))
+	if ce := s.Log.Check(httpx.RefusalLevel(status), "token refused"); ce != nil {
+		ce.Write(zap.String("route", "eventhos"), zap.Int("code", code), zap.String("reason", msg),
+			zap.String("remote_ip", r.RemoteAddr))
+	}
 	httpx.WriteJSON(w, status, envelope{Code: code, Message: msg})
 }
 

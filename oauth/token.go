@@ -69,9 +69,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 // refuse logs and writes a token error. It logs who and why, never what
 // secret was presented.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, grant, clientID, subject string, e *Error) {
-	s.Log.Info("token refused", zap.String("grant", grant), zap.String("sub", subject),
-		zap.String("client_id", clientID), zap.String("error", e.Code), zap.String("reason", e.Description),
-		zap.String("remote_ip", r.RemoteAddr))
+	if ce := s.Log.Check(httpx.RefusalLevel(e.status), "token refused"); ce != nil {
+		ce.Write(zap.String("grant", grant), zap.String("sub", subject),
+			zap.String("client_id", clientID), zap.String("error", e.Code), zap.String("reason", e.Description),
+			zap.String("remote_ip", r.RemoteAddr))
+	}
 	WriteError(w, s.Realm, e)
 }
 

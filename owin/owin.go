@@ -42,8 +42,10 @@ type response struct {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
-	s.Log.Info("token refused", zap.String("route", "owin"), zap.String("error", code), zap.String("reason", desc),
-		zap.String("remote_ip", r.RemoteAddr))
+	if ce := s.Log.Check(httpx.RefusalLevel(status), "token refused"); ce != nil {
+		ce.Write(zap.String("route", "owin"), zap.String("error", code), zap.String("reason", desc),
+			zap.String("remote_ip", r.RemoteAddr))
+	}
 	if status == http.StatusUnauthorized {
 		httpx.Challenge(w.Header(), "Basic", s.Realm)
 	}

@@ -125,8 +125,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, e *a
 	if req != nil {
 		ver, txn = req.ver, req.txn
 	}
-	s.Log.Info("token service refused", zap.String("route", r.URL.Path), zap.String("error", e.code),
-		zap.String("reason", e.msg), zap.String("txn_id", txn), zap.String("remote_ip", r.RemoteAddr))
+	if ce := s.Log.Check(httpx.RefusalLevel(e.status), "token service refused"); ce != nil {
+		ce.Write(zap.String("route", r.URL.Path), zap.String("error", e.code),
+			zap.String("reason", e.msg), zap.String("txn_id", txn), zap.String("remote_ip", r.RemoteAddr))
+	}
 	if e.status == http.StatusUnauthorized {
 		httpx.Challenge(w.Header(), "Bearer", s.Realm)
 	}

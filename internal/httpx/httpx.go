@@ -17,6 +17,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"go.uber.org/zap/zapcore"
+
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
@@ -426,6 +428,17 @@ func SignInRefusal(w http.ResponseWriter, err error) (status int, code, desc str
 		return http.StatusServiceUnavailable, "temporarily_unavailable", issuer.ErrBusy.Error(), true
 	}
 	return 0, "", "", false
+}
+
+// RefusalLevel is the level a refused token request is logged at. A
+// throttled request (429) computed nothing and is counted by the
+// tokengate_throttled_total metric: logging each at info would let a
+// flood from one address write a log line per request.
+func RefusalLevel(status int) zapcore.Level {
+	if status == http.StatusTooManyRequests {
+		return zapcore.DebugLevel
+	}
+	return zapcore.InfoLevel
 }
 
 // RetryAfter is the Retry-After (seconds) of a 503 for an unreachable
