@@ -59,9 +59,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, grant, ca.id, subject, oerr)
 		return
 	}
-	s.Log.Info("token issued", zap.String("grant", grant), zap.String("sub", subject),
-		zap.String("client_id", toks.Claims.ClientID), zap.String("scope", toks.Claims.Scope),
-		zap.String("jti", toks.Claims.ID), zap.Bool("refresh_token", toks.RefreshToken != ""), zap.Bool("dpop", ca.jkt != ""))
+	if ce := s.Log.Check(zap.InfoLevel, "token issued"); ce != nil {
+		ce.Write(zap.String("grant", grant), zap.String("sub", subject),
+			zap.String("client_id", toks.Claims.ClientID), zap.String("scope", toks.Claims.Scope),
+			zap.String("jti", toks.Claims.ID), zap.Bool("refresh_token", toks.RefreshToken != ""), zap.Bool("dpop", ca.jkt != ""))
+	}
 	httpx.WriteJSON(w, http.StatusOK, TokenResponse{AccessToken: toks.AccessToken, TokenType: tokenType(toks.Claims),
 		ExpiresIn: toks.ExpiresIn, RefreshToken: toks.RefreshToken, Scope: toks.Claims.Scope})
 }
