@@ -296,12 +296,18 @@ flood_many_rps="$(cat "$work"/lat-many.*.wrk | awk '/Requests\/sec/ {print $2}' 
 # ---- password grants vs raw argon2id at the budget's concurrency
 budget=$(($(nproc) / 2))
 [ "$budget" -ge 1 ] || budget=1
-log "password grants ($budget hashing slot(s)) and raw argon2id"
-grants="$(wrk -t1 -c4 -d"${secs}s" -s "$work/grant.lua" "http://127.0.0.1:$pg/token" | tee "$work/grants" | awk '/Requests\/sec/ {print $2}')"
-if grep -q Non-2xx "$work/grants"; then echo "warning: password grants: $(grep Non-2xx "$work/grants")" >&2; fi
 params="$(sed -E 's/^\$argon2id\$v=19\$m=([0-9]+),t=([0-9]+),p=([0-9]+)\$.*/\1 \2 \3/' <<<"$hash")"
 read -r am at ap <<<"$params"
-raw="$("$work/argonbench" -workers "$budget" -seconds "$secs" -m "$am" -t "$at" -p "$ap")"
+# Alternating rounds, medians: the two figures are taken at different moments.
+grant_runs="" raw_runs=""
+for round in $(seq "$rounds"); do
+	log "password grants ($budget hashing slot(s)) and raw argon2id, round $round of $rounds"
+	grant_runs+="$(wrk -t1 -c4 -d"${secs}s" -s "$work/grant.lua" "http://127.0.0.1:$pg/token" | tee "$work/grants.$round" | awk '/Requests\/sec/ {print $2}') "
+	if grep -q Non-2xx "$work/grants.$round"; then echo "warning: password grants: $(grep Non-2xx "$work/grants.$round")" >&2; fi
+	raw_runs+="$("$work/argonbench" -workers "$budget" -seconds "$secs" -m "$am" -t "$at" -p "$ap") "
+done
+grants="$(tr ' ' '\n' <<<"$grant_runs" | grep . | median)"
+raw="$(tr ' ' '\n' <<<"$raw_runs" | grep . | median)"
 
 # ---- login attempts one IP can make against one account
 log "login attempts from one IP against one account for ${login_secs}s"
@@ -369,7 +375,7 @@ command: scripts/bench.sh $secs (ROUNDS=$rounds)
 | guard p99, flood from one IP / unloaded (medians of $lat_rounds rounds) | ${p99_one} / ${p99_idle} ms (flood ${flood_one_rps} req/s) | ${r_flood1}× | ≤ 2× | $(met "$r_flood1" 2 "<=") |
 | guard p99, flood from 1 000 IPs behind a trusted proxy / unloaded (medians of $lat_rounds rounds) | ${p99_many} / ${p99_idle} ms (flood ${flood_many_rps} req/s) | ${r_flood1k}× | ≤ 3× | $(met "$r_flood1k" 3 "<=") |
 | peak RSS of Caddy during the floods (VmHWM) | ${rss_mb} MB | | ≤ 250 MB | $(met "$rss_mb" 250 "<=") |
-| password grants/s / raw argon2id hashes/s (m=$am KiB, t=$at, p=$ap), $budget worker(s) | ${grants} / ${raw} | ${r_grant}× | ≥ 0.9× | $(met "$r_grant" 0.9 ">=") |
+| password grants/s / raw argon2id hashes/s (m=$am KiB, t=$at, p=$ap), $budget worker(s), medians of $rounds alternating rounds | ${grants} / ${raw} | ${r_grant}× | ≥ 0.9× | $(met "$r_grant" 0.9 ">=") |
 | client_credentials issuance / static respond | ${med[issue]} / ${med[respond]} req/s | ${r_issue}× | ≥ 0.6× | $(met "$r_issue" 0.6 ">=") |
 | login attempts one IP makes against one account | ${attempts:-0} checked, ${refused:-0} refused 429 in ${login_secs}s | ${per_min}/min | bounded | $( [ "${per_min}" -le 20 ] && echo yes || echo NO) |
 | unknown / known client id, wrong secret: p50 time to answer | ${unknown_ms} / ${known_ms} ms | ${r_unknown}× | within 10 % | $(met "$d_unknown" 0.10 "<=") |
