@@ -3,7 +3,6 @@ package issuer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -16,7 +15,8 @@ type DPoPStore interface {
 	// BindFamily binds a refresh family to a key thumbprint (jkt) until
 	// expires; a family is bound once, when it starts.
 	BindFamily(ctx context.Context, family, jkt string, expires time.Time) error
-	// FamilyKey returns the jkt a family is bound to, "" when unbound.
+	// FamilyKey returns the jkt a family is bound to, "" when unbound. A
+	// refresh reads it with the token instead (RefreshRecord.JKT).
 	FamilyKey(ctx context.Context, family string) (string, error)
 }
 
@@ -44,14 +44,12 @@ func (i *Issuer) UseDPoPProof(ctx context.Context, id string, expires time.Time)
 	return i.core.store.UseProofID(ctx, id, expires, i.core.now())
 }
 
-// checkFamilyKey refuses a refresh whose family is bound to a key other
-// than jkt.
-func (i *Issuer) checkFamilyKey(ctx context.Context, family, jkt string) error {
-	bound, err := i.core.store.FamilyKey(ctx, family)
-	if err != nil {
-		return fmt.Errorf("looking up refresh token key: %w", err)
-	}
-	if bound != "" && bound != jkt {
+// checkFamilyKey refuses a refresh of rec, whose family may be bound to a
+// key (rec.JKT, read with the token), when jkt is not that key. The
+// binding is written before the family's first token, so it is never
+// read stale.
+func checkFamilyKey(rec RefreshRecord, jkt string) error {
+	if rec.JKT != "" && rec.JKT != jkt {
 		return ErrRefreshKey
 	}
 	return nil

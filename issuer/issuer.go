@@ -610,7 +610,7 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 	}
 	// Before the token is used, so a thief without the key cannot burn
 	// the owner's token.
-	if err := i.checkFamilyKey(ctx, rec.Family, jkt); err != nil {
+	if err := checkFamilyKey(rec, jkt); err != nil {
 		return Tokens{}, Principal{}, err
 	}
 	if !now.Before(rec.ExpiresAt) || rec.Issuer != i.IssuerFor(iss) {

@@ -47,11 +47,13 @@ type Store interface {
 	// exclusive, the same transaction ends every other session of the
 	// subject, as EndSessions(r.Subject, r.AuthTime, r.Family) does.
 	CreateRefresh(ctx context.Context, r RefreshRecord, exclusive bool) error
-	// GetRefresh returns a token, used or not; ErrNotFound if it is unknown,
-	// revoked, or its session was ended.
+	// GetRefresh returns a token, used or not, with its family's DPoP
+	// binding (JKT); ErrNotFound if it is unknown, revoked, or its session
+	// was ended.
 	GetRefresh(ctx context.Context, hash string) (RefreshRecord, error)
-	// RotateRefresh exchanges the token oldHash for next (same family) in
-	// one transaction and returns the old record:
+	// RotateRefresh exchanges the token oldHash for next (same family)
+	// atomically (one transaction, or one statement) and returns the old
+	// record as it was before:
 	//   - unused, live: it becomes used and next is stored;
 	//   - used less than grace ago and its successor is still unused: the
 	//     successor is superseded (it now counts as used) and next replaces
@@ -201,6 +203,10 @@ type RefreshRecord struct {
 	// from it keeps it, so ending a subject's sessions at some time ends
 	// the families that began before, whatever token they are at.
 	AuthTime time.Time
+	// JKT is the DPoP key thumbprint the family is bound to ("" when
+	// unbound), read with the token so a refresh checks the binding
+	// without another query. Only reads fill it; BindFamily sets it.
+	JKT string
 }
 
 // Revocation kinds.

@@ -64,6 +64,14 @@ func TestQueryPlans(t *testing.T) {
 				t.Errorf("%s scans:\n%s", q.name, plan)
 			}
 		}
+		// The one-statement rotation, PostgreSQL's alone, scans no table:
+		// every table it touches is looked up by its primary key.
+		plan := explain(t, s, "EXPLAIN "+rotateFresh, 0, []any{int64(1), "n", "h", "f", "s", "user", "p", "c", "", "iss", int64(2), int64(1)})
+		for _, idx := range []string{"tg_refresh_pkey", "tg_refresh_cutoffs_pkey", "tg_dpop_families_pkey"} {
+			if strings.Contains(plan, "Seq Scan") || !strings.Contains(plan, idx) {
+				t.Errorf("the one-statement rotation does not use %s, or scans:\n%s", idx, plan)
+			}
+		}
 		if plan := explain(t, s, "EXPLAIN SELECT hash FROM tg_refresh WHERE scope = $1", 0, []any{"x"}); !strings.Contains(plan, "Seq Scan on tg_refresh ") {
 			t.Errorf("a query on an unindexed column shows no scan:\n%s", plan)
 		}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -15,11 +16,14 @@ const PruneBatch = 1000
 // The request-path queries on tg_refresh; TestQueryPlans checks that each
 // is served by an index on both databases.
 const (
-	// refreshByHash reads a token with its subject's session cut-off
-	// (both primary-key lookups).
+	// refreshByHash reads a token with its subject's session cut-off and
+	// its family's DPoP binding (all primary-key lookups), so a refresh
+	// needs no second read to check either.
 	refreshByHash = `SELECT r.hash, r.family, r.subject, r.kind, r.principal, r.client_id, r.scope, r.issuer,
-		r.expires_at, r.used_at, r.revoked, r.auth_time, r.replaced_by, COALESCE(c.at, -1), COALESCE(c.keep_family, '')
-		FROM tg_refresh r LEFT JOIN tg_refresh_cutoffs c ON c.subject = r.subject WHERE r.hash = ?`
+		r.expires_at, r.used_at, r.revoked, r.auth_time, r.replaced_by, COALESCE(c.at, -1), COALESCE(c.keep_family, ''),
+		COALESCE(d.jkt, '')
+		FROM tg_refresh r LEFT JOIN tg_refresh_cutoffs c ON c.subject = r.subject
+		LEFT JOIN tg_dpop_families d ON d.family = r.family WHERE r.hash = ?`
 	insertRefresh = `INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer,
 		expires_at, used_at, auth_time, replaced_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, '')`
 	useRefresh       = `UPDATE tg_refresh SET used_at = ?, replaced_by = ? WHERE hash = ?`
@@ -47,12 +51,41 @@ func (s *Store) byHashLocked() string {
 
 const refreshByHashLocked = refreshByHash + ` FOR UPDATE OF r`
 
+// rotateFresh is the common rotation, the first use of a live token, in
+// one autocommit statement on PostgreSQL (one round trip instead of five):
+// the UPDATE marks the token used only when refreshRow.dead would pass it
+// and it is unused, and the successor is inserted only from the row it
+// returns. No row back means another case (retry, reuse, dead, unknown)
+// for the transaction to decide. A concurrent exchange of the same token
+// waits on the row lock, then finds used_at set and falls back too.
+// Parameters: now, next hash, old hash, then next's family, subject, kind,
+// principal, client_id, scope, issuer, expires_at, auth_time.
+const rotateFresh = `WITH used AS (
+		UPDATE tg_refresh r SET used_at = $1, replaced_by = $2
+		WHERE r.hash = $3 AND r.used_at = 0 AND r.revoked = 0 AND r.expires_at > $1
+		AND NOT EXISTS (SELECT 1 FROM tg_refresh_cutoffs c
+			WHERE c.subject = r.subject AND c.at >= r.auth_time AND c.keep_family <> r.family)
+		RETURNING r.hash, r.family, r.subject, r.kind, r.principal, r.client_id, r.scope, r.issuer,
+			r.expires_at, r.auth_time
+	), succ AS (
+		INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer,
+			expires_at, used_at, auth_time, replaced_by)
+		SELECT $2, $4, $5, $6, $7, $8, $9, $10, $11::bigint, 0, $12::bigint, '' FROM used
+	)
+	SELECT u.hash, u.family, u.subject, u.kind, u.principal, u.client_id, u.scope, u.issuer,
+		u.expires_at, u.auth_time, COALESCE(d.jkt, '')
+	FROM used u LEFT JOIN tg_dpop_families d ON d.family = u.family`
+
 // prepareHot prepares the queries of the request path up front, so the
 // first requests parse no SQL and a statement the database refuses fails
 // the open.
 func (s *Store) prepareHot(ctx context.Context) error {
-	for _, q := range []string{refreshByHash, s.byHashLocked(), insertRefresh, useRefresh, supersedeRefresh,
-		replaceRefresh, revokeFamily, endSessions} {
+	hot := []string{refreshByHash, s.byHashLocked(), insertRefresh, useRefresh, supersedeRefresh,
+		replaceRefresh, revokeFamily, endSessions}
+	if s.postgres {
+		hot = append(hot, rotateFresh)
+	}
+	for _, q := range hot {
 		if _, err := s.prepared(ctx, q); err != nil {
 			return err
 		}
@@ -80,7 +113,7 @@ func scanRefresh(row *sql.Row) (refreshRow, error) {
 	var exp, used, auth int64
 	var revoked int
 	err := row.Scan(&r.Hash, &r.Family, &r.Subject, &r.Kind, &r.Principal, &r.ClientID, &r.Scope, &r.Issuer,
-		&exp, &used, &revoked, &auth, &r.replacedBy, &r.cutoff, &r.keepFamily)
+		&exp, &used, &revoked, &auth, &r.replacedBy, &r.cutoff, &r.keepFamily, &r.JKT)
 	if err != nil {
 		return r, notFound(err, "refresh token")
 	}
@@ -132,10 +165,44 @@ func (s *Store) GetRefresh(ctx context.Context, hash string) (issuer.RefreshReco
 	return r.RefreshRecord, nil
 }
 
-// RotateRefresh implements issuer.Store. The old row is locked first (FOR
-// UPDATE on PostgreSQL; SQLite transactions take the write lock at BEGIN),
-// so concurrent exchanges of one token are decided one after the other.
+// RotateRefresh implements issuer.Store. On PostgreSQL the common case is
+// one statement (rotateFresh); every other case, and every case on SQLite
+// (no network to save, and no data-modifying CTEs), is decided by
+// rotateInTx.
 func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.RefreshRecord, now time.Time, grace time.Duration) (issuer.RefreshRecord, error) {
+	if s.postgres {
+		old, ok, err := s.rotateFresh(ctx, oldHash, next, now)
+		if err != nil || ok {
+			return old, err
+		}
+	}
+	return s.rotateInTx(ctx, oldHash, next, now, grace)
+}
+
+// rotateFresh runs rotateFresh; ok is false when it changed nothing.
+func (s *Store) rotateFresh(ctx context.Context, oldHash string, next issuer.RefreshRecord, now time.Time) (issuer.RefreshRecord, bool, error) {
+	var old issuer.RefreshRecord
+	var exp, auth int64
+	err := s.row(ctx, rotateFresh, ns(now), next.Hash, oldHash, next.Family, next.Subject, next.Kind, next.Principal,
+		next.ClientID, next.Scope, next.Issuer, ns(next.ExpiresAt), ns(next.AuthTime)).
+		Scan(&old.Hash, &old.Family, &old.Subject, &old.Kind, &old.Principal, &old.ClientID, &old.Scope, &old.Issuer,
+			&exp, &auth, &old.JKT)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return issuer.RefreshRecord{}, false, nil
+	case err != nil:
+		return issuer.RefreshRecord{}, false, errorf("rotating refresh token: %w", err)
+	}
+	// As it was before: unused (UsedAt zero), live.
+	old.ExpiresAt, old.AuthTime = fromNS(exp), fromNS(auth)
+	return old, true, nil
+}
+
+// rotateInTx decides every case of RotateRefresh in a transaction. The
+// old row is locked first (FOR UPDATE on PostgreSQL; SQLite transactions
+// take the write lock at BEGIN), so concurrent exchanges of one token are
+// decided one after the other.
+func (s *Store) rotateInTx(ctx context.Context, oldHash string, next issuer.RefreshRecord, now time.Time, grace time.Duration) (issuer.RefreshRecord, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return issuer.RefreshRecord{}, errorf("rotating refresh token: %w", err)
