@@ -56,4 +56,31 @@ func runDPoP(t *testing.T, open func(t *testing.T) issuer.Store) {
 			t.Fatal("expired binding not purged")
 		}
 	})
+	t.Run("a refresh token carries its family's DPoP binding", func(t *testing.T) {
+		s := open(t)
+		now := time.Now().UTC()
+		mk := func(hash, family string) issuer.RefreshRecord {
+			r := issuer.RefreshRecord{Hash: hash, Family: family, Subject: "alice", Kind: "user", Issuer: "iss",
+				ExpiresAt: now.Add(time.Hour), AuthTime: now}
+			must(t, s.CreateRefresh(ctx, r, false))
+			return r
+		}
+		must(t, s.BindFamily(ctx, "bound", "jkt-1", now.Add(time.Hour)))
+		b := mk("b1", "bound")
+		mk("u1", "unbound")
+		for hash, want := range map[string]string{"b1": "jkt-1", "u1": ""} {
+			if got, err := s.GetRefresh(ctx, hash); err != nil || got.JKT != want {
+				t.Fatalf("GetRefresh(%s).JKT = %q, %v; want %q", hash, got.JKT, err, want)
+			}
+		}
+		// Rotation keeps the family, so the successor is bound too.
+		old, err := s.RotateRefresh(ctx, "b1", next(b, "b2"), now, time.Minute)
+		must(t, err)
+		if old.JKT != "jkt-1" {
+			t.Fatalf("RotateRefresh returned JKT %q", old.JKT)
+		}
+		if got, err := s.GetRefresh(ctx, "b2"); err != nil || got.JKT != "jkt-1" {
+			t.Fatalf("successor JKT = %q, %v", got.JKT, err)
+		}
+	})
 }
