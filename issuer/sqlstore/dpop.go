@@ -45,12 +45,19 @@ func (s *Store) FamilyKey(ctx context.Context, family string) (string, error) {
 	return jkt, nil
 }
 
+// pruneBindings deletes the expired bindings of families with no token left.
+const pruneBindings = `DELETE FROM tg_dpop_families WHERE expires_at < ?
+	AND NOT EXISTS (SELECT 1 FROM tg_refresh r WHERE r.family = tg_dpop_families.family)`
+
 // purgeDPoP drops proof ids and family bindings that can no longer matter.
+// A binding expires with its family's first token, but rotation gives each
+// new token a later expiry: dropping it while the family still has a token
+// would let that token refresh without the key.
 func (s *Store) purgeDPoP(ctx context.Context, now time.Time) error {
 	if _, err := s.exec(ctx, `DELETE FROM tg_dpop_proofs WHERE expires_at < ?`, ns(now)); err != nil {
 		return errorf("purging DPoP proofs: %w", err)
 	}
-	if _, err := s.exec(ctx, `DELETE FROM tg_dpop_families WHERE expires_at < ?`, ns(now)); err != nil {
+	if _, err := s.exec(ctx, pruneBindings, ns(now)); err != nil {
 		return errorf("purging DPoP bindings: %w", err)
 	}
 	return nil

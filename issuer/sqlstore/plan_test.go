@@ -49,6 +49,9 @@ func TestQueryPlans(t *testing.T) {
 		if plan := explain(t, s, "EXPLAIN QUERY PLAN "+pruneCutoffs, 3, nil); !strings.Contains(plan, "tg_refresh_subject") {
 			t.Errorf("pruning cut-offs does not use the subject index:\n%s", plan)
 		}
+		if plan := explain(t, s, "EXPLAIN QUERY PLAN "+pruneBindings, 3, []any{int64(1)}); !strings.Contains(plan, "tg_refresh_family") {
+			t.Errorf("pruning DPoP bindings does not use the family index:\n%s", plan)
+		}
 	})
 	t.Run("postgres", func(t *testing.T) {
 		s, err := Open(ctx, "postgres", pgtest.Schema(t))
@@ -77,6 +80,9 @@ func TestQueryPlans(t *testing.T) {
 		}
 		if plan := explain(t, s, "EXPLAIN "+pruneCutoffs, 0, nil); strings.Contains(plan, "Seq Scan on tg_refresh ") {
 			t.Errorf("pruning cut-offs scans the refresh table:\n%s", plan)
+		}
+		if plan := explain(t, s, "EXPLAIN "+s.q(pruneBindings), 0, []any{int64(1)}); strings.Contains(plan, "Seq Scan on tg_refresh ") {
+			t.Errorf("pruning DPoP bindings scans the refresh table:\n%s", plan)
 		}
 	})
 }

@@ -83,4 +83,26 @@ func runDPoP(t *testing.T, open func(t *testing.T) issuer.Store) {
 			t.Fatalf("successor JKT = %q, %v", got.JKT, err)
 		}
 	})
+	t.Run("a binding outlives its first token while the family goes on", func(t *testing.T) {
+		s := open(t)
+		now := time.Now().UTC()
+		// Bound until the first token expires; each rotation slides the
+		// expiry of the family's newest token past that.
+		first := issuer.RefreshRecord{Hash: "f1", Family: "fam", Subject: "alice", Kind: "user", Issuer: "iss",
+			ExpiresAt: now.Add(time.Hour), AuthTime: now}
+		must(t, s.BindFamily(ctx, "fam", "jkt-1", first.ExpiresAt))
+		must(t, s.CreateRefresh(ctx, first, false))
+		second := next(first, "f2")
+		second.ExpiresAt = now.Add(2 * time.Hour)
+		_, err := s.RotateRefresh(ctx, "f1", second, now.Add(50*time.Minute), time.Minute)
+		must(t, err)
+		must(t, s.PurgeExpired(ctx, now.Add(90*time.Minute)))
+		if got, err := s.GetRefresh(ctx, "f2"); err != nil || got.JKT != "jkt-1" {
+			t.Fatalf("after the first token's expiry the live token reads JKT %q, %v: its family lost its key", got.JKT, err)
+		}
+		must(t, s.PurgeExpired(ctx, now.Add(3*time.Hour)))
+		if k, err := s.FamilyKey(ctx, "fam"); err != nil || k != "" {
+			t.Fatalf("binding of a family with no token left: %q, %v", k, err)
+		}
+	})
 }
