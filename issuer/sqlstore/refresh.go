@@ -29,7 +29,7 @@ const (
 	useRefresh       = `UPDATE tg_refresh SET used_at = ?, replaced_by = ? WHERE hash = ?`
 	supersedeRefresh = `UPDATE tg_refresh SET used_at = ? WHERE hash = ? AND used_at = 0 AND revoked = 0`
 	replaceRefresh   = `UPDATE tg_refresh SET replaced_by = ? WHERE hash = ?`
-	revokeFamily     = `UPDATE tg_refresh SET revoked = 1 WHERE family = ?`
+	revokeFamily     = `UPDATE tg_refresh SET revoked = 1 WHERE family = ? AND revoked = 0`
 	// The latest cut-off wins; an older one arriving late changes nothing.
 	endSessions = `INSERT INTO tg_refresh_cutoffs (subject, at, keep_family) VALUES (?, ?, ?)
 		ON CONFLICT (subject) DO UPDATE SET at = excluded.at, keep_family = excluded.keep_family
@@ -237,7 +237,7 @@ func (s *Store) rotateInTx(ctx context.Context, oldHash string, next issuer.Refr
 		return issuer.RefreshRecord{}, errorf("rotating refresh token: %w", err)
 	}
 	if reused {
-		if _, err := s.execIn(ctx, tx, revokeFamily, old.Family); err != nil {
+		if err := s.revokeFamilyIn(ctx, tx, old.Family); err != nil {
 			return issuer.RefreshRecord{}, errorf("revoking refresh family: %w", err)
 		}
 	} else if err := s.insertRefresh(ctx, tx, next); err != nil {
@@ -254,8 +254,28 @@ func (s *Store) rotateInTx(ctx context.Context, oldHash string, next issuer.Refr
 
 // RevokeFamily implements issuer.Store.
 func (s *Store) RevokeFamily(ctx context.Context, family string) error {
-	if _, err := s.exec(ctx, revokeFamily, family); err != nil {
-		return errorf("revoking refresh family: %w", err)
+	return s.revokeFamilyIn(ctx, nil, family)
+}
+
+// maxRevokePasses bounds revokeFamilyIn's passes; each one needs a
+// rotation of the family to have committed during the one before.
+const maxRevokePasses = 16
+
+// revokeFamilyIn revokes every token of family, in tx unless it is nil.
+// On PostgreSQL an UPDATE that waited on a token a concurrent rotation had
+// locked sees that token once the rotation commits, but not the successor
+// the rotation inserted (it was not in the statement's snapshot): so the
+// UPDATE runs again until it finds nothing left to revoke. (On SQLite the
+// second pass finds nothing: writers take turns.)
+func (s *Store) revokeFamilyIn(ctx context.Context, tx *sql.Tx, family string) error {
+	for range maxRevokePasses {
+		res, err := s.execIn(ctx, tx, revokeFamily, family)
+		if err != nil {
+			return errorf("revoking refresh family: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return nil
+		}
 	}
 	return nil
 }

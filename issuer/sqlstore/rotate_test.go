@@ -216,3 +216,68 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestRevokeFamilyCatchesAConcurrentSuccessor: revoking a family while a
+// rotation of one of its tokens is committing revokes the successor that
+// rotation inserts too. On PostgreSQL the revoking UPDATE waits on the
+// token the rotation locked, and the successor is not in its snapshot.
+func TestRevokeFamilyCatchesAConcurrentSuccessor(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.Schema(t)
+	s, err := Open(ctx, "postgres", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	now := time.Now()
+	rec := func(hash string) issuer.RefreshRecord {
+		return issuer.RefreshRecord{Hash: hash, Family: "fam", Subject: "alice", Kind: "user", Principal: "alice",
+			Issuer: "https://api.example", ExpiresAt: now.Add(time.Hour), AuthTime: now}
+	}
+	if err := s.CreateRefresh(ctx, rec("t1"), false); err != nil {
+		t.Fatal(err)
+	}
+	// A rotation of t1, held open: t1 locked and used, t2 inserted.
+	rotation, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rotation.Rollback()
+	if _, err := rotation.ExecContext(ctx, s.q(useRefresh), ns(now), "t2", "t1"); err != nil {
+		t.Fatal(err)
+	}
+	next := rec("t2")
+	if _, err := rotation.ExecContext(ctx, s.q(insertRefresh), next.Hash, next.Family, next.Subject, next.Kind,
+		next.Principal, next.ClientID, next.Scope, next.Issuer, ns(next.ExpiresAt), ns(next.AuthTime)); err != nil {
+		t.Fatal(err)
+	}
+	revoked := make(chan error, 1)
+	go func() { revoked <- s.RevokeFamily(ctx, "fam") }()
+	// Wait until the revocation waits on t1's lock.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tg_refresh SET revoked%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revocation never waited on the rotation's lock")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval of the condition above
+	}
+	if err := rotation.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-revoked; err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"t1", "t2"} {
+		if _, err := s.GetRefresh(ctx, h); !errors.Is(err, issuer.ErrNotFound) {
+			t.Errorf("%s after its family was revoked: %v, want ErrNotFound (revoked)", h, err)
+		}
+	}
+}
