@@ -251,7 +251,7 @@ func (h *Handler) joinCore(ctx caddy.Context, repl *caddy.Replacer) error {
 			return nil, err
 		}
 		log := h.log.Named("issuer")
-		st.Logf = log.Sugar().Warnf
+		st.SetLogf(log.Sugar().Warnf)
 		core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, Logger: log, Retention: issuer.Leeway})
 		if err != nil {
 			st.Close()

@@ -28,11 +28,20 @@ type Store struct {
 	postgres bool
 	stmts    stmtCache // every query prepared once
 	observe  atomic.Pointer[Observer]
-	memory   bool   // SQLite :memory:: one connection holds the database
-	dsn      string // PostgreSQL: for the LISTEN connection
+	memory   bool          // SQLite :memory:: one connection holds the database
+	ckpt     *checkpointer // SQLite file opened by Open; nil otherwise
+	dsn      string        // PostgreSQL: for the LISTEN connection
 	// Logf reports trouble of the background change watcher; nil: silent.
+	// Set it before Watch, or use SetLogf.
 	Logf func(format string, args ...any)
+	// logTo is SetLogf's: read by goroutines that run from Open on (the
+	// checkpointer), which a plain field written after Open would race.
+	logTo atomic.Pointer[func(format string, args ...any)]
 }
+
+// SetLogf reports trouble of the store's background work (change watcher,
+// checkpointer) to f from now on; it is safe while they run.
+func (s *Store) SetLogf(f func(format string, args ...any)) { s.logTo.Store(&f) }
 
 // Observer is told the duration and outcome of store operations, for
 // metrics. op is the statement's verb and first table ("SELECT tg_keys").
@@ -69,8 +78,17 @@ func opName(query string) string {
 }
 
 func (s *Store) logf(format string, args ...any) {
-	if s.Logf != nil {
+	if f := s.logTo.Load(); f != nil && *f != nil {
+		(*f)(format, args...)
+	} else if s.Logf != nil {
 		s.Logf(format, args...)
+	}
+}
+
+// bgLogf is logf for goroutines started by Open: SetLogf's only.
+func (s *Store) bgLogf(format string, args ...any) {
+	if f := s.logTo.Load(); f != nil && *f != nil {
+		(*f)(format, args...)
 	}
 }
 
@@ -81,7 +99,13 @@ var _ issuer.Store = (*Store)(nil)
 // may carry pool_max_conns (as pgxpool names it; default
 // DefaultPoolSize): the connections kept open and reused.
 func Open(ctx context.Context, driver, dsn string) (*Store, error) {
-	return open(ctx, driver, dsn, false)
+	return open(ctx, driver, dsn, false, openOptions{checkpointEvery: checkpointEvery})
+}
+
+// openOptions are what tests change about a store.
+type openOptions struct {
+	checkpointEvery time.Duration          // 0: no checkpointer
+	checkpointed    func(checkpointResult) // told every checkpoint pass
 }
 
 // ErrNoStore says OpenExisting found no store, or one never migrated.
@@ -96,10 +120,10 @@ func OpenExisting(ctx context.Context, driver, dsn string) (*Store, error) {
 			return nil, fmt.Errorf("%w at %s", ErrNoStore, dsn)
 		}
 	}
-	return open(ctx, driver, dsn, true)
+	return open(ctx, driver, dsn, true, openOptions{})
 }
 
-func open(ctx context.Context, driver, dsn string, existing bool) (*Store, error) {
+func open(ctx context.Context, driver, dsn string, existing bool, opts openOptions) (*Store, error) {
 	var s Store
 	var err error
 	switch driver {
@@ -139,6 +163,12 @@ func open(ctx context.Context, driver, dsn string, existing bool) (*Store, error
 		s.db.Close()
 		return nil, err
 	}
+	if driver == "sqlite" && !s.memory && !existing && opts.checkpointEvery > 0 {
+		if s.ckpt, err = startCheckpointer(ctx, dsn, opts.checkpointEvery, s.bgLogf, opts.checkpointed); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	return &s, nil
 }
 
@@ -157,11 +187,9 @@ func openSQLite(path string, create bool) (*sql.DB, error) {
 		}
 		f.Close()
 	}
-	// WAL lets readers run beside the writer; immediate transactions take
-	// the write lock up front so two writers queue instead of deadlocking.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+	// A store that creates is a server's, with a checkpointer (see
+	// checkpoint.go); a read-only open keeps SQLite's own checkpoints.
+	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, create && path != ":memory:"))
 	if err != nil {
 		return nil, errorf("opening sqlite store: %w", err)
 	}
@@ -175,9 +203,44 @@ func openSQLite(path string, create bool) (*sql.DB, error) {
 		return db, nil
 	}
 	// Keep every connection: reopening one re-runs the pragmas.
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
+	db.SetMaxOpenConns(sqlitePool)
+	db.SetMaxIdleConns(sqlitePool)
 	return db, nil
+}
+
+// SQLite connection settings.
+const (
+	sqlitePool = 8
+	sqliteBusy = 10 * time.Second
+	// sqliteCache is each connection's page cache (KiB): enough for the
+	// interior pages of tg_refresh's B-trees at millions of rows, so a
+	// lookup reads only leaves. At most sqlitePool+1 times this in memory.
+	sqliteCache = 16 << 10
+	// sqliteMmap maps the database file: a page read is then a copy from
+	// the OS page cache instead of a pread system call each (the driver is
+	// pure Go: syscalls are what a 5-million-row table cost). The mapping
+	// is shared by every connection and is the kernel's reclaimable page
+	// cache, not the process's memory; only address space is reserved.
+	// Pages still in the WAL are read from the WAL as before.
+	sqliteMmap = 1 << 30
+)
+
+// sqliteDSN is the driver's DSN for the database at path. WAL lets readers
+// run beside the writer; immediate transactions take the write lock up
+// front so two writers queue instead of deadlocking. With checkpointed the
+// connection never checkpoints (the store's checkpointer does) and a WAL
+// that restarts is cut back to walLimit.
+func sqliteDSN(path string, busy time.Duration, checkpointed bool) string {
+	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)"+
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate", path, busy.Milliseconds())
+	if path == ":memory:" {
+		return dsn
+	}
+	dsn += fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=mmap_size(%d)", sqliteCache, sqliteMmap)
+	if checkpointed {
+		dsn += fmt.Sprintf("&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(%d)", walLimit)
+	}
+	return dsn
 }
 
 // DefaultPoolSize is how many PostgreSQL connections a store keeps open.
@@ -240,10 +303,17 @@ func poolSize(dsn string) (string, int, error) {
 	return dsn, size, nil
 }
 
-// Close closes the prepared statements and the database.
+// Close stops the checkpointer and closes the prepared statements and the
+// database.
 func (s *Store) Close() error {
+	var err error
+	if s.ckpt != nil {
+		if err = s.ckpt.close(); err != nil {
+			err = errorf("closing sqlite checkpointer: %w", err)
+		}
+	}
 	s.closeStmts()
-	return s.db.Close()
+	return errors.Join(err, s.db.Close())
 }
 
 // q rewrites ? placeholders to $n for PostgreSQL.
