@@ -10,51 +10,52 @@ import (
 // SQLite WAL checkpointing off the request path.
 //
 // With journal_mode=WAL and synchronous=NORMAL a commit does not fsync, but
-// SQLite's automatic checkpoint (every 1000 WAL pages) runs on the
-// connection that committed: it copies the WAL's pages into the database
-// file and fsyncs it before that request's Exec returns. Measured with
-// benchstore prune, that was the longest single-row write even before
-// pruning started (132 ms), and pruning, whose deletes touch many index
-// pages, made those checkpoints frequent. So the pool's connections never
-// checkpoint (wal_autocheckpoint=0) and the store runs PASSIVE checkpoints
-// from a goroutine of its own on a connection of its own: a PASSIVE
-// checkpoint takes no lock a writer or reader waits for.
+// SQLite's automatic checkpoint (every 1000 WAL pages, 4 MiB) runs on the
+// connection that committed: it copies those pages into the database file
+// and fsyncs it before that request's Exec returns, several times a second
+// under refresh load, and more often while pruning (its deletes touch many
+// index pages). So the store runs PASSIVE checkpoints from a goroutine of
+// its own on a connection of its own, which takes no lock a writer or a
+// reader waits for, and the pool's connections checkpoint only as a
+// backstop, at walLimit.
+//
+// The backstop is needed: a PASSIVE checkpoint copies the WAL but the WAL
+// starts over from its beginning only when a write transaction begins with
+// all of it copied. A connection that checkpoints right after its own
+// commit usually finds it so; a checkpointer beside a steady stream of
+// writes never does (a commit always lands between its pass and the next
+// transaction), and the WAL grew without end (436 MB in six minutes of
+// benchstore prune with wal_autocheckpoint=0). A RESTART checkpoint from
+// the checkpointer, which holds writers off until the WAL can start over,
+// lost the write lock to busy writers every time (SQLite's busy wait is
+// sleep-and-retry, not a queue). With the backstop, past walLimit the next
+// commit checkpoints as SQLite always did, but finds nearly everything
+// already copied (so its pass is short: the tail, and the fsync), and the
+// WAL starts over; that happens once per walLimit of writes, not once per
+// 4 MiB. A reader that holds an old snapshot still keeps the WAL from
+// starting over until it ends, as without a checkpointer.
 const (
-	// checkpointEvery: at ~1000 refresh grants/s the WAL grows by ~30 MB/s;
-	// ten passes a second keep each pass to a few MB, about what SQLite's
-	// own automatic checkpoint copies at a time.
+	// checkpointEvery: at ~1000 refresh grants/s the WAL grows by ~25 MB/s;
+	// ten passes a second copy a few MB each.
 	checkpointEvery = 100 * time.Millisecond
-	// walLimit bounds the WAL. A PASSIVE checkpoint cannot copy frames
-	// newer than the snapshot of the oldest reader, and the WAL restarts
-	// from its beginning only once all of it is copied; with a reader that
-	// keeps an old snapshot for long, the WAL grows. Past walLimit the
-	// checkpointer runs a TRUNCATE checkpoint: it waits for the readers and
-	// blocks writers while it does, so it only runs then (a stuck reader)
-	// and waits at most walBusy before giving up until the next pass. It
-	// is also the journal_size_limit: the size a WAL file is cut back to
-	// when it restarts after a burst.
+	// walLimit is where the pool's connections checkpoint themselves
+	// (wal_autocheckpoint, in pages) and the journal_size_limit: what the
+	// WAL file is cut back to when it starts over after a burst.
 	walLimit = 64 << 20
-	// walBusy is the busy timeout of the checkpointer's connection, the
-	// longest a TRUNCATE checkpoint waits for readers and the writer
-	// (writers queue behind it meanwhile).
-	walBusy = 50 * time.Millisecond
 )
 
 // checkpointResult is one pass of the checkpointer: the WAL's size in
-// pages before it, how many of them are in the database file after it,
-// and whether the pass had to truncate the WAL.
+// pages before it and how many of them are in the database file after it.
 type checkpointResult struct {
 	walPages, copied int64
-	truncated        bool
 	err              error
 }
 
 // checkpointer runs the checkpoints of a file-backed SQLite store.
 type checkpointer struct {
-	db       *sql.DB // one connection, beside the pool
-	pageSize int64
-	every    time.Duration
-	logf     func(format string, args ...any)
+	db    *sql.DB // one connection, beside the pool
+	every time.Duration
+	logf  func(format string, args ...any)
 	// passed, when not nil, is told every pass (tests wait on it).
 	passed func(checkpointResult)
 	cancel context.CancelFunc
@@ -64,7 +65,8 @@ type checkpointer struct {
 // startCheckpointer opens the checkpointer's connection to the database at
 // dsn (the pool's DSN) and starts its goroutine; close stops it.
 func startCheckpointer(ctx context.Context, path string, every time.Duration, logf func(string, ...any), passed func(checkpointResult)) (*checkpointer, error) {
-	db, err := sql.Open("sqlite", sqliteDSN(path, walBusy, true))
+	// The pool's settings, with no backstop: this connection never writes.
+	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
 	if err != nil {
 		return nil, errorf("opening sqlite checkpointer: %w", err)
 	}
@@ -73,9 +75,9 @@ func startCheckpointer(ctx context.Context, path string, every time.Duration, lo
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
 	c := &checkpointer{db: db, every: every, logf: logf, passed: passed, done: make(chan struct{})}
-	if err := db.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&c.pageSize); err != nil {
+	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, errorf("reading sqlite page size: %w", err)
+		return nil, errorf("opening sqlite checkpointer: %w", err)
 	}
 	// Not ctx: that is Open's, and the checkpointer lives until close.
 	run, cancel := context.WithCancel(context.Background())
@@ -95,7 +97,10 @@ func (c *checkpointer) run(ctx context.Context) {
 		case <-t.C:
 		}
 		r := c.pass(ctx)
-		if r.err != nil && ctx.Err() == nil && c.logf != nil {
+		if ctx.Err() != nil {
+			return // closing: the pass was cut short
+		}
+		if r.err != nil && c.logf != nil {
 			c.logf("sqlite checkpoint: %v", r.err)
 		}
 		if c.passed != nil {
@@ -104,26 +109,12 @@ func (c *checkpointer) run(ctx context.Context) {
 	}
 }
 
-// pass runs one PASSIVE checkpoint, and a TRUNCATE one when the WAL is
-// still past walLimit after it.
+// pass runs one PASSIVE checkpoint.
 func (c *checkpointer) pass(ctx context.Context) checkpointResult {
 	var r checkpointResult
 	var busy int
 	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &r.walPages, &r.copied); err != nil {
 		r.err = fmt.Errorf("running a passive checkpoint: %w", err)
-		return r
-	}
-	if r.walPages*c.pageSize <= walLimit || r.copied >= r.walPages {
-		return r
-	}
-	// A reader holds an old snapshot and the WAL is past its bound.
-	r.truncated = true
-	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &r.walPages, &r.copied); err != nil {
-		r.err = fmt.Errorf("truncating a WAL of %d pages: %w", r.walPages, err)
-		return r
-	}
-	if busy != 0 {
-		r.err = fmt.Errorf("WAL past %d MiB: readers kept it from being truncated for %v, trying again next pass", walLimit>>20, walBusy)
 	}
 	return r
 }

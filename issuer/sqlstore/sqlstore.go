@@ -99,12 +99,13 @@ var _ issuer.Store = (*Store)(nil)
 // may carry pool_max_conns (as pgxpool names it; default
 // DefaultPoolSize): the connections kept open and reused.
 func Open(ctx context.Context, driver, dsn string) (*Store, error) {
-	return open(ctx, driver, dsn, false, openOptions{checkpointEvery: checkpointEvery})
+	return open(ctx, driver, dsn, false, openOptions{checkpointEvery: checkpointEvery, walLimit: walLimit})
 }
 
 // openOptions are what tests change about a store.
 type openOptions struct {
 	checkpointEvery time.Duration          // 0: no checkpointer
+	walLimit        int64                  // WAL size at which writers checkpoint; 0: SQLite's default
 	checkpointed    func(checkpointResult) // told every checkpoint pass
 }
 
@@ -129,7 +130,11 @@ func open(ctx context.Context, driver, dsn string, existing bool, opts openOptio
 	switch driver {
 	case "sqlite":
 		s.memory = dsn == ":memory:"
-		if s.db, err = openSQLite(dsn, !existing); err != nil {
+		limit := opts.walLimit
+		if existing {
+			limit = 0 // no checkpointer: SQLite's own checkpoints
+		}
+		if s.db, err = openSQLite(dsn, !existing, limit); err != nil {
 			return nil, err
 		}
 	case "postgres":
@@ -172,7 +177,7 @@ func open(ctx context.Context, driver, dsn string, existing bool, opts openOptio
 	return &s, nil
 }
 
-func openSQLite(path string, create bool) (*sql.DB, error) {
+func openSQLite(path string, create bool, walLimit int64) (*sql.DB, error) {
 	if path == "" {
 		return nil, errors.New("sqlite store needs a file path")
 	}
@@ -189,7 +194,7 @@ func openSQLite(path string, create bool) (*sql.DB, error) {
 	}
 	// A store that creates is a server's, with a checkpointer (see
 	// checkpoint.go); a read-only open keeps SQLite's own checkpoints.
-	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, create && path != ":memory:"))
+	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, walLimit))
 	if err != nil {
 		return nil, errorf("opening sqlite store: %w", err)
 	}
@@ -211,6 +216,7 @@ func openSQLite(path string, create bool) (*sql.DB, error) {
 // SQLite connection settings.
 const (
 	sqlitePool = 8
+	sqlitePage = 4096 // SQLite's default page size, which the store keeps
 	sqliteBusy = 10 * time.Second
 	// sqliteCache is each connection's page cache (KiB): enough for the
 	// interior pages of tg_refresh's B-trees at millions of rows, so a
@@ -227,18 +233,19 @@ const (
 
 // sqliteDSN is the driver's DSN for the database at path. WAL lets readers
 // run beside the writer; immediate transactions take the write lock up
-// front so two writers queue instead of deadlocking. With checkpointed the
-// connection never checkpoints (the store's checkpointer does) and a WAL
-// that restarts is cut back to walLimit.
-func sqliteDSN(path string, busy time.Duration, checkpointed bool) string {
+// front so two writers queue instead of deadlocking. With walLimit > 0 the
+// connection checkpoints only once the WAL holds walLimit bytes (the
+// store's checkpointer does it before), and a WAL that starts over is cut
+// back to walLimit.
+func sqliteDSN(path string, busy time.Duration, walLimit int64) string {
 	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)"+
 		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate", path, busy.Milliseconds())
 	if path == ":memory:" {
 		return dsn
 	}
 	dsn += fmt.Sprintf("&_pragma=cache_size(-%d)&_pragma=mmap_size(%d)", sqliteCache, sqliteMmap)
-	if checkpointed {
-		dsn += fmt.Sprintf("&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(%d)", walLimit)
+	if walLimit > 0 {
+		dsn += fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)", walLimit/sqlitePage, walLimit)
 	}
 	return dsn
 }
