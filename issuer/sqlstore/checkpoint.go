@@ -62,8 +62,8 @@ type checkpointer struct {
 	done   chan struct{}
 }
 
-// startCheckpointer opens the checkpointer's connection to the database at
-// dsn (the pool's DSN) and starts its goroutine; close stops it.
+// startCheckpointer opens the checkpointer's connection to the SQLite file
+// at path and starts its goroutine; close stops it.
 func startCheckpointer(ctx context.Context, path string, every time.Duration, logf func(string, ...any), passed func(checkpointResult)) (*checkpointer, error) {
 	// The pool's settings, with no backstop: this connection never writes.
 	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
