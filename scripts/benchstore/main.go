@@ -332,6 +332,7 @@ func randomHex(n int) string {
 
 type pruneResult struct {
 	Rows               int64   `json:"rows"`
+	WriteRate          int     `json:"write_rate"`
 	PruneSeconds       float64 `json:"prune_s"`
 	WritesDuringPrune  int     `json:"writes_during_prune"`
 	MaxWriteStallMS    float64 `json:"max_write_stall_ms"`
@@ -342,12 +343,22 @@ type pruneResult struct {
 
 // prune fills a fresh SQLite store with expired rows, then measures how
 // long single-row writes from another connection pool (as another process
-// would) wait while PurgeExpired deletes them.
+// would) wait while PurgeExpired deletes them. The writer issues -rate
+// writes a second (a steady request load; a write that stalls delays the
+// next, so the stall is measured, not hidden); 0 writes back to back,
+// which holds the write lock so often that the pruner mostly waits.
 func prune(args []string) (pruneResult, error) {
 	fs := flag.NewFlagSet("prune", flag.ExitOnError)
 	path := fs.String("dsn", "", "SQLite path (created)")
 	rows := fs.Int64("rows", 1_000_000, "expired rows")
+	rate := fs.Int("rate", 1000, "writes per second during the measurement (0: back to back)")
 	_ = fs.Parse(args)
+	var tick <-chan time.Time
+	if *rate > 0 {
+		t := time.NewTicker(time.Second / time.Duration(*rate))
+		defer t.Stop()
+		tick = t.C
+	}
 	ctx := context.Background()
 	if _, err := fillRows("sqlite", *path, *rows, true); err != nil {
 		return pruneResult{}, err
@@ -374,6 +385,9 @@ func prune(args []string) (pruneResult, error) {
 			mu.Unlock()
 			if ph == 2 {
 				return
+			}
+			if tick != nil {
+				<-tick
 			}
 			rec := issuer.RefreshRecord{Hash: randomHex(32), Family: "w", Subject: "writer", Kind: "user", Issuer: "http://bench",
 				ExpiresAt: time.Now().Add(time.Hour), AuthTime: time.Now()}
@@ -418,7 +432,7 @@ func prune(args []string) (pruneResult, error) {
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
 	slices.Sort(base)
 	slices.Sort(during)
-	r := pruneResult{Rows: *rows, PruneSeconds: elapsed.Seconds(), WritesDuringPrune: len(during), Left: left}
+	r := pruneResult{Rows: *rows, WriteRate: *rate, PruneSeconds: elapsed.Seconds(), WritesDuringPrune: len(during), Left: left}
 	if len(base) > 0 {
 		r.BaselineMaxWriteMS = ms(base[len(base)-1])
 	}
