@@ -90,6 +90,7 @@ func (c *checkpointer) run(ctx context.Context) {
 	defer close(c.done)
 	t := time.NewTicker(c.every)
 	defer t.Stop()
+	var lastLogged time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -100,8 +101,11 @@ func (c *checkpointer) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // closing: the pass was cut short
 		}
-		if r.err != nil && c.logf != nil {
+		// A lasting failure (a full disk) is logged once a minute, not
+		// on every pass.
+		if r.err != nil && c.logf != nil && time.Since(lastLogged) >= time.Minute {
 			c.logf("sqlite checkpoint: %v", r.err)
+			lastLogged = time.Now()
 		}
 		if c.passed != nil {
 			c.passed(r)

@@ -51,10 +51,12 @@ func TestCheckpointerTakesCheckpointsOffWriters(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if wal := fileSize(t, path+"-wal"); wal < 5<<20 {
-				t.Fatalf("WAL of %d bytes after %d writes: the test needs more than SQLite's 4 MB", wal, writes)
-			}
 			if tc.every == 0 {
+				// (With the checkpointer the WAL may start over between
+				// writes and never get this large.)
+				if wal := fileSize(t, path+"-wal"); wal < 5<<20 {
+					t.Fatalf("WAL of %d bytes after %d writes: the test needs more than SQLite's 4 MB", wal, writes)
+				}
 				if grown := fileSize(t, path); grown != before {
 					t.Fatalf("database file grew from %d to %d bytes: a writer checkpointed", before, grown)
 				}
@@ -94,9 +96,10 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	}{
 		// A writer's backstop checkpoint is skipped while the checkpointer
 		// holds the checkpoint lock, so the WAL overshoots the limit
-		// (measured 8 to 45 MB on a busy machine); half of what it reaches
-		// without either still tells bounded from growing.
-		{"checkpointer and backstop", 10 * time.Millisecond, limit, 0, 72 << 20},
+		// (measured 8 to 45 MB on a busy machine); below what it always
+		// reaches without either (about 140 MB) still tells bounded from
+		// growing, with room for a slower machine.
+		{"checkpointer and backstop", 10 * time.Millisecond, limit, 0, 90 << 20},
 		{"neither", 0, 1 << 40, 96 << 20, 1 << 40},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -77,8 +77,9 @@ const rotateFresh = `WITH used AS (
 	FROM used u LEFT JOIN tg_dpop_families d ON d.family = u.family`
 
 // prepareHot prepares the queries of the request path up front, so the
-// first requests parse no SQL and a statement the database refuses fails
-// the open.
+// first requests parse no SQL (and no request prepares one inside a
+// transaction), and a statement the database refuses fails the open (on
+// PostgreSQL it is prepared once to check it, then left to pgx's cache).
 func (s *Store) prepareHot(ctx context.Context) error {
 	hot := []string{refreshByHash, s.byHashLocked(), insertRefresh, useRefresh, supersedeRefresh,
 		replaceRefresh, revokeFamily, endSessions}
@@ -86,7 +87,14 @@ func (s *Store) prepareHot(ctx context.Context) error {
 		hot = append(hot, rotateFresh)
 	}
 	for _, q := range hot {
-		if _, err := s.prepared(ctx, q); err != nil {
+		if s.postgres {
+			st, err := s.db.PrepareContext(ctx, s.q(q))
+			if err != nil {
+				return errorf("preparing %s: %w", opName(q), err)
+			}
+			st.Close()
+		}
+		if _, err := s.prepare(ctx, q); err != nil {
 			return err
 		}
 	}
@@ -136,7 +144,7 @@ func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord, exclu
 	if !exclusive {
 		return s.insertRefresh(ctx, nil, r)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return errorf("storing refresh token: %w", err)
 	}
@@ -203,7 +211,7 @@ func (s *Store) rotateFresh(ctx context.Context, oldHash string, next issuer.Ref
 // take the write lock at BEGIN), so concurrent exchanges of one token are
 // decided one after the other.
 func (s *Store) rotateInTx(ctx context.Context, oldHash string, next issuer.RefreshRecord, now time.Time, grace time.Duration) (issuer.RefreshRecord, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return issuer.RefreshRecord{}, errorf("rotating refresh token: %w", err)
 	}
@@ -254,7 +262,35 @@ func (s *Store) rotateInTx(ctx context.Context, oldHash string, next issuer.Refr
 
 // RevokeFamily implements issuer.Store.
 func (s *Store) RevokeFamily(ctx context.Context, family string) error {
-	return s.revokeFamilyIn(ctx, nil, family)
+	// A revocation finishes even if the caller goes away: stopping between
+	// passes could leave a concurrent rotation's successor live.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
+	defer cancel()
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return errorf("revoking refresh family: %w", err)
+	}
+	defer tx.Rollback()
+	if err := s.revokeFamilyIn(ctx, tx, family); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return errorf("revoking refresh family: %w", err)
+	}
+	return nil
+}
+
+// revokeTimeout bounds a family revocation that outlives its request.
+const revokeTimeout = 10 * time.Second
+
+// begin starts a transaction. The refresh paths rely on READ COMMITTED on
+// PostgreSQL (each statement sees what committed before it), so it is
+// asked for rather than taken from the server's default.
+func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
+	if s.postgres {
+		return s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	}
+	return s.db.BeginTx(ctx, nil)
 }
 
 // maxRevokePasses bounds revokeFamilyIn's passes; each one needs a
@@ -277,7 +313,7 @@ func (s *Store) revokeFamilyIn(ctx context.Context, tx *sql.Tx, family string) e
 			return nil
 		}
 	}
-	return nil
+	return errorf("revoking refresh family: tokens still being rotated after %d passes", maxRevokePasses)
 }
 
 // EndSessions implements issuer.Store. One row per subject: it is read with

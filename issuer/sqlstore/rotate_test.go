@@ -251,14 +251,19 @@ func TestRevokeFamilyCatchesAConcurrentSuccessor(t *testing.T) {
 		next.Principal, next.ClientID, next.Scope, next.Issuer, ns(next.ExpiresAt), ns(next.AuthTime)); err != nil {
 		t.Fatal(err)
 	}
+	var rotationPID int
+	if err := rotation.QueryRowContext(ctx, `SELECT pg_backend_pid()`).Scan(&rotationPID); err != nil {
+		t.Fatal(err)
+	}
 	revoked := make(chan error, 1)
 	go func() { revoked <- s.RevokeFamily(ctx, "fam") }()
-	// Wait until the revocation waits on t1's lock.
+	// Wait until the revocation waits on t1's lock, which this rotation
+	// holds (no other test's backend can stand in for it).
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var waiting int
 		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE tg_refresh SET revoked%'`).Scan(&waiting); err != nil {
+			WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE 'UPDATE tg_refresh SET revoked%'`, rotationPID).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
 		if waiting > 0 {

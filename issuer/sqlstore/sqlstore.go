@@ -628,12 +628,13 @@ func (s *Store) Setting(ctx context.Context, name string, create func() (string,
 
 func list[T any](ctx context.Context, s *Store, query string, scan func(interface{ Scan(...any) error }) (T, error), args ...any) (_ []T, err error) {
 	start := time.Now()
-	defer func() { s.observed(opName(query), start, err) }()
+	p := s.lookup(ctx, query, false)
+	defer func() { s.observed(p.op, start, err) }()
 	var rows *sql.Rows
-	if p, perr := s.prepared(ctx, query); perr == nil {
+	if p.stmt != nil {
 		rows, err = p.stmt.QueryContext(ctx, args...)
 	} else {
-		rows, err = s.db.QueryContext(ctx, s.q(query), args...)
+		rows, err = s.db.QueryContext(ctx, p.query, args...)
 	}
 	if err != nil {
 		return nil, errorf("listing: %w", err)

@@ -8,18 +8,22 @@ import (
 	"time"
 )
 
-// maxStmts bounds the statements kept prepared. Queries are this
-// package's constants, so the bound is never reached; it keeps a future
-// query built at run time from growing the cache without end.
+// maxStmts bounds the statements kept. Queries are this package's
+// constants, so the bound is never reached; it keeps a future query built
+// at run time from growing the cache without end.
 const maxStmts = 256
 
-// prepared is a query prepared once for the whole pool (database/sql
-// prepares it on each connection the first time it runs there): SQLite
-// then compiles no SQL per call, and PostgreSQL's placeholders are
-// rewritten once.
+// prepared is a query ready to run. On SQLite it is prepared once for the
+// whole pool (database/sql prepares it on each connection the first time
+// it runs there), so SQLite compiles no SQL per call. On PostgreSQL it is
+// only the query with $n placeholders: pgx already prepares and caches
+// statements per connection, and drops one the server stops accepting
+// (after a migration by a newer instance), which a database/sql Stmt
+// would keep failing with.
 type prepared struct {
-	stmt *sql.Stmt
-	op   string // opName(query), for the observer
+	stmt  *sql.Stmt // nil on PostgreSQL, or when it could not be prepared
+	query string    // as the driver runs it
+	op    string    // opName(query), for the observer
 }
 
 // stmtCache maps a query (as written, with ? placeholders) to its
@@ -29,75 +33,99 @@ type stmtCache struct {
 	n atomic.Int32
 }
 
-// prepared returns query prepared, preparing it on first use. On an error
-// (the store unreachable, say) the caller runs the query unprepared, which
-// fails the same way or succeeds once the store is back.
-func (s *Store) prepared(ctx context.Context, query string) (*prepared, error) {
+// prepare returns query ready to run, preparing and caching it on first
+// use.
+func (s *Store) prepare(ctx context.Context, query string) (*prepared, error) {
 	if p, ok := s.stmts.m.Load(query); ok {
 		return p.(*prepared), nil
 	}
+	p := &prepared{query: s.q(query), op: opName(query)}
 	if s.stmts.n.Load() >= maxStmts {
-		return nil, errorf("statement cache full")
+		return p, nil // run unprepared
 	}
-	st, err := s.db.PrepareContext(ctx, s.q(query))
-	if err != nil {
-		return nil, errorf("preparing %s: %w", opName(query), err)
+	if !s.postgres {
+		st, err := s.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return nil, errorf("preparing %s: %w", p.op, err)
+		}
+		p.stmt = st
 	}
-	p := &prepared{stmt: st, op: opName(query)}
 	if old, loaded := s.stmts.m.LoadOrStore(query, p); loaded {
-		st.Close()
+		if p.stmt != nil {
+			p.stmt.Close()
+		}
 		return old.(*prepared), nil
 	}
 	s.stmts.n.Add(1)
 	return p, nil
 }
 
-// closeStmts closes every prepared statement.
+// lookup returns query ready to run, never failing: a query that cannot
+// be prepared now (the store is unreachable, say) runs unprepared, which
+// fails the same way or succeeds once the store is back. In a transaction
+// a query not prepared yet runs unprepared: preparing it would need a
+// second connection while the transaction holds one (a deadlock on a
+// one-connection pool).
+func (s *Store) lookup(ctx context.Context, query string, inTx bool) *prepared {
+	if p, ok := s.stmts.m.Load(query); ok {
+		return p.(*prepared)
+	}
+	if !inTx {
+		if p, err := s.prepare(ctx, query); err == nil {
+			return p
+		}
+	}
+	return &prepared{query: s.q(query), op: opName(query)}
+}
+
+// closeStmts closes every prepared statement and empties the cache.
 func (s *Store) closeStmts() {
 	s.stmts.m.Range(func(k, v any) bool {
-		v.(*prepared).stmt.Close()
+		if st := v.(*prepared).stmt; st != nil {
+			st.Close()
+		}
 		s.stmts.m.Delete(k)
+		s.stmts.n.Add(-1)
 		return true
 	})
 }
 
-// execIn runs query through its prepared statement, in tx unless tx is
-// nil, observed.
+// execIn runs query, in tx unless tx is nil, observed.
 func (s *Store) execIn(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
 	start := time.Now()
+	p := s.lookup(ctx, query, tx != nil)
 	var res sql.Result
-	p, err := s.prepared(ctx, query)
+	var err error
 	switch {
-	case err != nil && tx != nil:
-		res, err = tx.ExecContext(ctx, s.q(query), args...)
-	case err != nil:
-		res, err = s.db.ExecContext(ctx, s.q(query), args...)
+	case p.stmt == nil && tx != nil:
+		res, err = tx.ExecContext(ctx, p.query, args...)
+	case p.stmt == nil:
+		res, err = s.db.ExecContext(ctx, p.query, args...)
 	case tx != nil:
 		res, err = tx.StmtContext(ctx, p.stmt).ExecContext(ctx, args...)
 	default:
 		res, err = p.stmt.ExecContext(ctx, args...)
 	}
-	s.observed(opOf(p, query), start, err)
+	s.observed(p.op, start, err)
 	return res, err
 }
 
-// rowIn runs one-row query through its prepared statement, in tx unless
-// tx is nil, observed.
+// rowIn runs one-row query, in tx unless tx is nil, observed.
 func (s *Store) rowIn(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
 	start := time.Now()
+	p := s.lookup(ctx, query, tx != nil)
 	var r *sql.Row
-	p, err := s.prepared(ctx, query)
 	switch {
-	case err != nil && tx != nil:
-		r = tx.QueryRowContext(ctx, s.q(query), args...)
-	case err != nil:
-		r = s.db.QueryRowContext(ctx, s.q(query), args...)
+	case p.stmt == nil && tx != nil:
+		r = tx.QueryRowContext(ctx, p.query, args...)
+	case p.stmt == nil:
+		r = s.db.QueryRowContext(ctx, p.query, args...)
 	case tx != nil:
 		r = tx.StmtContext(ctx, p.stmt).QueryRowContext(ctx, args...)
 	default:
 		r = p.stmt.QueryRowContext(ctx, args...)
 	}
-	s.observed(opOf(p, query), start, r.Err())
+	s.observed(p.op, start, r.Err())
 	return r
 }
 
@@ -109,12 +137,4 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 // row runs a one-row query, observed.
 func (s *Store) row(ctx context.Context, query string, args ...any) *sql.Row {
 	return s.rowIn(ctx, nil, query, args...)
-}
-
-// opOf is p's operation name, or query's when it could not be prepared.
-func opOf(p *prepared, query string) string {
-	if p != nil {
-		return p.op
-	}
-	return opName(query)
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func TestQueriesArePreparedOnce(t *testing.T) {
 	}
 	work()
 	n := s.stmts.n.Load()
-	first, err := s.prepared(ctx, refreshByHash)
+	first, err := s.prepare(ctx, refreshByHash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,13 +43,17 @@ func TestQueriesArePreparedOnce(t *testing.T) {
 	if again := s.stmts.n.Load(); again != n {
 		t.Errorf("prepared statements grew from %d to %d when the same queries ran again", n, again)
 	}
-	if p, _ := s.prepared(ctx, refreshByHash); p != first {
+	if p, _ := s.prepare(ctx, refreshByHash); p != first {
 		t.Error("a query was prepared a second time")
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := first.stmt.ExecContext(ctx, "x"); err == nil {
-		t.Error("a prepared statement still runs after Close")
+	if n := s.stmts.n.Load(); n != 0 {
+		t.Errorf("%d statements left in the cache after Close", n)
+	}
+	// database/sql says which was closed: the statement, not only the pool.
+	if _, err := first.stmt.ExecContext(ctx, "x"); err == nil || !strings.Contains(err.Error(), "statement is closed") {
+		t.Errorf("a prepared statement after Close: %v, want it closed", err)
 	}
 }
