@@ -339,6 +339,8 @@ type pruneResult struct {
 	P99WriteMS         float64 `json:"p99_write_ms"`
 	BaselineMaxWriteMS float64 `json:"baseline_max_write_ms"`
 	Left               int64   `json:"expired_rows_left"`
+	LongestPruneMS     float64 `json:"longest_prune_statement_ms"`
+	LongestPruneOp     string  `json:"longest_prune_statement"`
 }
 
 // prune fills a fresh SQLite store with expired rows, then measures how
@@ -368,6 +370,18 @@ func prune(args []string) (pruneResult, error) {
 		return pruneResult{}, err
 	}
 	defer pruner.Close()
+	// The longest statement of the pruner: a batch holds the write lock
+	// that long.
+	var batchMu sync.Mutex
+	var longestBatch time.Duration
+	var longestOp string
+	pruner.SetObserver(func(op string, d time.Duration, _ error) {
+		batchMu.Lock()
+		defer batchMu.Unlock()
+		if d > longestBatch {
+			longestBatch, longestOp = d, op
+		}
+	})
 	writer, err := sqlstore.Open(ctx, "sqlite", *path)
 	if err != nil {
 		return pruneResult{}, err
@@ -432,7 +446,9 @@ func prune(args []string) (pruneResult, error) {
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
 	slices.Sort(base)
 	slices.Sort(during)
-	r := pruneResult{Rows: *rows, WriteRate: *rate, PruneSeconds: elapsed.Seconds(), WritesDuringPrune: len(during), Left: left}
+	batchMu.Lock()
+	defer batchMu.Unlock()
+	r := pruneResult{LongestPruneMS: float64(longestBatch) / 1e6, LongestPruneOp: longestOp, Rows: *rows, WriteRate: *rate, PruneSeconds: elapsed.Seconds(), WritesDuringPrune: len(during), Left: left}
 	if len(base) > 0 {
 		r.BaselineMaxWriteMS = ms(base[len(base)-1])
 	}
