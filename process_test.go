@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/caddy-tokengate/internal/pgtest"
+	"github.com/tokengate/caddy-tokengate/internal/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -135,23 +136,20 @@ func (p *caddyProc) start() {
 	p.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(p.cmd, p.exited)
 	// Ready when /health answers.
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	waitfor.Until(p.t, "caddy to answer /health", 2*time.Minute, 20*time.Millisecond, func() bool {
 		select {
 		case <-p.exited:
 			log, _ := os.ReadFile(filepath.Join(p.dir, "caddy.log"))
 			p.t.Fatalf("caddy exited while starting:\n%s", log)
 		default:
 		}
-		if res, err := p.client.Get(p.url("/health")); err == nil {
-			res.Body.Close()
-			return
+		res, err := p.client.Get(p.url("/health"))
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatal("caddy did not answer within 2 minutes")
-		}
-		time.Sleep(20 * time.Millisecond) // polling the port, not waiting for an effect
-	}
+		res.Body.Close()
+		return true
+	})
 }
 
 // kill ends the process with SIGKILL: no graceful shutdown.
@@ -398,13 +396,8 @@ func TestEndSessionsAcrossInstances(t *testing.T) {
 			if at == "" {
 				break
 			}
-			deadline := time.Now().Add(30 * time.Second)
-			for p.getStatus(at) != 401 {
-				if time.Now().After(deadline) {
-					t.Fatalf("access token of an ended session still accepted on :%d after 30s", p.port)
-				}
-				time.Sleep(50 * time.Millisecond) // polling the guard for the revocation
-			}
+			waitfor.Until(t, fmt.Sprintf("the guard on :%d to refuse the ended session's access token", p.port),
+				30*time.Second, 50*time.Millisecond, func() bool { return p.getStatus(at) == 401 })
 		}
 	}
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokengate/caddy-tokengate/cli"
+	"github.com/tokengate/caddy-tokengate/internal/waitfor"
 )
 
 // kidOf returns a JWT's kid, "" if it has none (safe off the test goroutine).
@@ -90,14 +91,8 @@ func TestKeysRotateUnderLoad(t *testing.T) {
 	t.Logf("%d requests, 0 failures, key %s -> %s", requests.Load(), before, lastKid.Load())
 }
 
-// waitUntil polls cond, a few milliseconds apart, for at most 15s.
+// waitUntil waits at most 15s for cond.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
-		if cond() {
-			return
-		}
-		time.Sleep(5 * time.Millisecond) // polling the condition
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	waitfor.Until(t, what, 15*time.Second, 0, cond)
 }

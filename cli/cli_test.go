@@ -17,6 +17,7 @@ import (
 	_ "github.com/tokengate/caddy-tokengate" // the tokengate Caddyfile directive
 	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/internal/issuertest"
+	"github.com/tokengate/caddy-tokengate/internal/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -307,15 +308,12 @@ func TestKeysRotateAlgChangesWhatIsSigned(t *testing.T) {
 	}
 	// keys list runs on the real clock: wait for the ES256 key to activate.
 	var out string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+	waitfor.Until(t, "the ES256 key to activate", 10*time.Second, 50*time.Millisecond, func() bool {
 		if out, err = run(t, "", "keys", "list", store); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out, "published") {
-			break
-		}
-		time.Sleep(50 * time.Millisecond) // polling a condition: the key's activation time
-	}
+		return !strings.Contains(out, "published")
+	})
 	active := map[string]int{}
 	for _, line := range strings.Split(out, "\n") {
 		if f := strings.Fields(line); len(f) >= 5 && f[4] == "active" || strings.Contains(line, "active,") {

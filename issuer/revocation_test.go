@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tokengate/caddy-tokengate/internal/pgtest"
+	"github.com/tokengate/caddy-tokengate/internal/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -95,18 +96,11 @@ func openWatched(t *testing.T, driver, dsn string) *issuer.Core {
 	return core
 }
 
-// waitFor polls cond (a few ms apart) until it holds or 10s pass.
+// waitFor waits at most 10s for cond, checked every 2 ms (the time it
+// took is a figure the tests report).
 func waitFor(t *testing.T, what string, cond func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for time.Since(start) < 10*time.Second {
-		if cond() {
-			return time.Since(start)
-		}
-		time.Sleep(2 * time.Millisecond) // polling the condition
-	}
-	t.Fatalf("%s: not within 10s", what)
-	return 0
+	return waitfor.Until(t, what, 10*time.Second, 2*time.Millisecond, cond)
 }
 
 // TestRevocationPropagates: a revocation made by one process is enforced

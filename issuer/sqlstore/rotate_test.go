@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tokengate/caddy-tokengate/internal/pgtest"
+	"github.com/tokengate/caddy-tokengate/internal/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
@@ -259,21 +260,14 @@ func TestRevokeFamilyCatchesAConcurrentSuccessor(t *testing.T) {
 	go func() { revoked <- s.RevokeFamily(ctx, "fam") }()
 	// Wait until the revocation waits on t1's lock, which this rotation
 	// holds (no other test's backend can stand in for it).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitfor.Until(t, "the revocation to wait on the rotation's lock", 10*time.Second, 0, func() bool {
 		var waiting int
 		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE 'UPDATE tg_refresh SET revoked%'`, rotationPID).Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the revocation never waited on the rotation's lock")
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval of the condition above
-	}
+		return waiting > 0
+	})
 	if err := rotation.Commit(); err != nil {
 		t.Fatal(err)
 	}
