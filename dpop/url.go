@@ -3,6 +3,8 @@ package dpop
 import (
 	"net/url"
 	"strings"
+
+	"github.com/tokengate/caddy-tokengate/internal/canonpath"
 )
 
 // SameURL reports whether a proof's htu names the request URL reqURL,
@@ -33,51 +35,9 @@ func normalURL(s string) (string, bool) {
 	if (scheme == "http" && strings.HasSuffix(host, ":80")) || (scheme == "https" && strings.HasSuffix(host, ":443")) {
 		host = host[:strings.LastIndexByte(host, ':')]
 	}
-	path := normalPath(u.EscapedPath())
+	path := canonpath.NormalizeEscapes(u.EscapedPath())
 	if path == "" {
 		path = "/"
 	}
 	return scheme + "://" + host + path, true
-}
-
-// normalPath upper-cases percent-encodings and decodes those of unreserved
-// characters, so /a%7eb, /a%7Eb and /a~b compare equal.
-func normalPath(p string) string {
-	if !strings.Contains(p, "%") {
-		return p
-	}
-	var b strings.Builder
-	for i := 0; i < len(p); i++ {
-		if p[i] == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
-			c := unhex(p[i+1])<<4 | unhex(p[i+2])
-			if unreserved(c) {
-				b.WriteByte(c)
-			} else {
-				b.WriteByte('%')
-				b.WriteString(strings.ToUpper(p[i+1 : i+3]))
-			}
-			i += 2
-			continue
-		}
-		b.WriteByte(p[i])
-	}
-	return b.String()
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	}
-	return c - 'a' + 10
-}
-
-func unreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }

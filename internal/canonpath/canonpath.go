@@ -319,6 +319,29 @@ func appendEscaped(buf []byte, c byte) []byte {
 	return append(buf, '%', upperHex[c>>4], upperHex[c&15])
 }
 
+// NormalizeEscapes is RFC 3986's percent-encoding normalisation (§6.2.2.1
+// and §6.2.2.2) and nothing else: hex digits upper-cased, escapes of
+// unreserved characters decoded, so /a%7eb, /a%7Eb and /a~b compare equal.
+func NormalizeEscapes(p string) string {
+	if !strings.Contains(p, "%") {
+		return p
+	}
+	b := make([]byte, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
+			if c := unhex(p[i+1])<<4 | unhex(p[i+2]); isUnreserved(c) || c == '.' {
+				b = append(b, c)
+			} else {
+				b = appendEscaped(b, c)
+			}
+			i += 2
+			continue
+		}
+		b = append(b, p[i])
+	}
+	return string(b)
+}
+
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

@@ -257,3 +257,24 @@ func TestWithoutParams(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeEscapes: only RFC 3986's percent-encoding normalisation,
+// nothing of Canonical's (no dot segments removed, nothing refused).
+func TestNormalizeEscapes(t *testing.T) {
+	for in, want := range map[string]string{
+		"/a~b":           "/a~b",
+		"/a%7eb":         "/a~b",
+		"/a%7Eb":         "/a~b",
+		"/a%2eb":         "/a.b",
+		"/a%2fb":         "/a%2Fb",
+		"/%41%5a%30%2D_": "/AZ0-_",
+		"/a%e2%82%ac":    "/a%E2%82%AC",
+		"/a/../b%":       "/a/../b%",
+		"/a%4":           "/a%4",
+		"/a%zz":          "/a%zz",
+	} {
+		if got := NormalizeEscapes(in); got != want {
+			t.Errorf("NormalizeEscapes(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
