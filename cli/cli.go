@@ -150,13 +150,19 @@ func withExitCodes(c *cobra.Command) {
 	}
 }
 
+// storeFlags resolves the store and master key named by --config/--store.
+func storeFlags(cmd *cobra.Command) (cfgPath, driver, dsn, masterKey string, err error) {
+	cfgPath, _ = cmd.Flags().GetString("config")
+	storeFlag, _ := cmd.Flags().GetString("store")
+	driver, dsn, masterKey, err = resolveStore(cfgPath, storeFlag)
+	return cfgPath, driver, dsn, masterKey, err
+}
+
 // withStore opens the store the flags name, runs f, and closes it. A
 // read-only command never creates or migrates a store.
 func withStore(cmd *cobra.Command, readOnly bool, f func(ctx context.Context, e env) error) error {
 	ctx := context.Background()
-	cfgPath, _ := cmd.Flags().GetString("config")
-	storeFlag, _ := cmd.Flags().GetString("store")
-	driver, dsn, masterKey, err := resolveStore(cfgPath, storeFlag)
+	cfgPath, driver, dsn, masterKey, err := storeFlags(cmd)
 	if err != nil {
 		return err
 	}

@@ -48,9 +48,7 @@ instance using the store first, and start them with the new key.`,
 				}
 			}
 			ctx := context.Background()
-			cfgPath, _ := cmd.Flags().GetString("config")
-			storeFlag, _ := cmd.Flags().GetString("store")
-			driver, dsn, masterKey, err := resolveStore(cfgPath, storeFlag)
+			_, driver, dsn, masterKey, err := storeFlags(cmd)
 			if err != nil {
 				return err
 			}
