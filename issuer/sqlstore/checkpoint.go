@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -19,25 +20,44 @@ import (
 // reader waits for, and the pool's connections checkpoint only as a
 // backstop, at walLimit.
 //
-// The backstop is needed: a PASSIVE checkpoint copies the WAL but the WAL
-// starts over from its beginning only when a write transaction begins with
-// all of it copied. A connection that checkpoints right after its own
-// commit usually finds it so; a checkpointer beside a steady stream of
-// writes never does (a commit always lands between its pass and the next
-// transaction), and the WAL grew without end (436 MB in six minutes of
-// benchstore prune with wal_autocheckpoint=0). A RESTART checkpoint from
-// the checkpointer, which holds writers off until the WAL can start over,
-// lost the write lock to busy writers every time (SQLite's busy wait is
-// sleep-and-retry, not a queue). With the backstop, past walLimit the next
-// commit checkpoints as SQLite always did, but finds nearly everything
-// already copied (so its pass is short: the tail, and the fsync), and the
-// WAL starts over; that happens once per walLimit of writes, not once per
-// 4 MiB. A reader that holds an old snapshot still keeps the WAL from
-// starting over until it ends, as without a checkpointer.
+// A PASSIVE checkpoint copies the WAL, but the WAL starts over from its
+// beginning only when a write transaction begins with all of it copied,
+// and beside a steady stream of writes that never happens by itself: a
+// commit always lands during the pass (its fsyncs take 10-40 ms here), and
+// the WAL grew without end (436 MB in six minutes of benchstore prune).
+// So once the WAL holds restartAt, the checkpointer makes it start over
+// (restart): it passes until little arrives during a pass, writes the
+// file system's dirty pages out, takes the write lock with an empty
+// immediate transaction on its second connection, copies what arrived
+// since its last pass on the first, and lets go; the next writer then
+// starts the WAL over. Writers wait meanwhile for one short pass: the
+// tail's pages and two fsyncs (10 ms median, 29 ms at most, in benchstore
+// prune on a 2-core VM), the least a WAL that starts over under steady
+// writes can cost. The pool's connections checkpoint only as a backstop, at walLimit,
+// if the checkpointer cannot get the lock: that pass runs inside a
+// request, after its commit (100-130 ms measured, the whole WAL's fsyncs).
+// A reader that holds an old snapshot keeps the WAL from starting over
+// until it ends, either way.
 const (
 	// checkpointEvery: at ~1000 refresh grants/s the WAL grows by ~25 MB/s;
 	// ten passes a second copy a few MB each.
 	checkpointEvery = 100 * time.Millisecond
+	// restartAt is the WAL size at which the checkpointer makes it start
+	// over: at ~50 MB/s of WAL (pruning beside 1000 writes/s) about once
+	// a second.
+	restartAt = 32 << 20
+	// restartWait bounds the checkpointer's wait for the write lock; a
+	// writer holds it for a few ms, and a missed restart is tried again
+	// on the next pass.
+	restartWait = 50 * time.Millisecond
+	// restartSettle is how long after a restart the pruner waits before
+	// its next batch.
+	restartSettle = 20 * time.Millisecond
+	// restartTail is the most pages the pass before a restart may have
+	// seen arrive (so about the most the locked pass copies), and
+	// restartTries how many passes may try to get there.
+	restartTail  = 128
+	restartTries = 16
 	// walLimit is where the pool's connections checkpoint themselves
 	// (wal_autocheckpoint, in pages) and the journal_size_limit: what the
 	// WAL file is cut back to when it starts over after a burst.
@@ -48,14 +68,24 @@ const (
 // pages before it and how many of them are in the database file after it.
 type checkpointResult struct {
 	walPages, copied int64
-	err              error
+	// restarted: the pass held the write lock and copied the whole WAL,
+	// so the next writer starts it over.
+	restarted bool
+	err       error
 }
 
 // checkpointer runs the checkpoints of a file-backed SQLite store.
 type checkpointer struct {
-	db    *sql.DB // one connection, beside the pool
-	every time.Duration
-	logf  func(format string, args ...any)
+	path string // the database file
+	// maintenance is the store's: held from the flush to the end of a
+	// restart, so the pruner holds no write lock while they write out.
+	maintenance *sync.Mutex
+	db          *sql.DB // two connections, beside the pool: one locks, one copies
+	every       time.Duration
+	// restartPages: the WAL size, in pages, at which a pass makes it
+	// start over; 0: never.
+	restartPages int64
+	logf         func(format string, args ...any)
 	// passed, when not nil, is told every pass (tests wait on it).
 	passed func(checkpointResult)
 	cancel context.CancelFunc
@@ -64,17 +94,18 @@ type checkpointer struct {
 
 // startCheckpointer opens the checkpointer's connection to the SQLite file
 // at path and starts its goroutine; close stops it.
-func startCheckpointer(ctx context.Context, path string, every time.Duration, logf func(string, ...any), passed func(checkpointResult)) (*checkpointer, error) {
-	// The pool's settings, with no backstop: this connection never writes.
+func startCheckpointer(ctx context.Context, path string, every time.Duration, restartAt int64, maintenance *sync.Mutex, logf func(string, ...any), passed func(checkpointResult)) (*checkpointer, error) {
+	// The pool's settings, with no backstop: these connections never
+	// write.
 	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
 	if err != nil {
 		return nil, errorf("opening sqlite checkpointer: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
+	db.SetMaxOpenConns(2)
+	db.SetMaxIdleConns(2)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	c := &checkpointer{db: db, every: every, logf: logf, passed: passed, done: make(chan struct{})}
+	c := &checkpointer{path: path, maintenance: maintenance, db: db, every: every, restartPages: restartAt / sqlitePage, logf: logf, passed: passed, done: make(chan struct{})}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, errorf("opening sqlite checkpointer: %w", err)
@@ -113,8 +144,78 @@ func (c *checkpointer) run(ctx context.Context) {
 	}
 }
 
-// pass runs one PASSIVE checkpoint.
+// pass runs one PASSIVE checkpoint, and restarts the WAL when it has all
+// been copied and holds restartPages or more.
 func (c *checkpointer) pass(ctx context.Context) checkpointResult {
+	r := c.passive(ctx)
+	if c.restartPages <= 0 || r.err != nil || r.walPages < c.restartPages || r.copied < r.walPages {
+		return r
+	}
+	// What the locked pass copies and fsyncs is what arrived during the
+	// pass before it: more passes while that tail shrinks, until it is
+	// short; when writes come faster than that, a restart with a longer
+	// tail (the only way the WAL starts over under many concurrent
+	// writers).
+	lastTail := r.walPages
+	for range restartTries {
+		prev := r.walPages
+		if r = c.passive(ctx); r.err != nil || r.copied < r.walPages || r.walPages < prev {
+			return r // failed, a reader in the way, or started over
+		}
+		tail := r.walPages - prev
+		if tail <= restartTail || tail >= lastTail { // short, or no longer shrinking
+			break
+		}
+		lastTail = tail
+	}
+	return c.restart(ctx, r)
+}
+
+// restart copies the frames written since the last pass while holding the
+// write lock, so the WAL is wholly copied when the next writer begins and
+// it starts the WAL over. It returns last when the lock is not to be had
+// within restartWait.
+func (c *checkpointer) restart(ctx context.Context, last checkpointResult) checkpointResult {
+	// SQLite fsyncs the database file only in a pass that copies the
+	// whole WAL, this one: all it wrote since the WAL last started over
+	// (an fsync of 55-110 ms under the lock, measured). Written out
+	// beforehand, off the lock, what is left is the tail's (10 ms median,
+	// 29 ms at most, instead).
+	c.maintenance.Lock()
+	defer c.maintenance.Unlock()
+	if err := flushFileSystem(c.path); err != nil {
+		return checkpointResult{walPages: last.walPages, copied: last.copied, err: fmt.Errorf("flushing before a restart: %w", err)}
+	}
+	conn, err := c.db.Conn(ctx)
+	if err != nil {
+		return last
+	}
+	defer conn.Close()
+	wait, cancel := context.WithTimeout(ctx, restartWait)
+	_, err = conn.ExecContext(wait, `BEGIN IMMEDIATE`)
+	cancel()
+	if err != nil {
+		return last // busy: the next pass tries again
+	}
+	r := c.passive(ctx) // on the other connection
+	r.restarted = r.err == nil && r.copied == r.walPages
+	// Whatever ctx says: the connection goes back to the pool.
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); err != nil && r.err == nil {
+		r.err = fmt.Errorf("ending the restart's transaction: %w", err)
+	}
+	// Writers that waited are asleep on SQLite's busy schedule; the
+	// pruner, which waited on maintenance, would take the lock first.
+	settle := time.NewTimer(restartSettle)
+	defer settle.Stop()
+	select {
+	case <-ctx.Done():
+	case <-settle.C:
+	}
+	return r
+}
+
+// passive runs one PASSIVE checkpoint.
+func (c *checkpointer) passive(ctx context.Context) checkpointResult {
 	var r checkpointResult
 	var busy int
 	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &r.walPages, &r.copied); err != nil {

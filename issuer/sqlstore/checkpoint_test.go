@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,33 +83,40 @@ func TestCheckpointerTakesCheckpointsOffWriters(t *testing.T) {
 }
 
 // TestCheckpointerBoundsTheWAL streams writes one after the other with no
-// pause: the checkpointer copies the WAL but cannot make it start over
-// (some transaction always follows its pass), so the writers' backstop at
-// walLimit does. Without both the WAL grows with every write.
+// pause: a passive checkpoint copies the WAL but cannot make it start over
+// (some transaction always follows its pass), so the checkpointer's
+// restart does, or else the writers' backstop at walLimit. Without either
+// the WAL grows with every write.
 func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	const writes = 6000 // ~140 MB of WAL without checkpoints
 	const limit = 1 << 20
 	for _, tc := range []struct {
-		name     string
-		every    time.Duration // 0: no checkpointer
-		limit    int64
-		min, max int64 // bounds of the largest WAL
+		name      string
+		every     time.Duration // 0: no checkpointer
+		limit     int64
+		restartAt int64
+		min, max  int64 // bounds of the largest WAL
+		restarts  bool  // the checkpointer must have restarted the WAL
 	}{
+		// (Restarts alone: TestCheckpointerRestartsTheWAL.)
 		// A writer's backstop checkpoint is skipped while the checkpointer
 		// holds the checkpoint lock, so the WAL overshoots the limit
 		// (measured 8 to 45 MB on a busy machine); below what it always
 		// reaches without either (about 140 MB) still tells bounded from
 		// growing, with room for a slower machine.
-		{"checkpointer and backstop", 10 * time.Millisecond, limit, 0, 90 << 20},
-		{"neither", 0, 1 << 40, 96 << 20, 1 << 40},
+		{"checkpointer and backstop", 10 * time.Millisecond, limit, 0, 0, 90 << 20, false},
+		{"neither", 0, 1 << 40, 0, 96 << 20, 1 << 40, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			path := filepath.Join(t.TempDir(), "tg.db")
-			var passes, copied atomic.Int64
-			opts := openOptions{checkpointEvery: tc.every, walLimit: tc.limit, checkpointed: func(r checkpointResult) {
+			var passes, copied, restarts atomic.Int64
+			opts := openOptions{checkpointEvery: tc.every, walLimit: tc.limit, restartAt: tc.restartAt, checkpointed: func(r checkpointResult) {
 				passes.Add(1)
 				copied.Add(r.copied)
+				if r.restarted {
+					restarts.Add(1)
+				}
 			}}
 			s, err := open(ctx, "sqlite", path, false, opts)
 			if err != nil {
@@ -124,9 +132,15 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 					maxWAL = max(maxWAL, fileSize(t, path+"-wal"))
 				}
 			}
-			t.Logf("largest WAL %d KiB in %d writes; %d passes copied %d pages", maxWAL>>10, writes, passes.Load(), copied.Load())
+			t.Logf("largest WAL %d KiB in %d writes; %d passes copied %d pages, %d restarts", maxWAL>>10, writes, passes.Load(), copied.Load(), restarts.Load())
 			if maxWAL < tc.min || maxWAL > tc.max {
 				t.Fatalf("WAL grew to %d bytes, want %d to %d", maxWAL, tc.min, tc.max)
+			}
+			if tc.restarts && restarts.Load() == 0 {
+				t.Fatal("the checkpointer never restarted the WAL")
+			}
+			if !tc.restarts && restarts.Load() != 0 {
+				t.Fatalf("%d restarts with restartAt %d", restarts.Load(), tc.restartAt)
 			}
 		})
 	}
@@ -210,5 +224,57 @@ func TestCheckpointerLifetime(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckpointerRestartsTheWAL streams writes one after the other with
+// no backstop: only the checkpointer's restarts make the WAL start over,
+// so the WAL file stops growing (with neither it grows ~24 KB a write,
+// TestCheckpointerBoundsTheWAL) and later restarts find it short.
+func TestCheckpointerRestartsTheWAL(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tg.db")
+	var restarts atomic.Int64
+	var afterFirst atomic.Int64 // the WAL's pages at restarts after the first
+	opts := openOptions{checkpointEvery: 10 * time.Millisecond, walLimit: 1 << 40, restartAt: 1 << 20, checkpointed: func(r checkpointResult) {
+		if r.restarted {
+			if restarts.Add(1) > 1 {
+				afterFirst.Store(max(afterFirst.Load(), r.walPages))
+			}
+		}
+	}}
+	s, err := open(ctx, "sqlite", path, false, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const most = 40000
+	writes := 0
+	for ; writes < most && restarts.Load() < 3; writes++ {
+		if err := s.CreateRefresh(ctx, randomRefresh(), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wal := fileSize(t, path+"-wal")
+	t.Logf("%d restarts in %d writes; WAL file %d KiB; at most %d pages at a later restart", restarts.Load(), writes, wal>>10, afterFirst.Load())
+	if restarts.Load() < 3 {
+		t.Fatalf("%d restarts in %d writes", restarts.Load(), writes)
+	}
+	// Started over: the WAL's pages at a later restart are what arrived
+	// since the one before, not everything since the first write.
+	if int64(writes)*5 <= afterFirst.Load() {
+		t.Fatalf("a later restart found %d pages after %d writes: the WAL did not start over", afterFirst.Load(), writes)
+	}
+}
+
+// TestFlushFileSystem: the flush before a restart works through the
+// directory and reports a missing one.
+func TestFlushFileSystem(t *testing.T) {
+	dir := t.TempDir()
+	if err := flushFileSystem(filepath.Join(dir, "tg.db")); err != nil {
+		t.Fatal(err)
+	}
+	if err := flushFileSystem(filepath.Join(dir, "missing", "tg.db")); err == nil && runtime.GOOS == "linux" {
+		t.Fatal("no error for a missing directory")
 	}
 }

@@ -328,41 +328,71 @@ func (s *Store) EndSessions(ctx context.Context, subject string, at time.Time, k
 	return nil
 }
 
-// Pruning targets: a batch should hold SQLite's write lock for about
-// pruneTarget; between batches the lock is left free for pruneGap at least,
-// longer than the first steps of SQLite's busy-wait back-off, so writers
-// waiting on it (in this process or another) get in before the next batch.
+// Pruning on SQLite: a batch should hold the write lock for about
+// pruneTarget. The first batch is small (the table's pages may be cold: a
+// first batch of 1000 rows held the lock 80-106 ms), and the size adapts.
+// Between batches the lock is left free for pruneGap, or twice the last
+// batch's time if that is longer: writers waiting on the lock (in this
+// process or another) sleep and retry on SQLite's busy schedule, whose
+// sleeps grow with the wait (1, 2, 5, 10, ... 100 ms), so after a long
+// batch a short gap would pass while they sleep.
+//
+// A batch also gives way: it may take pruneYield in all, waiting for the
+// lock included, or it is interrupted (rolled back) and tried again after
+// a gap. So the pruner never queues for the lock with request writers
+// (which wait on the same busy schedule, and lost to it by up to 80 ms
+// behind a checkpoint), and a batch the disk or the scheduler stalls
+// (40-100 ms, whatever its size) lets go of the lock. Yields in a row
+// halve the batch, and at the smallest batch lengthen the allowance, so
+// pruning goes on on a slow disk.
 const (
-	pruneMinBatch = 50
-	pruneTarget   = 10 * time.Millisecond
-	pruneGap      = 20 * time.Millisecond
+	pruneFirstBatch = 50
+	pruneMinBatch   = 20
+	pruneTarget     = 4 * time.Millisecond
+	pruneGap        = 20 * time.Millisecond
+	pruneYield      = 10 * time.Millisecond
+	pruneMaxYield   = time.Second
 )
 
 // purgeRefresh deletes expired refresh tokens in batches of at most
 // PruneBatch, each its own short transaction, then the cut-offs no token
 // needs. On SQLite the batch size adapts to keep each write short.
 func (s *Store) purgeRefresh(ctx context.Context, now time.Time) error {
-	batch := PruneBatch
+	batch, allowance, yields := PruneBatch, pruneYield, 0
+	if !s.postgres {
+		batch = pruneFirstBatch
+	}
 	for {
-		start := time.Now()
-		res, err := s.exec(ctx, pruneRefresh, ns(now), batch)
-		if err != nil {
-			return errorf("purging refresh tokens: %w", err)
-		}
-		took := time.Since(start)
-		if n, err := res.RowsAffected(); err != nil || n < int64(batch) {
-			break
-		}
-		if s.postgres { // row locks: deleting blocks no writer
-			continue
-		}
+		res, took, err := s.pruneBatch(ctx, now, batch, allowance)
 		switch {
-		case took > 2*pruneTarget && batch > pruneMinBatch:
-			batch = max(batch/2, pruneMinBatch)
-		case took < pruneTarget/2 && batch < PruneBatch:
-			batch = min(batch*2, PruneBatch)
+		case errors.Is(err, errYielded):
+			yields++
+			if batch > pruneMinBatch {
+				batch = max(batch/2, pruneMinBatch)
+			} else if yields > 1 {
+				allowance = min(2*allowance, pruneMaxYield)
+			}
+		case err != nil:
+			return errorf("purging refresh tokens: %w", err)
+		default:
+			yields, allowance = 0, pruneYield
+			if n, err := res.RowsAffected(); err != nil || n < int64(batch) {
+				if _, err := s.exec(ctx, pruneCutoffs); err != nil {
+					return errorf("purging session cut-offs: %w", err)
+				}
+				return nil
+			}
+			if s.postgres { // row locks: deleting blocks no writer
+				continue
+			}
+			switch {
+			case took > 2*pruneTarget && batch > pruneMinBatch:
+				batch = max(batch/2, pruneMinBatch)
+			case took < pruneTarget/2 && batch < PruneBatch:
+				batch = min(batch*2, PruneBatch)
+			}
 		}
-		t := time.NewTimer(pruneGap)
+		t := time.NewTimer(max(pruneGap, 2*took))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -370,8 +400,30 @@ func (s *Store) purgeRefresh(ctx context.Context, now time.Time) error {
 		case <-t.C:
 		}
 	}
-	if _, err := s.exec(ctx, pruneCutoffs); err != nil {
-		return errorf("purging session cut-offs: %w", err)
+}
+
+// errYielded says a pruning batch gave way before it was done.
+var errYielded = errors.New("pruning batch gave way")
+
+// pruneBatch deletes up to batch expired refresh tokens and says how long
+// the statement took. On SQLite it takes allowance at most, waiting for
+// the write lock included, and returns errYielded when it ran out (the
+// batch rolled back).
+func (s *Store) pruneBatch(ctx context.Context, now time.Time, batch int, allowance time.Duration) (sql.Result, time.Duration, error) {
+	if s.postgres {
+		start := time.Now()
+		res, err := s.exec(ctx, pruneRefresh, ns(now), batch)
+		return res, time.Since(start), err
 	}
-	return nil
+	s.maintenance.Lock()
+	defer s.maintenance.Unlock()
+	bctx, cancel := context.WithTimeout(ctx, allowance)
+	defer cancel()
+	start := time.Now()
+	res, err := s.exec(bctx, pruneRefresh, ns(now), batch)
+	took := time.Since(start)
+	if err != nil && bctx.Err() != nil && ctx.Err() == nil {
+		return nil, took, errYielded
+	}
+	return res, took, err
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +31,11 @@ type Store struct {
 	observe  atomic.Pointer[Observer]
 	memory   bool          // SQLite :memory:: one connection holds the database
 	ckpt     *checkpointer // SQLite file opened by Open; nil otherwise
-	dsn      string        // PostgreSQL: for the LISTEN connection
+	// maintenance keeps the SQLite pruner's batches and the checkpointer's
+	// restarts apart: a restart's writes to disk stall whoever holds the
+	// write lock meanwhile (a pruning batch held it 40 ms that way).
+	maintenance sync.Mutex
+	dsn         string // PostgreSQL: for the LISTEN connection
 	// Logf reports trouble of the background change watcher; nil: silent.
 	// Set it before Watch, or use SetLogf.
 	Logf func(format string, args ...any)
@@ -99,13 +104,14 @@ var _ issuer.Store = (*Store)(nil)
 // may carry pool_max_conns (as pgxpool names it; default
 // DefaultPoolSize): the connections kept open and reused.
 func Open(ctx context.Context, driver, dsn string) (*Store, error) {
-	return open(ctx, driver, dsn, false, openOptions{checkpointEvery: checkpointEvery, walLimit: walLimit})
+	return open(ctx, driver, dsn, false, openOptions{checkpointEvery: checkpointEvery, walLimit: walLimit, restartAt: restartAt})
 }
 
 // openOptions are what tests change about a store.
 type openOptions struct {
 	checkpointEvery time.Duration          // 0: no checkpointer
 	walLimit        int64                  // WAL size at which writers checkpoint; 0: SQLite's default
+	restartAt       int64                  // WAL size at which the checkpointer starts it over; 0: never
 	checkpointed    func(checkpointResult) // told every checkpoint pass
 }
 
@@ -169,7 +175,7 @@ func open(ctx context.Context, driver, dsn string, existing bool, opts openOptio
 		return nil, err
 	}
 	if driver == "sqlite" && !s.memory && !existing && opts.checkpointEvery > 0 {
-		if s.ckpt, err = startCheckpointer(ctx, dsn, opts.checkpointEvery, s.bgLogf, opts.checkpointed); err != nil {
+		if s.ckpt, err = startCheckpointer(ctx, dsn, opts.checkpointEvery, opts.restartAt, &s.maintenance, s.bgLogf, opts.checkpointed); err != nil {
 			s.Close()
 			return nil, err
 		}

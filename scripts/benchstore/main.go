@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -344,8 +345,10 @@ type pruneResult struct {
 }
 
 // prune fills a fresh SQLite store with expired rows, then measures how
-// long single-row writes from another connection pool (as another process
-// would) wait while PurgeExpired deletes them. The writer issues -rate
+// long single-row writes through the same store (as a gateway's requests
+// write through the store its app prunes) wait while PurgeExpired deletes
+// them; with -other-store the writes go through a second store, as
+// another process's would. The writer issues -rate
 // writes a second (a steady request load; a write that stalls delays the
 // next, so the stall is measured, not hidden); 0 writes back to back,
 // which holds the write lock so often that the pruner mostly waits.
@@ -354,6 +357,7 @@ func prune(args []string) (pruneResult, error) {
 	path := fs.String("dsn", "", "SQLite path (created)")
 	rows := fs.Int64("rows", 1_000_000, "expired rows")
 	rate := fs.Int("rate", 1000, "writes per second during the measurement (0: back to back)")
+	other := fs.Bool("other-store", false, "write through a store of its own (as another process would, with a checkpointer of its own) instead of the pruner's")
 	_ = fs.Parse(args)
 	var tick <-chan time.Time
 	if *rate > 0 {
@@ -376,17 +380,22 @@ func prune(args []string) (pruneResult, error) {
 	var longestBatch time.Duration
 	var longestOp string
 	pruner.SetObserver(func(op string, d time.Duration, _ error) {
+		if !strings.HasPrefix(op, "DELETE") { // the writer's, through the same store
+			return
+		}
 		batchMu.Lock()
 		defer batchMu.Unlock()
 		if d > longestBatch {
 			longestBatch, longestOp = d, op
 		}
 	})
-	writer, err := sqlstore.Open(ctx, "sqlite", *path)
-	if err != nil {
-		return pruneResult{}, err
+	writer := pruner
+	if *other {
+		if writer, err = sqlstore.Open(ctx, "sqlite", *path); err != nil {
+			return pruneResult{}, err
+		}
+		defer writer.Close()
 	}
-	defer writer.Close()
 	var mu sync.Mutex
 	var phase int // 0 baseline, 1 pruning, 2 done
 	var base, during []time.Duration

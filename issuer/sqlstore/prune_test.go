@@ -1,0 +1,81 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokengate/caddy-tokengate/internal/waitfor"
+)
+
+// TestPruningGivesWay holds SQLite's write lock from another pool (as
+// another process would): a pruning batch does not wait its turn with the
+// writers for up to the 10 s busy timeout but gives way (interrupted,
+// rolled back) again and again, and once the lock is free pruning
+// finishes with every expired row gone.
+func TestPruningGivesWay(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tg.db")
+	s, err := Open(ctx, "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const expired = 300
+	for range expired {
+		rec := randomRefresh()
+		rec.ExpiresAt = time.Now().Add(-time.Hour)
+		if err := s.CreateRefresh(ctx, rec, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gaveWay atomic.Int64
+	s.SetObserver(func(op string, _ time.Duration, err error) {
+		if op == "DELETE tg_refresh" && err != nil {
+			gaveWay.Add(1)
+		}
+	})
+
+	other, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	holder, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.PurgeExpired(ctx, time.Now()) }()
+	waitfor.Until(t, "pruning batches giving way", 30*time.Second, 0, func() bool { return gaveWay.Load() >= 3 })
+	select {
+	case err := <-done:
+		t.Fatalf("pruning ended while another connection held the write lock: %v", err)
+	default:
+	}
+	if _, err := holder.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("pruning did not finish within 30 s of the lock's release")
+	}
+	var left int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM tg_refresh WHERE expires_at < ?`, ns(time.Now())).Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Fatalf("%d expired rows left", left)
+	}
+}
