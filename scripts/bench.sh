@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Load benchmark on loopback, one Caddy process, one run, reported as ratios:
+# Load benchmark on loopback, one Caddy process (and a second for the signing ceiling), one run,
+# reported as ratios:
 #   - guarded reverse_proxy vs plain reverse_proxy (one token; 10 000 tokens in rotation)
 #   - guarded vs ggicci/caddy-jwt HS256 (skipped when the module proxy does not serve it)
 #   - guard p99 latency unloaded, and under a wrong-password flood from one client IP and
 #     from 1 000 client IPs behind trusted_proxies (X-Forwarded-For); Caddy's peak RSS then
 #   - password grants/s vs raw argon2id hashes/s at the hashing budget's concurrency
-#   - client_credentials issuance vs a static `respond`
+#   - client_credentials issuance vs a static `respond`, and the ceiling: a handler that only signs
+#     an Ed25519 JWT (scripts/signcaddy) vs the same `respond`
 #   - login attempts one IP can make against one account per minute
 #   - time to answer a wrong secret: unknown vs known client id
 # and writes a plot of guard latency percentiles with and without a flood.
@@ -30,7 +32,7 @@ p0="${BENCH_PORT:-18080}"
 plot="${BENCH_PLOT:-docs/bench.png}"
 login_secs="${LOGIN_SECS:-60}"
 jwtver="${CADDY_JWT_VERSION:-v1.1.4}"
-pu=$p0 pp=$((p0 + 1)) pg=$((p0 + 2)) pr=$((p0 + 3)) pj=$((p0 + 4))
+pu=$p0 pp=$((p0 + 1)) pg=$((p0 + 2)) pr=$((p0 + 3)) pj=$((p0 + 4)) ps=$((p0 + 5))
 
 missing=()
 for tool in wrk:wrk hey:hey gnuplot:gnuplot-nox curl:curl openssl:openssl; do
@@ -48,9 +50,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 work="$(mktemp -d)"
-pid="" flood=""
+pid="" flood="" signpid=""
 cleanup() {
 	[ -z "$flood" ] || kill "$flood" 2>/dev/null || true
+	[ -z "$signpid" ] || kill "$signpid" 2>/dev/null || true
 	[ -z "$pid" ] || kill "$pid" 2>/dev/null || true
 	wait 2>/dev/null || true
 	[ -n "${KEEP:-}" ] || rm -rf "$work"
@@ -95,6 +98,8 @@ else
 fi
 "$work/caddy" list-modules | grep -q '^tokengate$' || { echo "$work/caddy has no tokengate module" >&2; exit 1; }
 go build -o "$work/argonbench" ./scripts/argonbench
+# The ceiling of any Ed25519 issuance here: a Caddy handler that only reads the body and signs.
+go build -o "$work/signcaddy" ./scripts/signcaddy
 
 # ---- configuration
 hash="$(echo bench-secret | "$work/caddy" tokengate hash-password --password-stdin)"
@@ -149,7 +154,11 @@ $jwtsite
 CADDY
 XDG_DATA_HOME="$work/data" "$work/caddy" run --config "$work/Caddyfile" >"$work/caddy.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$pu/" >/dev/null && curl -s -o /dev/null "http://127.0.0.1:$pg/" && break; sleep 0.1; done
+printf '{\n\tadmin off\n}\nhttp://127.0.0.1:%s {\n\tsign_only\n}\n' "$ps" >"$work/Caddyfile.sign"
+XDG_DATA_HOME="$work/data-sign" "$work/signcaddy" run --config "$work/Caddyfile.sign" --adapter caddyfile >"$work/signcaddy.log" 2>&1 &
+signpid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$pu/" >/dev/null && curl -s -o /dev/null "http://127.0.0.1:$pg/" &&
+	curl -sf -o /dev/null -X POST "http://127.0.0.1:$ps/token" && break; sleep 0.1; done
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 accessToken() { sed -E 's/.*"access_token":"([^"]+)".*/\1/'; }
@@ -257,6 +266,7 @@ for round in $(seq "$rounds"); do
 	fi
 	runs[respond]+="$(rps "http://127.0.0.1:$pr/") "
 	runs[issue]+="$(rps -s "$work/issue.lua" "http://127.0.0.1:$pg/token") "
+	runs[signonly]+="$(rps -s "$work/issue.lua" "http://127.0.0.1:$ps/token") "
 done
 declare -A med
 for k in "${!runs[@]}"; do med[$k]="$(tr ' ' '\n' <<<"${runs[$k]}" | grep . | median)"; done
@@ -360,6 +370,8 @@ r_flood1="$(ratio "$p99_one" "$p99_idle")"
 r_flood1k="$(ratio "$p99_many" "$p99_idle")"
 r_grant="$(ratio "$grants" "$raw")"
 r_issue="$(ratio "${med[issue]}" "${med[respond]}")"
+r_sign="$(ratio "${med[signonly]}" "${med[respond]}")"
+r_issue_sign="$(ratio "${med[issue]}" "${med[signonly]}")"
 r_unknown="$(ratio "$unknown_ms" "$known_ms")"
 d_unknown="$(awk -v r="$r_unknown" 'BEGIN {d = r - 1; if (d < 0) d = -d; printf "%.2f", d}')"
 cat <<TABLE
@@ -377,6 +389,7 @@ command: scripts/bench.sh $secs (ROUNDS=$rounds)
 | peak RSS of Caddy during the floods (VmHWM) | ${rss_mb} MB | | ≤ 250 MB | $(met "$rss_mb" 250 "<=") |
 | password grants/s / raw argon2id hashes/s (m=$am KiB, t=$at, p=$ap), $budget worker(s), medians of $rounds alternating rounds | ${grants} / ${raw} | ${r_grant}× | ≥ 0.9× | $(met "$r_grant" 0.9 ">=") |
 | client_credentials issuance / static respond | ${med[issue]} / ${med[respond]} req/s | ${r_issue}× | ≥ 0.6× | $(met "$r_issue" 0.6 ">=") |
+| (ceiling) a handler that only signs an Ed25519 JWT / static respond; issuance / that handler | ${med[signonly]} req/s | ${r_sign}×; ${r_issue_sign}× | | |
 | login attempts one IP makes against one account | ${attempts:-0} checked, ${refused:-0} refused 429 in ${login_secs}s | ${per_min}/min | bounded | $( [ "${per_min}" -le 20 ] && echo yes || echo NO) |
 | unknown / known client id, wrong secret: p50 time to answer | ${unknown_ms} / ${known_ms} ms | ${r_unknown}× | within 10 % | $(met "$d_unknown" 0.10 "<=") |
 

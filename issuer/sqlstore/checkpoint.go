@@ -46,9 +46,9 @@ const (
 	// over: at ~50 MB/s of WAL (pruning beside 1000 writes/s) about once
 	// a second.
 	restartAt = 32 << 20
-	// restartWait bounds the checkpointer's wait for the write lock; a
-	// writer holds it for a few ms, and a missed restart is tried again
-	// on the next pass.
+	// restartWait bounds the checkpointer's wait for the write lock (its
+	// connections' busy timeout); a writer holds it for a few ms, and a
+	// missed restart is tried again on the next pass.
 	restartWait = 50 * time.Millisecond
 	// restartSettle is how long after a restart the pruner waits before
 	// its next batch.
@@ -68,8 +68,10 @@ const (
 // pages before it and how many of them are in the database file after it.
 type checkpointResult struct {
 	walPages, copied int64
+	// busy: another connection was checkpointing (the pages are then -1).
+	busy bool
 	// restarted: the pass held the write lock and copied the whole WAL,
-	// so the next writer starts it over.
+	// so the next writer can start it over.
 	restarted bool
 	err       error
 }
@@ -83,9 +85,10 @@ type checkpointer struct {
 	db          *sql.DB // two connections, beside the pool: one locks, one copies
 	every       time.Duration
 	// restartPages: the WAL size, in pages, at which a pass makes it
-	// start over; 0: never.
-	restartPages int64
-	logf         func(format string, args ...any)
+	// start over; 0: never. restartedAt is the WAL's size at the last
+	// restart (only the checkpointer's goroutine touches it).
+	restartPages, restartedAt int64
+	logf                      func(format string, args ...any)
 	// passed, when not nil, is told every pass (tests wait on it).
 	passed func(checkpointResult)
 	cancel context.CancelFunc
@@ -95,9 +98,10 @@ type checkpointer struct {
 // startCheckpointer opens the checkpointer's connection to the SQLite file
 // at path and starts its goroutine; close stops it.
 func startCheckpointer(ctx context.Context, path string, every time.Duration, restartAt int64, maintenance *sync.Mutex, logf func(string, ...any), passed func(checkpointResult)) (*checkpointer, error) {
-	// The pool's settings, with no backstop: these connections never
-	// write.
-	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
+	// The pool's settings, with no backstop (these connections never
+	// write) and a busy timeout of restartWait: the longest a restart
+	// waits for the write lock (a passive checkpoint never waits).
+	db, err := sql.Open("sqlite", sqliteDSN(path, restartWait, 0))
 	if err != nil {
 		return nil, errorf("opening sqlite checkpointer: %w", err)
 	}
@@ -145,10 +149,13 @@ func (c *checkpointer) run(ctx context.Context) {
 }
 
 // pass runs one PASSIVE checkpoint, and restarts the WAL when it has all
-// been copied and holds restartPages or more.
+// been copied and holds restartPages or more, unless nothing was written
+// since the last restart (the next writer starts it over; restarting
+// again would flush the file system for nothing on an idle store).
 func (c *checkpointer) pass(ctx context.Context) checkpointResult {
 	r := c.passive(ctx)
-	if c.restartPages <= 0 || r.err != nil || r.walPages < c.restartPages || r.copied < r.walPages {
+	if c.restartPages <= 0 || r.err != nil || r.busy || r.walPages < c.restartPages || r.copied < r.walPages ||
+		r.walPages == c.restartedAt {
 		return r
 	}
 	// What the locked pass copies and fsyncs is what arrived during the
@@ -159,8 +166,8 @@ func (c *checkpointer) pass(ctx context.Context) checkpointResult {
 	lastTail := r.walPages
 	for range restartTries {
 		prev := r.walPages
-		if r = c.passive(ctx); r.err != nil || r.copied < r.walPages || r.walPages < prev {
-			return r // failed, a reader in the way, or started over
+		if r = c.passive(ctx); r.err != nil || r.busy || r.copied < r.walPages || r.walPages < prev {
+			return r // failed, busy, a reader in the way, or started over
 		}
 		tail := r.walPages - prev
 		if tail <= restartTail || tail >= lastTail { // short, or no longer shrinking
@@ -168,19 +175,26 @@ func (c *checkpointer) pass(ctx context.Context) checkpointResult {
 		}
 		lastTail = tail
 	}
-	return c.restart(ctx, r)
+	r = c.restart(ctx, r)
+	if r.restarted {
+		c.restartedAt = r.walPages
+	}
+	return r
 }
 
 // restart copies the frames written since the last pass while holding the
-// write lock, so the WAL is wholly copied when the next writer begins and
-// it starts the WAL over. It returns last when the lock is not to be had
-// within restartWait.
+// write lock, so the WAL is wholly copied when the next writer begins,
+// which then starts it over (unless a reader still holds a snapshot from
+// before: then it goes on appending, and a later pass tries again). It
+// returns last when the lock is not to be had within restartWait, the
+// busy timeout of the checkpointer's connections.
 func (c *checkpointer) restart(ctx context.Context, last checkpointResult) checkpointResult {
 	// SQLite fsyncs the database file only in a pass that copies the
 	// whole WAL, this one: all it wrote since the WAL last started over
 	// (an fsync of 55-110 ms under the lock, measured). Written out
 	// beforehand, off the lock, what is left is the tail's (10 ms median,
-	// 29 ms at most, instead).
+	// 29 ms at most, instead). syncfs writes out the other files of the
+	// file system too: at most once per restartAt of WAL.
 	c.maintenance.Lock()
 	defer c.maintenance.Unlock()
 	if err := flushFileSystem(c.path); err != nil {
@@ -191,17 +205,16 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 		return last
 	}
 	defer conn.Close()
-	wait, cancel := context.WithTimeout(ctx, restartWait)
-	_, err = conn.ExecContext(wait, `BEGIN IMMEDIATE`)
-	cancel()
-	if err != nil {
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return last // busy: the next pass tries again
 	}
 	r := c.passive(ctx) // on the other connection
-	r.restarted = r.err == nil && r.copied == r.walPages
-	// Whatever ctx says: the connection goes back to the pool.
-	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); err != nil && r.err == nil {
-		r.err = fmt.Errorf("ending the restart's transaction: %w", err)
+	r.restarted = r.err == nil && !r.busy && r.walPages >= 0 && r.copied == r.walPages
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); err != nil {
+		discard(conn) // never back in the pool holding the write lock
+		if r.err == nil {
+			r.err = fmt.Errorf("ending the restart's transaction: %w", err)
+		}
 	}
 	// Writers that waited are asleep on SQLite's busy schedule; the
 	// pruner, which waited on maintenance, would take the lock first.
@@ -221,6 +234,7 @@ func (c *checkpointer) passive(ctx context.Context) checkpointResult {
 	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &r.walPages, &r.copied); err != nil {
 		r.err = fmt.Errorf("running a passive checkpoint: %w", err)
 	}
+	r.busy = busy != 0
 	return r
 }
 

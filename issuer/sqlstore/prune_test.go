@@ -79,3 +79,42 @@ func TestPruningGivesWay(t *testing.T) {
 		t.Fatalf("%d expired rows left", left)
 	}
 }
+
+// TestPruningGivesUp: a write lock that never frees makes pruning fail
+// with SQLite's busy error once it has given way for the store's busy
+// timeout, as any write would, instead of yielding forever.
+func TestPruningGivesUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the 10 s busy timeout")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tg.db")
+	s, err := Open(ctx, "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rec := randomRefresh()
+	rec.ExpiresAt = time.Now().Add(-time.Hour)
+	if err := s.CreateRefresh(ctx, rec, false); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	holder, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.ExecContext(ctx, `ROLLBACK`)
+	err = s.PurgeExpired(ctx, time.Now())
+	if !isBusy(err) {
+		t.Fatalf("pruning under a lock that never frees: %v, want SQLite's busy error", err)
+	}
+}

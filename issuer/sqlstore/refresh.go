@@ -3,8 +3,13 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
 	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
@@ -337,53 +342,79 @@ func (s *Store) EndSessions(ctx context.Context, subject string, at time.Time, k
 // sleeps grow with the wait (1, 2, 5, 10, ... 100 ms), so after a long
 // batch a short gap would pass while they sleep.
 //
-// A batch also gives way: it may take pruneYield in all, waiting for the
-// lock included, or it is interrupted (rolled back) and tried again after
-// a gap. So the pruner never queues for the lock with request writers
-// (which wait on the same busy schedule, and lost to it by up to 80 ms
-// behind a checkpoint), and a batch the disk or the scheduler stalls
-// (40-100 ms, whatever its size) lets go of the lock. Yields in a row
-// halve the batch, and at the smallest batch lengthen the allowance, so
-// pruning goes on on a slow disk.
+// A batch also gives way: its connection waits for the write lock
+// pruneLockWait at most (its own busy_timeout), and a batch that did not
+// get it is tried again after a gap. So the pruner never queues for the
+// lock with request writers, which wait on the same busy schedule and lost
+// to it by up to 80 ms behind a checkpoint. Giving way for longer than the
+// store's busy timeout in a row fails, as any write would.
 const (
 	pruneFirstBatch = 50
 	pruneMinBatch   = 20
 	pruneTarget     = 4 * time.Millisecond
 	pruneGap        = 20 * time.Millisecond
-	pruneYield      = 10 * time.Millisecond
-	pruneMaxYield   = time.Second
+	pruneLockWait   = 10 * time.Millisecond
 )
 
-// purgeRefresh deletes expired refresh tokens in batches of at most
-// PruneBatch, each its own short transaction, then the cut-offs no token
-// needs. On SQLite the batch size adapts to keep each write short.
+// purgeRefresh deletes expired refresh tokens in batches, each its own
+// short transaction, then the cut-offs no token needs.
 func (s *Store) purgeRefresh(ctx context.Context, now time.Time) error {
-	batch, allowance, yields := PruneBatch, pruneYield, 0
-	if !s.postgres {
-		batch = pruneFirstBatch
+	if s.postgres { // row locks: deleting blocks no writer
+		for {
+			res, err := s.exec(ctx, pruneRefresh, ns(now), PruneBatch)
+			if err != nil {
+				return errorf("purging refresh tokens: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n < PruneBatch {
+				break
+			}
+		}
+	} else if err := s.pruneSQLite(ctx, now); err != nil {
+		return errorf("purging refresh tokens: %w", err)
 	}
+	if _, err := s.exec(ctx, pruneCutoffs); err != nil {
+		return errorf("purging session cut-offs: %w", err)
+	}
+	return nil
+}
+
+// pruneSQLite deletes expired refresh tokens in batches that adapt to
+// pruneTarget, on a connection of the pool set to wait pruneLockWait for
+// the write lock (and set back before it returns to the pool).
+func (s *Store) pruneSQLite(ctx context.Context, now time.Time) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, pruneLockWait.Milliseconds())); err != nil {
+		return err
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA busy_timeout = %d`, sqliteBusy.Milliseconds())); err != nil {
+			discard(conn) // never back in the pool with the short wait
+		}
+	}()
+	batch := pruneFirstBatch
+	var gaveWay time.Duration // in a row
 	for {
-		res, took, err := s.pruneBatch(ctx, now, batch, allowance)
+		s.maintenance.Lock()
+		start := time.Now()
+		res, err := conn.ExecContext(ctx, pruneRefresh, ns(now), batch)
+		took := time.Since(start)
+		s.maintenance.Unlock()
+		s.observed("DELETE tg_refresh", start, err)
 		switch {
-		case errors.Is(err, errYielded):
-			yields++
-			if batch > pruneMinBatch {
-				batch = max(batch/2, pruneMinBatch)
-			} else if yields > 1 {
-				allowance = min(2*allowance, pruneMaxYield)
+		case err != nil && isBusy(err) && ctx.Err() == nil:
+			if gaveWay += took + pruneGap; gaveWay > sqliteBusy {
+				return fmt.Errorf("gave way to other writers for %s: %w", gaveWay.Round(time.Millisecond), err)
 			}
 		case err != nil:
-			return errorf("purging refresh tokens: %w", err)
+			return err
 		default:
-			yields, allowance = 0, pruneYield
+			gaveWay = 0
 			if n, err := res.RowsAffected(); err != nil || n < int64(batch) {
-				if _, err := s.exec(ctx, pruneCutoffs); err != nil {
-					return errorf("purging session cut-offs: %w", err)
-				}
-				return nil
-			}
-			if s.postgres { // row locks: deleting blocks no writer
-				continue
+				return err
 			}
 			switch {
 			case took > 2*pruneTarget && batch > pruneMinBatch:
@@ -396,34 +427,20 @@ func (s *Store) purgeRefresh(ctx context.Context, now time.Time) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return errorf("purging refresh tokens: %w", ctx.Err())
+			return ctx.Err()
 		case <-t.C:
 		}
 	}
 }
 
-// errYielded says a pruning batch gave way before it was done.
-var errYielded = errors.New("pruning batch gave way")
+// isBusy says err is SQLite's SQLITE_BUSY: a lock not to be had within the
+// connection's busy timeout.
+func isBusy(err error) bool {
+	var sqErr *sqlite.Error
+	return errors.As(err, &sqErr) && sqErr.Code()&0xff == sqlite3.SQLITE_BUSY
+}
 
-// pruneBatch deletes up to batch expired refresh tokens and says how long
-// the statement took. On SQLite it takes allowance at most, waiting for
-// the write lock included, and returns errYielded when it ran out (the
-// batch rolled back).
-func (s *Store) pruneBatch(ctx context.Context, now time.Time, batch int, allowance time.Duration) (sql.Result, time.Duration, error) {
-	if s.postgres {
-		start := time.Now()
-		res, err := s.exec(ctx, pruneRefresh, ns(now), batch)
-		return res, time.Since(start), err
-	}
-	s.maintenance.Lock()
-	defer s.maintenance.Unlock()
-	bctx, cancel := context.WithTimeout(ctx, allowance)
-	defer cancel()
-	start := time.Now()
-	res, err := s.exec(bctx, pruneRefresh, ns(now), batch)
-	took := time.Since(start)
-	if err != nil && bctx.Err() != nil && ctx.Err() == nil {
-		return nil, took, errYielded
-	}
-	return res, took, err
+// discard makes database/sql close conn instead of pooling it.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 }
