@@ -39,19 +39,7 @@ func TestPruningGivesWay(t *testing.T) {
 		}
 	})
 
-	other, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	holder, err := other.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	if _, err := holder.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		t.Fatal(err)
-	}
+	release := holdWriteLock(t, path)
 	done := make(chan error, 1)
 	go func() { done <- s.PurgeExpired(ctx, time.Now()) }()
 	waitfor.Until(t, "pruning batches giving way", 30*time.Second, 0, func() bool { return gaveWay.Load() >= 3 })
@@ -60,9 +48,7 @@ func TestPruningGivesWay(t *testing.T) {
 		t.Fatalf("pruning ended while another connection held the write lock: %v", err)
 	default:
 	}
-	if _, err := holder.ExecContext(ctx, `ROLLBACK`); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -99,22 +85,34 @@ func TestPruningGivesUp(t *testing.T) {
 	if err := s.CreateRefresh(ctx, rec, false); err != nil {
 		t.Fatal(err)
 	}
+	defer holdWriteLock(t, path)()
+	err = s.PurgeExpired(ctx, time.Now())
+	if !isBusy(err) {
+		t.Fatalf("pruning under a lock that never frees: %v, want SQLite's busy error", err)
+	}
+}
+
+// holdWriteLock takes SQLite's write lock on the database at path from a
+// pool of its own (as another process would) and returns what releases it.
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
 	other, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close()
+	t.Cleanup(func() { other.Close() })
 	holder, err := other.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer holder.Close()
+	t.Cleanup(func() { holder.Close() })
 	if _, err := holder.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		t.Fatal(err)
 	}
-	defer holder.ExecContext(ctx, `ROLLBACK`)
-	err = s.PurgeExpired(ctx, time.Now())
-	if !isBusy(err) {
-		t.Fatalf("pruning under a lock that never frees: %v, want SQLite's busy error", err)
+	return func() {
+		if _, err := holder.ExecContext(ctx, `ROLLBACK`); err != nil {
+			t.Error(err)
+		}
 	}
 }
