@@ -46,8 +46,8 @@ const (
 	// over: at ~50 MB/s of WAL (pruning beside 1000 writes/s) about once
 	// a second.
 	restartAt = 32 << 20
-	// restartWait bounds the checkpointer's wait for the write lock (its
-	// connections' busy timeout); a writer holds it for a few ms, and a
+	// restartWait bounds the checkpointer's wait for the write lock (the
+	// busy timeout it sets for it); a writer holds it for a few ms, and a
 	// missed restart is tried again on the next pass.
 	restartWait = 50 * time.Millisecond
 	// restartSettle is how long after a restart the pruner waits before
@@ -98,10 +98,9 @@ type checkpointer struct {
 // startCheckpointer opens the checkpointer's connection to the SQLite file
 // at path and starts its goroutine; close stops it.
 func startCheckpointer(ctx context.Context, path string, every time.Duration, restartAt int64, maintenance *sync.Mutex, logf func(string, ...any), passed func(checkpointResult)) (*checkpointer, error) {
-	// The pool's settings, with no backstop (these connections never
-	// write) and a busy timeout of restartWait: the longest a restart
-	// waits for the write lock (a passive checkpoint never waits).
-	db, err := sql.Open("sqlite", sqliteDSN(path, restartWait, 0))
+	// The pool's settings, with no backstop: these connections never
+	// write.
+	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
 	if err != nil {
 		return nil, errorf("opening sqlite checkpointer: %w", err)
 	}
@@ -186,8 +185,7 @@ func (c *checkpointer) pass(ctx context.Context) checkpointResult {
 // write lock, so the WAL is wholly copied when the next writer begins,
 // which then starts it over (unless a reader still holds a snapshot from
 // before: then it goes on appending, and a later pass tries again). It
-// returns last when the lock is not to be had within restartWait, the
-// busy timeout of the checkpointer's connections.
+// returns last when the lock is not to be had within restartWait.
 func (c *checkpointer) restart(ctx context.Context, last checkpointResult) checkpointResult {
 	// SQLite fsyncs the database file only in a pass that copies the
 	// whole WAL, this one: all it wrote since the WAL last started over
@@ -205,6 +203,11 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 		return last
 	}
 	defer conn.Close()
+	// The longest the restart waits for the write lock (a passive
+	// checkpoint never waits, so the connection may keep it).
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartWait.Milliseconds())); err != nil {
+		return last
+	}
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return last // busy: the next pass tries again
 	}
