@@ -82,8 +82,11 @@ type checkpointer struct {
 	// maintenance is the store's: held from the flush to the end of a
 	// restart, so the pruner holds no write lock while they write out.
 	maintenance *sync.Mutex
-	db          *sql.DB // two connections, beside the pool: one locks, one copies
-	every       time.Duration
+	// gate is the store's: held from BEGIN to ROLLBACK, so this process's
+	// writers wait for the restart on it, not on SQLite's busy schedule.
+	gate  writeGate
+	db    *sql.DB // two connections, beside the pool: one locks, one copies
+	every time.Duration
 	// restartPages: the WAL size, in pages, at which a pass makes it
 	// start over; 0: never. restartedAt is the WAL's size at the last
 	// restart (only the checkpointer's goroutine touches it).
@@ -97,7 +100,7 @@ type checkpointer struct {
 
 // startCheckpointer opens the checkpointer's connection to the SQLite file
 // at path and starts its goroutine; close stops it.
-func startCheckpointer(ctx context.Context, path string, every time.Duration, restartAt int64, maintenance *sync.Mutex, logf func(string, ...any), passed func(checkpointResult)) (*checkpointer, error) {
+func startCheckpointer(ctx context.Context, path string, every time.Duration, restartAt int64, maintenance *sync.Mutex, gate writeGate, logf func(string, ...any), passed func(checkpointResult)) (*checkpointer, error) {
 	// The pool's settings, with no backstop: these connections never
 	// write.
 	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
@@ -108,7 +111,7 @@ func startCheckpointer(ctx context.Context, path string, every time.Duration, re
 	db.SetMaxIdleConns(2)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	c := &checkpointer{path: path, maintenance: maintenance, db: db, every: every, restartPages: restartAt / sqlitePage, logf: logf, passed: passed, done: make(chan struct{})}
+	c := &checkpointer{path: path, maintenance: maintenance, gate: gate, db: db, every: every, restartPages: restartAt / sqlitePage, logf: logf, passed: passed, done: make(chan struct{})}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, errorf("opening sqlite checkpointer: %w", err)
@@ -208,7 +211,12 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartWait.Milliseconds())); err != nil {
 		return last
 	}
+	leave, err := c.gate.enter(ctx)
+	if err != nil {
+		return last
+	}
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		leave()
 		return last // busy: the next pass tries again
 	}
 	r := c.passive(ctx) // on the other connection
@@ -219,8 +227,10 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 			r.err = fmt.Errorf("ending the restart's transaction: %w", err)
 		}
 	}
-	// Writers that waited are asleep on SQLite's busy schedule; the
-	// pruner, which waited on maintenance, would take the lock first.
+	leave()
+	// Writers of other processes that waited are asleep on SQLite's busy
+	// schedule; the pruner, which waited on maintenance, would take the
+	// lock first.
 	settle := time.NewTimer(restartSettle)
 	defer settle.Stop()
 	select {

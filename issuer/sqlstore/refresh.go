@@ -149,10 +149,11 @@ func (s *Store) CreateRefresh(ctx context.Context, r issuer.RefreshRecord, exclu
 	if !exclusive {
 		return s.insertRefresh(ctx, nil, r)
 	}
-	tx, err := s.begin(ctx)
+	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		return errorf("storing refresh token: %w", err)
 	}
+	defer leave() // after the Rollback below
 	defer tx.Rollback()
 	if err := s.insertRefresh(ctx, tx, r); err != nil {
 		return err
@@ -216,10 +217,11 @@ func (s *Store) rotateFresh(ctx context.Context, oldHash string, next issuer.Ref
 // take the write lock at BEGIN), so concurrent exchanges of one token are
 // decided one after the other.
 func (s *Store) rotateInTx(ctx context.Context, oldHash string, next issuer.RefreshRecord, now time.Time, grace time.Duration) (issuer.RefreshRecord, error) {
-	tx, err := s.begin(ctx)
+	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		return issuer.RefreshRecord{}, errorf("rotating refresh token: %w", err)
 	}
+	defer leave() // after the Rollback below
 	defer tx.Rollback()
 	old, err := scanRefresh(s.rowIn(ctx, tx, s.byHashLocked(), oldHash))
 	if err != nil {
@@ -271,10 +273,11 @@ func (s *Store) RevokeFamily(ctx context.Context, family string) error {
 	// passes could leave a concurrent rotation's successor live.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
 	defer cancel()
-	tx, err := s.begin(ctx)
+	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		return errorf("revoking refresh family: %w", err)
 	}
+	defer leave() // after the Rollback below
 	defer tx.Rollback()
 	if err := s.revokeFamilyIn(ctx, tx, family); err != nil {
 		return err
@@ -288,14 +291,25 @@ func (s *Store) RevokeFamily(ctx context.Context, family string) error {
 // revokeTimeout bounds a family revocation that outlives its request.
 const revokeTimeout = 10 * time.Second
 
-// begin starts a transaction. The refresh paths rely on READ COMMITTED on
+// begin starts a write transaction; the caller calls leave once it has
+// committed or rolled back. The refresh paths rely on READ COMMITTED on
 // PostgreSQL (each statement sees what committed before it), so it is
 // asked for rather than taken from the server's default.
-func (s *Store) begin(ctx context.Context) (*sql.Tx, error) {
+func (s *Store) begin(ctx context.Context) (tx *sql.Tx, leave func(), err error) {
 	if s.postgres {
-		return s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+		tx, err = s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+		return tx, func() {}, err
 	}
-	return s.db.BeginTx(ctx, nil)
+	// A SQLite write transaction holds the gate until it ends: leave
+	// after Commit or Rollback.
+	if leave, err = s.gate.enter(ctx); err != nil {
+		return nil, nil, err
+	}
+	if tx, err = s.db.BeginTx(ctx, nil); err != nil {
+		leave()
+		return nil, nil, err
+	}
+	return tx, leave, nil
 }
 
 // maxRevokePasses bounds revokeFamilyIn's passes; each one needs a
@@ -399,9 +413,15 @@ func (s *Store) pruneSQLite(ctx context.Context, now time.Time) error {
 	var gaveWay time.Duration // in a row
 	for {
 		s.maintenance.Lock()
+		leave, err := s.gate.enter(ctx)
+		if err != nil {
+			s.maintenance.Unlock()
+			return err
+		}
 		start := time.Now()
 		res, err := conn.ExecContext(ctx, pruneRefresh, ns(now), batch)
 		took := time.Since(start)
+		leave()
 		s.maintenance.Unlock()
 		s.observed("DELETE tg_refresh", start, err)
 		switch {

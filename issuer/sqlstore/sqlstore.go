@@ -35,7 +35,8 @@ type Store struct {
 	// restarts apart: a restart's writes to disk stall whoever holds the
 	// write lock meanwhile (a pruning batch held it 40 ms that way).
 	maintenance sync.Mutex
-	dsn         string // PostgreSQL: for the LISTEN connection
+	gate        writeGate // SQLite: this process's writers queue here
+	dsn         string    // PostgreSQL: for the LISTEN connection
 	// Logf reports trouble of the background change watcher; nil: silent.
 	// Set it before Watch, or use SetLogf.
 	Logf func(format string, args ...any)
@@ -136,6 +137,7 @@ func open(ctx context.Context, driver, dsn string, existing bool, opts openOptio
 	switch driver {
 	case "sqlite":
 		s.memory = dsn == ":memory:"
+		s.gate = newWriteGate()
 		limit := opts.walLimit
 		if existing {
 			limit = 0 // no checkpointer: SQLite's own checkpoints
@@ -175,7 +177,7 @@ func open(ctx context.Context, driver, dsn string, existing bool, opts openOptio
 		return nil, err
 	}
 	if driver == "sqlite" && !s.memory && !existing && opts.checkpointEvery > 0 {
-		if s.ckpt, err = startCheckpointer(ctx, dsn, opts.checkpointEvery, opts.restartAt, &s.maintenance, s.bgLogf, opts.checkpointed); err != nil {
+		if s.ckpt, err = startCheckpointer(ctx, dsn, opts.checkpointEvery, opts.restartAt, &s.maintenance, s.gate, s.bgLogf, opts.checkpointed); err != nil {
 			s.Close()
 			return nil, err
 		}
