@@ -211,7 +211,11 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartWait.Milliseconds())); err != nil {
 		return last
 	}
-	leave, err := c.gate.enter(ctx)
+	// The gate too may be held for long (a writer waiting on another
+	// process): the next pass tries again.
+	gateCtx, cancel := context.WithTimeout(ctx, restartWait)
+	leave, err := c.gate.enter(gateCtx)
+	cancel()
 	if err != nil {
 		return last
 	}

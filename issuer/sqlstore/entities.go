@@ -46,10 +46,11 @@ func (s *Store) ListEntities(ctx context.Context) ([]issuer.Entity, error) {
 
 // DeleteEntity implements issuer.Store.
 func (s *Store) DeleteEntity(ctx context.Context, id string) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		return errorf("deleting entity %s: %w", id, err)
 	}
+	defer leave() // after the Rollback below
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM tg_entity_secrets WHERE entity_id = ?`), id); err != nil {
 		return errorf("deleting secrets of entity %s: %w", id, err)
@@ -86,10 +87,11 @@ func (s *Store) CurrentSecret(ctx context.Context, entityID string) (issuer.Enti
 
 // AddSecret implements issuer.Store.
 func (s *Store) AddSecret(ctx context.Context, sec issuer.EntitySecret, replace bool, usableUntil time.Time) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		return errorf("storing secret: %w", err)
 	}
+	defer leave() // after the Rollback below
 	defer tx.Rollback()
 	if replace {
 		// The old secret stays usable until the grace period ends, but

@@ -10,6 +10,15 @@ import "context"
 // is held for a write transaction (begin to Commit or Rollback) and for
 // an autocommit write; a write inside a transaction goes through the
 // transaction, never through the gate again.
+//
+// Rules that keep it from deadlocking: never enter it twice on one
+// goroutine (inside a transaction use execIn/rowIn with the tx); take the
+// store's maintenance mutex before it, never after; and do not wait for
+// it while holding a pool connection that a gate holder may need (the
+// SQLite pruner holds one of the file store's eight while it waits, which
+// leaves seven; a :memory: store's only connection is never held so).
+// A writer's backstop checkpoint (past walLimit, after its commit) now
+// holds the gate too, so this process's writers wait it out together.
 type writeGate chan struct{}
 
 func newWriteGate() writeGate { return make(writeGate, 1) }

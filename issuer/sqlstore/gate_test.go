@@ -85,3 +85,43 @@ func TestWritersQueueOnTheGate(t *testing.T) {
 		t.Fatalf("%d INSERTs observed after the transaction ended, want 1", ran.Load())
 	}
 }
+
+// TestMemoryStorePrunesBesideWriters: a :memory: store has one
+// connection; pruning must not hold it while it waits for the gate that a
+// writer holds while it waits for the connection.
+func TestMemoryStorePrunesBesideWriters(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite", ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 200 {
+		rec := randomRefresh()
+		rec.ExpiresAt = time.Now().Add(-time.Hour)
+		if err := s.CreateRefresh(ctx, rec, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 2)
+	go func() { done <- s.PurgeExpired(ctx, time.Now()) }()
+	go func() {
+		for range 200 { // exclusive: a write transaction, through the gate
+			if err := s.CreateRefresh(ctx, randomRefresh(), true); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("pruning and writing on a :memory: store did not finish in 30 s")
+		}
+	}
+}

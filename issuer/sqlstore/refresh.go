@@ -373,7 +373,11 @@ const (
 // purgeRefresh deletes expired refresh tokens in batches, each its own
 // short transaction, then the cut-offs no token needs.
 func (s *Store) purgeRefresh(ctx context.Context, now time.Time) error {
-	if s.postgres { // row locks: deleting blocks no writer
+	// PostgreSQL: row locks, deleting blocks no writer. SQLite :memory:
+	// has one connection and no other writer: pruneSQLite would hold that
+	// connection between its batches, and a writer holding the gate would
+	// wait for it while the pruner waits for the gate.
+	if s.postgres || s.memory {
 		for {
 			res, err := s.exec(ctx, pruneRefresh, ns(now), PruneBatch)
 			if err != nil {

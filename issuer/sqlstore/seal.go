@@ -72,10 +72,11 @@ func (s *Store) EachSealed(ctx context.Context, f func(issuer.SealedValue) error
 // lock (SQLite: immediate transactions; PostgreSQL: table locks), so a key
 // or secret written meanwhile waits and cannot escape the move.
 func (s *Store) Reseal(ctx context.Context, fingerprint string, f func(issuer.SealedValue) (string, error)) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		return fmt.Errorf("resealing: %w", err)
 	}
+	defer leave() // after the Rollback below
 	defer tx.Rollback()
 	if s.postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7361626)`); err != nil {

@@ -92,14 +92,14 @@ func (s *Store) closeStmts() {
 
 // execIn runs query, in tx unless tx is nil, observed.
 func (s *Store) execIn(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	if tx == nil { // an autocommit write: through the gate
+	start := time.Now() // the wait at the gate counts
+	if tx == nil {      // an autocommit write: through the gate
 		leave, err := s.gate.enter(ctx)
 		if err != nil {
 			return nil, err
 		}
 		defer leave()
 	}
-	start := time.Now()
 	p := s.lookup(ctx, query, tx != nil)
 	var res sql.Result
 	var err error
