@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -187,9 +186,8 @@ func unavailable(err error) bool {
 		}
 		return false
 	}
-	var sqErr *sqlite.Error
-	if errors.As(err, &sqErr) {
-		switch sqErr.Code() & 0xff { // the primary result code
+	if code, ok := sqliteCode(err); ok {
+		switch code & 0xff { // the primary result code
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
 			sqlite3.SQLITE_FULL, sqlite3.SQLITE_PROTOCOL:
 			return true

@@ -31,7 +31,7 @@ import (
 // immediate transaction on its second connection, copies what arrived
 // since its last pass on the first, and lets go; the next writer then
 // starts the WAL over. Writers wait meanwhile for one short pass: the
-// tail's pages and two fsyncs (10 ms median, 29 ms at most, in benchstore
+// tail's pages and two fsyncs (6-13 ms median, 29 ms at most, in benchstore
 // prune on a 2-core VM), the least a WAL that starts over under steady
 // writes can cost. The pool's connections checkpoint only as a backstop, at walLimit,
 // if the checkpointer cannot get the lock: that pass runs inside a
@@ -193,7 +193,7 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 	// SQLite fsyncs the database file only in a pass that copies the
 	// whole WAL, this one: all it wrote since the WAL last started over
 	// (an fsync of 55-110 ms under the lock, measured). Written out
-	// beforehand, off the lock, what is left is the tail's (10 ms median,
+	// beforehand, off the lock, what is left is the tail's (6-13 ms median,
 	// 29 ms at most, instead). syncfs writes out the other files of the
 	// file system too: at most once per restartAt of WAL.
 	c.maintenance.Lock()
@@ -208,7 +208,7 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 	defer conn.Close()
 	// The longest the restart waits for the write lock (a passive
 	// checkpoint never waits, so the connection may keep it).
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartWait.Milliseconds())); err != nil {
+	if err := setBusyTimeout(ctx, conn, restartWait); err != nil {
 		return last
 	}
 	// The gate too may be held for long (a writer waiting on another

@@ -137,10 +137,24 @@ func isUniqueViolation(err error) bool {
 	if errors.As(err, &pgErr) {
 		return pgErr.Code == "23505" // unique_violation
 	}
-	var sqliteErr *sqlite.Error
-	if errors.As(err, &sqliteErr) {
-		code := sqliteErr.Code()
+	if code, ok := sqliteCode(err); ok {
 		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	}
 	return false
+}
+
+// sqliteCode returns the SQLite result code (extended) that err carries.
+func sqliteCode(err error) (int, bool) {
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		return sqliteErr.Code(), true
+	}
+	return 0, false
+}
+
+// isBusy says err is SQLite's SQLITE_BUSY: a lock not to be had within the
+// connection's busy timeout.
+func isBusy(err error) bool {
+	code, ok := sqliteCode(err)
+	return ok && code&0xff == sqlite3.SQLITE_BUSY
 }

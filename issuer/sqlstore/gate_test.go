@@ -91,18 +91,7 @@ func TestWritersQueueOnTheGate(t *testing.T) {
 // writer holds while it waits for the connection.
 func TestMemoryStorePrunesBesideWriters(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite", ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	for range 200 {
-		rec := randomRefresh()
-		rec.ExpiresAt = time.Now().Add(-time.Hour)
-		if err := s.CreateRefresh(ctx, rec, false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := storeWithExpired(t, ":memory:", 200)
 	done := make(chan error, 2)
 	go func() { done <- s.PurgeExpired(ctx, time.Now()) }()
 	go func() {

@@ -19,19 +19,7 @@ import (
 func TestPruningGivesWay(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tg.db")
-	s, err := Open(ctx, "sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	const expired = 300
-	for range expired {
-		rec := randomRefresh()
-		rec.ExpiresAt = time.Now().Add(-time.Hour)
-		if err := s.CreateRefresh(ctx, rec, false); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s := storeWithExpired(t, path, 300)
 	var gaveWay atomic.Int64
 	s.SetObserver(func(op string, _ time.Duration, err error) {
 		if op == "DELETE tg_refresh" && err != nil {
@@ -75,18 +63,9 @@ func TestPruningGivesUp(t *testing.T) {
 	}
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tg.db")
-	s, err := Open(ctx, "sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	rec := randomRefresh()
-	rec.ExpiresAt = time.Now().Add(-time.Hour)
-	if err := s.CreateRefresh(ctx, rec, false); err != nil {
-		t.Fatal(err)
-	}
+	s := storeWithExpired(t, path, 1)
 	defer holdWriteLock(t, path)()
-	err = s.PurgeExpired(ctx, time.Now())
+	err := s.PurgeExpired(ctx, time.Now())
 	if !isBusy(err) {
 		t.Fatalf("pruning under a lock that never frees: %v, want SQLite's busy error", err)
 	}
@@ -115,4 +94,24 @@ func holdWriteLock(t *testing.T, path string) (release func()) {
 			t.Error(err)
 		}
 	}
+}
+
+// storeWithExpired opens a SQLite store at dsn (closed with the test)
+// holding n expired refresh tokens.
+func storeWithExpired(t *testing.T, dsn string, n int) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for range n {
+		rec := randomRefresh()
+		rec.ExpiresAt = time.Now().Add(-time.Hour)
+		if err := s.CreateRefresh(ctx, rec, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
 }

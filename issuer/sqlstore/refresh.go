@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
@@ -405,11 +402,11 @@ func (s *Store) pruneSQLite(ctx context.Context, now time.Time) error {
 		return err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, pruneLockWait.Milliseconds())); err != nil {
+	if err := setBusyTimeout(ctx, conn, pruneLockWait); err != nil {
 		return err
 	}
 	defer func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA busy_timeout = %d`, sqliteBusy.Milliseconds())); err != nil {
+		if err := setBusyTimeout(context.WithoutCancel(ctx), conn, sqliteBusy); err != nil {
 			discard(conn) // never back in the pool with the short wait
 		}
 	}()
@@ -427,7 +424,7 @@ func (s *Store) pruneSQLite(ctx context.Context, now time.Time) error {
 		took := time.Since(start)
 		leave()
 		s.maintenance.Unlock()
-		s.observed("DELETE tg_refresh", start, err)
+		s.observed(opName(pruneRefresh), start, err)
 		switch {
 		case err != nil && isBusy(err) && ctx.Err() == nil:
 			if gaveWay += took + pruneGap; gaveWay > sqliteBusy {
@@ -455,13 +452,6 @@ func (s *Store) pruneSQLite(ctx context.Context, now time.Time) error {
 		case <-t.C:
 		}
 	}
-}
-
-// isBusy says err is SQLite's SQLITE_BUSY: a lock not to be had within the
-// connection's busy timeout.
-func isBusy(err error) bool {
-	var sqErr *sqlite.Error
-	return errors.As(err, &sqErr) && sqErr.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // discard makes database/sql close conn instead of pooling it.

@@ -253,6 +253,12 @@ func sqliteDSN(path string, busy time.Duration, walLimit int64) string {
 	return dsn
 }
 
+// setBusyTimeout sets how long conn waits for a SQLite lock from now on.
+func setBusyTimeout(ctx context.Context, conn *sql.Conn, d time.Duration) error {
+	_, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, d.Milliseconds()))
+	return err
+}
+
 // DefaultPoolSize is how many PostgreSQL connections a store keeps open.
 const DefaultPoolSize = 16
 
