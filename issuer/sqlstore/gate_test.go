@@ -3,10 +3,13 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
 func TestWriteGate(t *testing.T) {
@@ -112,5 +115,80 @@ func TestMemoryStorePrunesBesideWriters(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("pruning and writing on a :memory: store did not finish in 30 s")
 		}
+	}
+}
+
+// TestWritesShareOneConnection: every write and transaction of the
+// request path runs on the writer's connection, so its page cache is
+// never dropped for another connection's commit: PRAGMA data_version on
+// that connection changes only when another connection has committed.
+func TestWritesShareOneConnection(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "sqlite", filepath.Join(t.TempDir(), "tg.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	version := func() int64 {
+		t.Helper()
+		conn, err := s.w.Conn(ctx) // its only connection
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var v int64
+		if err := conn.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := version()
+	now := time.Now()
+	rec := func(hash, family string) issuer.RefreshRecord {
+		return issuer.RefreshRecord{Hash: hash, Family: family, Subject: "sub-" + family, Kind: "user", Issuer: "http://t",
+			ExpiresAt: now.Add(time.Hour), AuthTime: now}
+	}
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"user", func() error { return s.PutUser(ctx, issuer.User{Name: "alice", PasswordHash: "x"}) }},
+		{"refresh", func() error { return s.CreateRefresh(ctx, rec("h1", "f1"), false) }},
+		{"exclusive refresh", func() error { return s.CreateRefresh(ctx, rec("h2", "f2"), true) }},
+		{"rotation", func() error { _, err := s.RotateRefresh(ctx, "h2", rec("h3", "f2"), now, time.Minute); return err }},
+		{"reuse", func() error {
+			_, err := s.RotateRefresh(ctx, "h1", rec("h4", "f1"), now, 0)
+			if err != nil {
+				return err
+			}
+			if _, err = s.RotateRefresh(ctx, "h1", rec("h5", "f1"), now, 0); !errors.Is(err, issuer.ErrRefreshReused) {
+				return fmt.Errorf("second use: %v, want ErrRefreshReused", err)
+			}
+			return nil
+		}},
+		{"end sessions", func() error { return s.EndSessions(ctx, "sub-f2", now, "") }},
+		{"revocation", func() error {
+			return s.AddRevocation(ctx, issuer.Revocation{Kind: "jti", Key: "j1", At: now, ExpiresAt: now.Add(time.Hour)})
+		}},
+		{"entity", func() error { return s.PutEntity(ctx, issuer.Entity{ID: "e1"}) }},
+		{"secret", func() error {
+			return s.AddSecret(ctx, issuer.EntitySecret{EntityID: "e1", Hash: "h", Sealed: "s", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, true, now)
+		}},
+		{"delete entity", func() error { return s.DeleteEntity(ctx, "e1") }},
+	}
+	for _, st := range steps {
+		if err := st.run(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if v := version(); v != before {
+			t.Fatalf("after %s: data_version %d, was %d: a write ran on another connection", st.name, v, before)
+		}
+	}
+	// And the check can fail: a commit on a pool connection changes it.
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM tg_users`); err != nil {
+		t.Fatal(err)
+	}
+	if v := version(); v == before {
+		t.Fatal("data_version unchanged after a commit on another connection")
 	}
 }

@@ -294,7 +294,7 @@ const revokeTimeout = 10 * time.Second
 // asked for rather than taken from the server's default.
 func (s *Store) begin(ctx context.Context) (tx *sql.Tx, leave func(), err error) {
 	if s.postgres {
-		tx, err = s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+		tx, err = s.w.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 		return tx, func() {}, err
 	}
 	// A SQLite write transaction holds the gate until it ends: leave
@@ -302,7 +302,7 @@ func (s *Store) begin(ctx context.Context) (tx *sql.Tx, leave func(), err error)
 	if leave, err = s.gate.enter(ctx); err != nil {
 		return nil, nil, err
 	}
-	if tx, err = s.db.BeginTx(ctx, nil); err != nil {
+	if tx, err = s.w.BeginTx(ctx, nil); err != nil {
 		leave()
 		return nil, nil, err
 	}

@@ -21,9 +21,12 @@ const maxStmts = 256
 // (after a migration by a newer instance), which a database/sql Stmt
 // would keep failing with.
 type prepared struct {
-	stmt  *sql.Stmt // nil on PostgreSQL, or when it could not be prepared
-	query string    // as the driver runs it
-	op    string    // opName(query), for the observer
+	stmt *sql.Stmt // nil on PostgreSQL, or when it could not be prepared
+	// write is stmt prepared on the store's writer (Store.w), for writes
+	// and transactions; stmt itself where the writer is the pool.
+	write *sql.Stmt
+	query string // as the driver runs it
+	op    string // opName(query), for the observer
 }
 
 // stmtCache maps a query (as written, with ? placeholders) to its
@@ -48,12 +51,16 @@ func (s *Store) prepare(ctx context.Context, query string) (*prepared, error) {
 		if err != nil {
 			return nil, errorf("preparing %s: %w", p.op, err)
 		}
-		p.stmt = st
+		p.stmt, p.write = st, st
+		if s.w != s.db {
+			if p.write, err = s.w.PrepareContext(ctx, p.query); err != nil {
+				st.Close()
+				return nil, errorf("preparing %s: %w", p.op, err)
+			}
+		}
 	}
 	if old, loaded := s.stmts.m.LoadOrStore(query, p); loaded {
-		if p.stmt != nil {
-			p.stmt.Close()
-		}
+		p.close()
 		return old.(*prepared), nil
 	}
 	s.stmts.n.Add(1)
@@ -78,12 +85,20 @@ func (s *Store) lookup(ctx context.Context, query string, inTx bool) *prepared {
 	return &prepared{query: s.q(query), op: opName(query)}
 }
 
+// close closes p's statements.
+func (p *prepared) close() {
+	if p.write != nil && p.write != p.stmt {
+		p.write.Close()
+	}
+	if p.stmt != nil {
+		p.stmt.Close()
+	}
+}
+
 // closeStmts closes every prepared statement and empties the cache.
 func (s *Store) closeStmts() {
 	s.stmts.m.Range(func(k, v any) bool {
-		if st := v.(*prepared).stmt; st != nil {
-			st.Close()
-		}
+		v.(*prepared).close()
 		s.stmts.m.Delete(k)
 		s.stmts.n.Add(-1)
 		return true
@@ -104,14 +119,14 @@ func (s *Store) execIn(ctx context.Context, tx *sql.Tx, query string, args ...an
 	var res sql.Result
 	var err error
 	switch {
-	case p.stmt == nil && tx != nil:
+	case p.write == nil && tx != nil:
 		res, err = tx.ExecContext(ctx, p.query, args...)
-	case p.stmt == nil:
-		res, err = s.db.ExecContext(ctx, p.query, args...)
+	case p.write == nil:
+		res, err = s.w.ExecContext(ctx, p.query, args...)
 	case tx != nil:
-		res, err = tx.StmtContext(ctx, p.stmt).ExecContext(ctx, args...)
+		res, err = tx.StmtContext(ctx, p.write).ExecContext(ctx, args...)
 	default:
-		res, err = p.stmt.ExecContext(ctx, args...)
+		res, err = p.write.ExecContext(ctx, args...)
 	}
 	s.observed(p.op, start, err)
 	return res, err
@@ -128,7 +143,7 @@ func (s *Store) rowIn(ctx context.Context, tx *sql.Tx, query string, args ...any
 	case p.stmt == nil:
 		r = s.db.QueryRowContext(ctx, p.query, args...)
 	case tx != nil:
-		r = tx.StmtContext(ctx, p.stmt).QueryRowContext(ctx, args...)
+		r = tx.StmtContext(ctx, p.write).QueryRowContext(ctx, args...)
 	default:
 		r = p.stmt.QueryRowContext(ctx, args...)
 	}
