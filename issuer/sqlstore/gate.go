@@ -14,9 +14,9 @@ import "context"
 // Rules that keep it from deadlocking: never enter it twice on one
 // goroutine (inside a transaction use execIn/rowIn with the tx); take the
 // store's maintenance mutex before it, never after; and do not wait for
-// it while holding a pool connection that a gate holder may need (the
-// SQLite pruner holds one of the file store's eight while it waits, which
-// leaves seven; a :memory: store's only connection is never held so).
+// it while holding a connection that a gate holder may need (the writer's
+// connection, Store.w, is used inside the gate, and outside it only to
+// prepare a statement, which waits for nothing else).
 // A writer's backstop checkpoint (past walLimit, after its commit) now
 // holds the gate too, so this process's writers wait it out together.
 type writeGate chan struct{}

@@ -118,8 +118,8 @@ func TestMemoryStorePrunesBesideWriters(t *testing.T) {
 	}
 }
 
-// TestWritesShareOneConnection: every write and transaction of the
-// request path runs on the writer's connection, so its page cache is
+// TestWritesShareOneConnection: every write and transaction (pruning
+// too) runs on the writer's connection, so its page cache is
 // never dropped for another connection's commit: PRAGMA data_version on
 // that connection changes only when another connection has committed.
 func TestWritesShareOneConnection(t *testing.T) {
@@ -175,6 +175,7 @@ func TestWritesShareOneConnection(t *testing.T) {
 			return s.AddSecret(ctx, issuer.EntitySecret{EntityID: "e1", Hash: "h", Sealed: "s", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, true, now)
 		}},
 		{"delete entity", func() error { return s.DeleteEntity(ctx, "e1") }},
+		{"pruning", func() error { return s.PurgeExpired(ctx, now.Add(2*time.Hour)) }},
 	}
 	for _, st := range steps {
 		if err := st.run(); err != nil {

@@ -394,37 +394,15 @@ func (s *Store) purgeRefresh(ctx context.Context, now time.Time) error {
 }
 
 // pruneSQLite deletes expired refresh tokens in batches that adapt to
-// pruneTarget, on a connection of the pool set to wait pruneLockWait for
-// the write lock (and set back before it returns to the pool).
+// pruneTarget. Each batch runs on the writer's connection (Store.w) while
+// holding the gate, so its commits do not drop the page cache of the
+// connection every write uses, and it waits pruneLockWait at most for
+// SQLite's write lock (another process's), its busy_timeout for the batch.
 func (s *Store) pruneSQLite(ctx context.Context, now time.Time) error {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := setBusyTimeout(ctx, conn, pruneLockWait); err != nil {
-		return err
-	}
-	defer func() {
-		if err := setBusyTimeout(context.WithoutCancel(ctx), conn, sqliteBusy); err != nil {
-			discard(conn) // never back in the pool with the short wait
-		}
-	}()
 	batch := pruneFirstBatch
 	var gaveWay time.Duration // in a row
 	for {
-		s.maintenance.Lock()
-		leave, err := s.gate.enter(ctx)
-		if err != nil {
-			s.maintenance.Unlock()
-			return err
-		}
-		start := time.Now()
-		res, err := conn.ExecContext(ctx, pruneRefresh, ns(now), batch)
-		took := time.Since(start)
-		leave()
-		s.maintenance.Unlock()
-		s.observed(opName(pruneRefresh), start, err)
+		took, n, err := s.pruneBatch(ctx, now, batch)
 		switch {
 		case err != nil && isBusy(err) && ctx.Err() == nil:
 			if gaveWay += took + pruneGap; gaveWay > sqliteBusy {
@@ -432,11 +410,10 @@ func (s *Store) pruneSQLite(ctx context.Context, now time.Time) error {
 			}
 		case err != nil:
 			return err
+		case n < int64(batch):
+			return nil
 		default:
 			gaveWay = 0
-			if n, err := res.RowsAffected(); err != nil || n < int64(batch) {
-				return err
-			}
 			switch {
 			case took > 2*pruneTarget && batch > pruneMinBatch:
 				batch = max(batch/2, pruneMinBatch)
@@ -452,6 +429,40 @@ func (s *Store) pruneSQLite(ctx context.Context, now time.Time) error {
 		case <-t.C:
 		}
 	}
+}
+
+// pruneBatch deletes up to batch expired refresh tokens on the writer's
+// connection and says how long the DELETE took and how many it deleted.
+func (s *Store) pruneBatch(ctx context.Context, now time.Time, batch int) (took time.Duration, n int64, err error) {
+	s.maintenance.Lock()
+	defer s.maintenance.Unlock()
+	leave, err := s.gate.enter(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer leave()
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Close()
+	if err := setBusyTimeout(ctx, conn, pruneLockWait); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		if err := setBusyTimeout(context.WithoutCancel(ctx), conn, sqliteBusy); err != nil {
+			discard(conn) // never back in the pool with the short wait
+		}
+	}()
+	start := time.Now()
+	res, err := conn.ExecContext(ctx, pruneRefresh, ns(now), batch)
+	took = time.Since(start)
+	s.observed(opName(pruneRefresh), start, err)
+	if err != nil {
+		return took, 0, err
+	}
+	n, err = res.RowsAffected()
+	return took, n, err
 }
 
 // discard makes database/sql close conn instead of pooling it.
