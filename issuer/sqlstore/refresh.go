@@ -96,7 +96,7 @@ func (s *Store) prepareHot(ctx context.Context) error {
 			}
 			st.Close()
 		}
-		if _, err := s.prepare(ctx, q); err != nil {
+		if _, err := s.prepare(ctx, q, write); err != nil {
 			return err
 		}
 	}
@@ -446,14 +446,16 @@ func (s *Store) pruneBatch(ctx context.Context, now time.Time, batch int) (took 
 		return 0, 0, err
 	}
 	defer conn.Close()
-	if err := setBusyTimeout(ctx, conn, pruneLockWait); err != nil {
-		return 0, 0, err
-	}
+	// Set back first: the driver may report a cancelled ctx for a PRAGMA
+	// that took effect, and this is every write's connection.
 	defer func() {
 		if err := setBusyTimeout(context.WithoutCancel(ctx), conn, sqliteBusy); err != nil {
 			discard(conn) // never back in the pool with the short wait
 		}
 	}()
+	if err := setBusyTimeout(ctx, conn, pruneLockWait); err != nil {
+		return 0, 0, err
+	}
 	start := time.Now()
 	res, err := conn.ExecContext(ctx, pruneRefresh, ns(now), batch)
 	took = time.Since(start)

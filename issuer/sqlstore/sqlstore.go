@@ -676,7 +676,7 @@ func (s *Store) Setting(ctx context.Context, name string, create func() (string,
 
 func list[T any](ctx context.Context, s *Store, query string, scan func(interface{ Scan(...any) error }) (T, error), args ...any) (_ []T, err error) {
 	start := time.Now()
-	p := s.lookup(ctx, query, false)
+	p := s.lookup(ctx, query, read)
 	defer func() { s.observed(p.op, start, err) }()
 	var rows *sql.Rows
 	if p.stmt != nil {

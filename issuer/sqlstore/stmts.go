@@ -22,12 +22,25 @@ const maxStmts = 256
 // would keep failing with.
 type prepared struct {
 	stmt *sql.Stmt // nil on PostgreSQL, or when it could not be prepared
-	// write is stmt prepared on the store's writer (Store.w), for writes
-	// and transactions; stmt itself where the writer is the pool.
-	write *sql.Stmt
+	// write is the query prepared on the writer (Store.w), for writes and
+	// transactions: stmt itself where the writer is the pool. On a SQLite
+	// file it is prepared at Open (the hot queries) or the first time it
+	// runs inside the gate, where w's one connection is free; a
+	// transaction runs a query without it unprepared.
+	write atomic.Pointer[sql.Stmt]
 	query string // as the driver runs it
 	op    string // opName(query), for the observer
 }
+
+// use says where a query is about to run, which decides what lookup may
+// prepare for it.
+type use int
+
+const (
+	read  use = iota // outside a transaction, on the pool
+	write            // outside a transaction, on the writer, inside the gate
+	inTx             // in a transaction: prepare nothing (see lookup)
+)
 
 // stmtCache maps a query (as written, with ? placeholders) to its
 // *prepared.
@@ -37,33 +50,41 @@ type stmtCache struct {
 }
 
 // prepare returns query ready to run, preparing and caching it on first
-// use.
-func (s *Store) prepare(ctx context.Context, query string) (*prepared, error) {
-	if p, ok := s.stmts.m.Load(query); ok {
-		return p.(*prepared), nil
+// use, and preparing it on the writer the first time it is for a write.
+func (s *Store) prepare(ctx context.Context, query string, u use) (*prepared, error) {
+	v, ok := s.stmts.m.Load(query)
+	if !ok {
+		p := &prepared{query: s.q(query), op: opName(query)}
+		if s.stmts.n.Load() >= maxStmts {
+			return p, nil // run unprepared
+		}
+		if !s.postgres {
+			st, err := s.db.PrepareContext(ctx, p.query)
+			if err != nil {
+				return nil, errorf("preparing %s: %w", p.op, err)
+			}
+			p.stmt = st
+			if s.w == s.db {
+				p.write.Store(st)
+			}
+		}
+		if v, ok = s.stmts.m.LoadOrStore(query, p); ok {
+			p.close()
+		} else {
+			s.stmts.n.Add(1)
+			v = p
+		}
 	}
-	p := &prepared{query: s.q(query), op: opName(query)}
-	if s.stmts.n.Load() >= maxStmts {
-		return p, nil // run unprepared
-	}
-	if !s.postgres {
-		st, err := s.db.PrepareContext(ctx, p.query)
+	p := v.(*prepared)
+	if u == write && p.stmt != nil && p.write.Load() == nil {
+		st, err := s.w.PrepareContext(ctx, p.query)
 		if err != nil {
 			return nil, errorf("preparing %s: %w", p.op, err)
 		}
-		p.stmt, p.write = st, st
-		if s.w != s.db {
-			if p.write, err = s.w.PrepareContext(ctx, p.query); err != nil {
-				st.Close()
-				return nil, errorf("preparing %s: %w", p.op, err)
-			}
+		if !p.write.CompareAndSwap(nil, st) {
+			st.Close()
 		}
 	}
-	if old, loaded := s.stmts.m.LoadOrStore(query, p); loaded {
-		p.close()
-		return old.(*prepared), nil
-	}
-	s.stmts.n.Add(1)
 	return p, nil
 }
 
@@ -72,23 +93,22 @@ func (s *Store) prepare(ctx context.Context, query string) (*prepared, error) {
 // fails the same way or succeeds once the store is back. In a transaction
 // a query not prepared yet runs unprepared: preparing it would need a
 // second connection while the transaction holds one (a deadlock on a
-// one-connection pool).
-func (s *Store) lookup(ctx context.Context, query string, inTx bool) *prepared {
-	if p, ok := s.stmts.m.Load(query); ok {
-		return p.(*prepared)
-	}
-	if !inTx {
-		if p, err := s.prepare(ctx, query); err == nil {
-			return p
+// one-connection pool, which the writer is).
+func (s *Store) lookup(ctx context.Context, query string, u use) *prepared {
+	if u == inTx {
+		if p, ok := s.stmts.m.Load(query); ok {
+			return p.(*prepared)
 		}
+	} else if p, err := s.prepare(ctx, query, u); err == nil {
+		return p
 	}
 	return &prepared{query: s.q(query), op: opName(query)}
 }
 
 // close closes p's statements.
 func (p *prepared) close() {
-	if p.write != nil && p.write != p.stmt {
-		p.write.Close()
+	if w := p.write.Load(); w != nil && w != p.stmt {
+		w.Close()
 	}
 	if p.stmt != nil {
 		p.stmt.Close()
@@ -115,18 +135,23 @@ func (s *Store) execIn(ctx context.Context, tx *sql.Tx, query string, args ...an
 		}
 		defer leave()
 	}
-	p := s.lookup(ctx, query, tx != nil)
+	u := write
+	if tx != nil {
+		u = inTx
+	}
+	p := s.lookup(ctx, query, u)
+	st := p.write.Load()
 	var res sql.Result
 	var err error
 	switch {
-	case p.write == nil && tx != nil:
+	case st == nil && tx != nil:
 		res, err = tx.ExecContext(ctx, p.query, args...)
-	case p.write == nil:
+	case st == nil:
 		res, err = s.w.ExecContext(ctx, p.query, args...)
 	case tx != nil:
-		res, err = tx.StmtContext(ctx, p.write).ExecContext(ctx, args...)
+		res, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	default:
-		res, err = p.write.ExecContext(ctx, args...)
+		res, err = st.ExecContext(ctx, args...)
 	}
 	s.observed(p.op, start, err)
 	return res, err
@@ -135,17 +160,22 @@ func (s *Store) execIn(ctx context.Context, tx *sql.Tx, query string, args ...an
 // rowIn runs one-row query, in tx unless tx is nil, observed.
 func (s *Store) rowIn(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
 	start := time.Now()
-	p := s.lookup(ctx, query, tx != nil)
 	var r *sql.Row
-	switch {
-	case p.stmt == nil && tx != nil:
-		r = tx.QueryRowContext(ctx, p.query, args...)
-	case p.stmt == nil:
-		r = s.db.QueryRowContext(ctx, p.query, args...)
-	case tx != nil:
-		r = tx.StmtContext(ctx, p.write).QueryRowContext(ctx, args...)
-	default:
+	if tx != nil {
+		p := s.lookup(ctx, query, inTx)
+		if st := p.write.Load(); st != nil {
+			r = tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+		} else {
+			r = tx.QueryRowContext(ctx, p.query, args...)
+		}
+		s.observed(p.op, start, r.Err())
+		return r
+	}
+	p := s.lookup(ctx, query, read)
+	if p.stmt != nil {
 		r = p.stmt.QueryRowContext(ctx, args...)
+	} else {
+		r = s.db.QueryRowContext(ctx, p.query, args...)
 	}
 	s.observed(p.op, start, r.Err())
 	return r

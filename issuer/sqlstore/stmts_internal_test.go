@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func TestQueriesArePreparedOnce(t *testing.T) {
 	}
 	work()
 	n := s.stmts.n.Load()
-	first, err := s.prepare(ctx, refreshByHash)
+	first, err := s.prepare(ctx, refreshByHash, write)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestQueriesArePreparedOnce(t *testing.T) {
 	if again := s.stmts.n.Load(); again != n {
 		t.Errorf("prepared statements grew from %d to %d when the same queries ran again", n, again)
 	}
-	if p, _ := s.prepare(ctx, refreshByHash); p != first {
+	if p, _ := s.prepare(ctx, refreshByHash, write); p != first {
 		t.Error("a query was prepared a second time")
 	}
 	if err := s.Close(); err != nil {
@@ -53,7 +54,13 @@ func TestQueriesArePreparedOnce(t *testing.T) {
 		t.Errorf("%d statements left in the cache after Close", n)
 	}
 	// database/sql says which was closed: the statement, not only the pool.
-	if _, err := first.stmt.ExecContext(ctx, "x"); err == nil || !strings.Contains(err.Error(), "statement is closed") {
-		t.Errorf("a prepared statement after Close: %v, want it closed", err)
+	for name, st := range map[string]*sql.Stmt{"pool": first.stmt, "writer": first.write.Load()} {
+		if st == nil {
+			t.Errorf("refreshByHash was not prepared on the %s", name)
+			continue
+		}
+		if _, err := st.ExecContext(ctx, "x"); err == nil || !strings.Contains(err.Error(), "statement is closed") {
+			t.Errorf("a prepared statement on the %s after Close: %v, want it closed", name, err)
+		}
 	}
 }
