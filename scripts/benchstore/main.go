@@ -346,6 +346,12 @@ type pruneResult struct {
 	Left               int64   `json:"expired_rows_left"`
 	LongestPruneMS     float64 `json:"longest_prune_statement_ms"`
 	LongestPruneOp     string  `json:"longest_prune_statement"`
+	// When they happened, in seconds since pruning began, and the largest
+	// the WAL file grew (the pool's backstop checkpoint runs inside a
+	// write once it holds 64 MiB).
+	MaxWriteAtS     float64 `json:"max_write_at_s"`
+	LongestPruneAtS float64 `json:"longest_prune_statement_at_s"`
+	MaxWALMiB       float64 `json:"max_wal_mib"`
 }
 
 // prune fills a fresh SQLite store with expired rows, then measures how
@@ -383,6 +389,7 @@ func prune(args []string) (pruneResult, error) {
 	var batchMu sync.Mutex
 	var longestBatch time.Duration
 	var longestOp string
+	var longestAt time.Time
 	pruner.SetObserver(func(op string, d time.Duration, _ error) {
 		if !strings.HasPrefix(op, "DELETE") { // the writer's, through the same store
 			return
@@ -390,9 +397,27 @@ func prune(args []string) (pruneResult, error) {
 		batchMu.Lock()
 		defer batchMu.Unlock()
 		if d > longestBatch {
-			longestBatch, longestOp = d, op
+			longestBatch, longestOp, longestAt = d, op, time.Now().Add(-d)
 		}
 	})
+	// The WAL's size, sampled until the end.
+	var maxWAL atomic.Int64
+	walDone := make(chan struct{})
+	defer close(walDone)
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-walDone:
+				return
+			case <-t.C:
+			}
+			if fi, err := os.Stat(*path + "-wal"); err == nil && fi.Size() > maxWAL.Load() {
+				maxWAL.Store(fi.Size())
+			}
+		}
+	}()
 	writer := pruner
 	if *other {
 		if writer, err = sqlstore.Open(ctx, "sqlite", *path); err != nil {
@@ -403,6 +428,8 @@ func prune(args []string) (pruneResult, error) {
 	var mu sync.Mutex
 	var phase int // 0 baseline, 1 pruning, 2 done
 	var base, during []time.Duration
+	var maxD time.Duration
+	var maxAt time.Time // when the longest write during pruning began
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -428,6 +455,9 @@ func prune(args []string) (pruneResult, error) {
 			if phase == 0 {
 				base = append(base, d)
 			} else if phase == 1 {
+				if d > maxD {
+					maxD, maxAt = d, start
+				}
 				during = append(during, d)
 			}
 			mu.Unlock()
@@ -461,7 +491,8 @@ func prune(args []string) (pruneResult, error) {
 	slices.Sort(during)
 	batchMu.Lock()
 	defer batchMu.Unlock()
-	r := pruneResult{LongestPruneMS: float64(longestBatch) / 1e6, LongestPruneOp: longestOp, Rows: *rows, WriteRate: *rate, PruneSeconds: elapsed.Seconds(), WritesDuringPrune: len(during), Left: left}
+	r := pruneResult{LongestPruneMS: float64(longestBatch) / 1e6, LongestPruneOp: longestOp, Rows: *rows, WriteRate: *rate, PruneSeconds: elapsed.Seconds(), WritesDuringPrune: len(during), Left: left,
+		MaxWriteAtS: maxAt.Sub(start).Seconds(), LongestPruneAtS: longestAt.Sub(start).Seconds(), MaxWALMiB: float64(maxWAL.Load()) / (1 << 20)}
 	if len(base) > 0 {
 		r.BaselineMaxWriteMS = ms(base[len(base)-1])
 	}
