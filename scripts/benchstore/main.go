@@ -33,7 +33,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchstore load|fill|prune [flags]")
+		fmt.Fprintln(os.Stderr, "usage: benchstore load|fill|prune|schema [flags]")
 		os.Exit(2)
 	}
 	var out any
@@ -45,6 +45,8 @@ func main() {
 		out, err = fill(os.Args[2:])
 	case "prune":
 		out, err = prune(os.Args[2:])
+	case "schema":
+		out, err = schema(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -53,6 +55,29 @@ func main() {
 		os.Exit(1)
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// schema creates the PostgreSQL schema named by the DSN's search_path, so
+// a second store can live in the same database.
+func schema(args []string) (string, error) {
+	fs := flag.NewFlagSet("schema", flag.ExitOnError)
+	dsn := fs.String("dsn", "", "PostgreSQL DSN (URL) with search_path")
+	_ = fs.Parse(args)
+	u, err := url.Parse(*dsn)
+	if err != nil {
+		return "", err
+	}
+	name := u.Query().Get("search_path")
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return r != '_' && (r < 'a' || r > 'z') }) {
+		return "", fmt.Errorf("search_path %q: want a plain lower-case name", name)
+	}
+	db, err := sql.Open("pgx", *dsn)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	_, err = db.Exec(`CREATE SCHEMA IF NOT EXISTS ` + name)
+	return name, err
 }
 
 type loadResult struct {
