@@ -107,10 +107,7 @@ func startCheckpointer(ctx context.Context, path string, every time.Duration, re
 	if err != nil {
 		return nil, errorf("opening sqlite checkpointer: %w", err)
 	}
-	db.SetMaxOpenConns(2)
-	db.SetMaxIdleConns(2)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
+	keepConns(db, 2)
 	c := &checkpointer{path: path, maintenance: maintenance, gate: gate, db: db, every: every, restartPages: restartAt / sqlitePage, logf: logf, passed: passed, done: make(chan struct{})}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()

@@ -54,11 +54,7 @@ func TestWriteGate(t *testing.T) {
 // ends.
 func TestWritersQueueOnTheGate(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite", filepath.Join(t.TempDir(), "tg.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := storeWithExpired(t, filepath.Join(t.TempDir(), "tg.db"), 0)
 	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -127,11 +123,7 @@ func TestMemoryStorePrunesBesideWriters(t *testing.T) {
 // the writer's.
 func TestWritesShareOneConnection(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, "sqlite", filepath.Join(t.TempDir(), "tg.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := storeWithExpired(t, filepath.Join(t.TempDir(), "tg.db"), 0)
 	poolConn, err := s.db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
