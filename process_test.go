@@ -2,8 +2,6 @@ package tokengate_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -304,8 +302,7 @@ func killMidRefresh(t *testing.T, bin, store string, open func() (issuer.Store, 
 	}
 	consumed := 0
 	for _, rt := range rts {
-		sum := sha256.Sum256([]byte(rt))
-		rec, err := st.GetRefresh(context.Background(), hex.EncodeToString(sum[:]))
+		rec, err := st.GetRefresh(context.Background(), issuer.RefreshKey(rt))
 		if err != nil {
 			t.Fatalf("a client's last refresh token is gone from the store: %v", err)
 		}

@@ -424,7 +424,7 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	var family string
 	if g.Refresh {
 		var err error
-		if family, err = randomID(); err != nil {
+		if family, err = newFamilyID(now); err != nil {
 			return Tokens{}, err
 		}
 	}
@@ -531,12 +531,12 @@ func (i *Issuer) mint(ctx context.Context, g Grant, now time.Time, family string
 	if !g.Refresh {
 		return out, nil, nil
 	}
-	rt, err := NewSecret("tgr_")
+	rt, err := NewRefreshToken(now)
 	if err != nil {
 		return Tokens{}, nil, err
 	}
 	out.RefreshToken = rt
-	return out, &RefreshRecord{Hash: hashToken(rt), Family: family, Subject: g.Principal.Subject,
+	return out, &RefreshRecord{Hash: RefreshKey(rt), Family: family, Subject: g.Principal.Subject,
 		Kind: g.Principal.Kind, Principal: g.Principal.Name, ClientID: g.ClientID, Scope: g.Scope,
 		Issuer: iss, ExpiresAt: now.Add(i.cfg.RefreshTTL), AuthTime: authTime}, nil
 }
@@ -569,12 +569,16 @@ func (i *Issuer) AudienceFor(iss string) string {
 	return iss
 }
 
-func randomID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("reading random id: %w", err)
+// newFamilyID returns the id of a refresh-token family begun at begun: its
+// time in 12 hex digits, then 12 random bytes in base64url. Time first for
+// the reason refresh keys are (see refreshPrefix): a family's tokens sit
+// together in the store's family index, and families begun together too.
+func newFamilyID(begun time.Time) (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("reading random family id: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
+	return fmt.Sprintf("%012x", uint64(begun.UnixMilli())&(1<<48-1)) + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // Refresh errors.
@@ -598,7 +602,7 @@ func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string
 // unless jkt is that key.
 func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, jkt string) (Tokens, Principal, error) {
 	now := i.core.Stamp() // the new access token's issue stamp
-	hash := hashToken(token)
+	hash := RefreshKey(token)
 	// Read first to check the client and re-read the principal without
 	// holding a lock; RotateRefresh re-decides everything that can change.
 	rec, err := i.core.store.GetRefresh(ctx, hash)
@@ -725,8 +729,8 @@ func (i *Issuer) revokeFamily(ctx context.Context, family string, now time.Time)
 // all the same. clientID, when not "", must own the token.
 func (i *Issuer) RevokeToken(ctx context.Context, token, clientID, iss string) (bool, error) {
 	now := i.core.now()
-	if strings.HasPrefix(token, "tgr_") {
-		rec, err := i.core.store.GetRefresh(ctx, hashToken(token))
+	if strings.HasPrefix(token, refreshPrefix) {
+		rec, err := i.core.store.GetRefresh(ctx, RefreshKey(token))
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
@@ -752,7 +756,7 @@ func (i *Issuer) RevokeToken(ctx context.Context, token, clientID, iss string) (
 // refresh token of issuer iss, for introspection. An error means the store
 // could not say.
 func (i *Issuer) RefreshInfo(ctx context.Context, token, iss string) (RefreshRecord, bool, error) {
-	rec, err := i.core.store.GetRefresh(ctx, hashToken(token))
+	rec, err := i.core.store.GetRefresh(ctx, RefreshKey(token))
 	if errors.Is(err, ErrNotFound) {
 		return RefreshRecord{}, false, nil
 	}

@@ -2,7 +2,9 @@ package issuer_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"path/filepath"
@@ -503,5 +505,50 @@ func TestVerifiedClientSecretFollowsTheHash(t *testing.T) {
 	}
 	if _, err := is.AuthenticateClient(ctx, "svc", "new-secret"); err != nil {
 		t.Fatalf("new secret: %v", err)
+	}
+}
+
+// A refresh token issued before keys began with the issue time (32
+// random bytes, kept under its SHA-256) still refreshes after the
+// upgrade, and its successor has the new format.
+func TestRefreshTokenOfTheFormatBefore(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	core, path := newCore(t, clk, nil)
+	hash, _ := issuer.HashPassword("pw")
+	is := newIssuer(t, core, issuer.Config{Users: []issuer.User{{Name: "alice", PasswordHash: hash, Scopes: []string{"a"}}}})
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	old, err := issuer.NewSecret("tgr_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(old))
+	if err := st.CreateRefresh(ctx, issuer.RefreshRecord{Hash: hex.EncodeToString(sum[:]), Family: "fam-before", Subject: "alice",
+		Kind: issuer.KindUser, Principal: "alice", ClientID: "web", Scope: "a", Issuer: iss,
+		ExpiresAt: clk.Now().Add(time.Hour), AuthTime: clk.Now().Add(-time.Minute)}, false); err != nil {
+		t.Fatal(err)
+	}
+	toks, p, err := is.Refresh(ctx, old, "web", "", iss)
+	if err != nil {
+		t.Fatalf("refreshing a token of the format before: %v", err)
+	}
+	if p.Name != "alice" || toks.Claims.SID != "fam-before" || len(toks.RefreshToken) == len(old) {
+		t.Fatalf("principal %q, session %q, successor %q", p.Name, toks.Claims.SID, toks.RefreshToken)
+	}
+	latest, _, err := is.Refresh(ctx, toks.RefreshToken, "web", "", iss)
+	if err != nil {
+		t.Fatalf("refreshing its successor: %v", err)
+	}
+	// The old token, used, is a reuse now (past the grace): it ends the family.
+	clk.Add(time.Hour / 2)
+	if _, _, err := is.Refresh(ctx, old, "web", "", iss); !errors.Is(err, issuer.ErrRefreshReused) {
+		t.Fatalf("reusing the old token: %v", err)
+	}
+	if _, _, err := is.Refresh(ctx, latest.RefreshToken, "web", "", iss); err == nil {
+		t.Fatal("the family outlived a reuse of its token of the format before")
 	}
 }

@@ -152,12 +152,6 @@ func (k *MasterKey) Open(label, sealed string) ([]byte, error) {
 	return nil, errors.New("unknown sealed value format")
 }
 
-// hashToken returns the lookup hash of a high-entropy opaque token.
-func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
 // newJTI returns a token id: 12 random bytes and a 6-byte tag keyed with
 // the store's hashing key, so that `revoke --jti` can tell an id this store
 // issued from a typo without keeping every id.

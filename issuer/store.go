@@ -187,7 +187,8 @@ type KeyRecord struct {
 	MaxTTL time.Duration
 }
 
-// RefreshRecord is a refresh token as stored: only its hash is kept.
+// RefreshRecord is a refresh token as stored: only its key is kept, the
+// token's issue time and part of its SHA-256 (see refreshPrefix).
 type RefreshRecord struct {
 	Hash      string
 	Family    string // every token rotated from one grant shares it

@@ -229,7 +229,7 @@ type fillResult struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// fill bulk-loads refresh rows in chunks: live ones (expiring in 30 days,
+// fill bulk-loads refresh rows in chunks: live ones (expiring in about 30 days,
 // 7 in 8 already used, 8 per family, 100 000 subjects) or expired ones.
 func fill(args []string) (fillResult, error) {
 	fs := flag.NewFlagSet("fill", flag.ExitOnError)
@@ -277,33 +277,45 @@ func fillRows(driver, dsn string, rows int64, expired bool) (fillResult, error) 
 			return fillResult{}, err
 		}
 	}
+	// Row x was issued at issued0 + x*step over one hour, as the gateway
+	// makes them: its key is its issue time in milliseconds (12 hex digits)
+	// and 52 random hex digits (issuer.RefreshKey), it expires a refresh
+	// lifetime (30 days) after its issue, and its family, of 8 consecutive
+	// rows, has an id that begins with the family's start in milliseconds.
+	// Live rows were issued in the hour before now; expired ones expired
+	// between two hours and one hour ago, so pruning deletes them in the
+	// order they were issued, as it does a real table's.
+	const ttl = 30 * 24 * time.Hour
 	now := time.Now()
-	exp := now.Add(30 * 24 * time.Hour).UnixNano()
+	issued0 := now.Add(-time.Hour).UnixNano()
 	if expired {
-		exp = now.Add(-time.Hour).UnixNano()
+		issued0 = now.Add(-2*time.Hour - ttl).UnixNano()
 	}
-	used, auth := now.Add(-time.Minute).UnixNano(), now.Add(-time.Hour).UnixNano()
-	// Row x: a random-looking 64-hex-digit hash, so index inserts and
-	// lookups land all over the B-tree as real hashes do.
+	step := time.Hour.Nanoseconds() / rows
+	used := now.Add(-time.Minute).UnixNano()
 	var stmt string
 	chunk := int64(500_000)
 	tag := randomHex(4)
 	if driver == "postgres" {
 		chunk = 1_000_000
 		stmt = `INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at, auth_time, replaced_by, revoked)
-			SELECT md5(x::text || 'a' || $3) || md5(x::text || 'b' || $3), 'fam-' || $3 || (x / 8), 'u' || (x % 100000), 'user', 'u' || (x % 100000), '', 'read', 'http://bench',
-				$4::bigint, CASE WHEN x % 8 = 7 THEN 0 ELSE $5::bigint END, $6::bigint, '', 0
+			SELECT lpad(to_hex(($4::bigint + x * $5::bigint) / 1000000), 12, '0') || left(md5(x::text || 'a' || $3) || md5(x::text || 'b' || $3), 52),
+				lpad(to_hex(($4::bigint + (x / 8) * 8 * $5::bigint) / 1000000), 12, '0') || $3 || (x / 8),
+				'u' || (x % 100000), 'user', 'u' || (x % 100000), '', 'read', 'http://bench',
+				$4::bigint + x * $5::bigint + $6::bigint, CASE WHEN x % 8 = 7 THEN 0 ELSE $7::bigint END, $4::bigint + (x / 8) * 8 * $5::bigint, '', 0
 			FROM generate_series($1::bigint, $2::bigint) AS x`
 	} else {
-		stmt = `WITH RECURSIVE c(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM c WHERE x < ?)
+		stmt = `WITH RECURSIVE c(x) AS (SELECT ?1 UNION ALL SELECT x + 1 FROM c WHERE x < ?2)
 			INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at, auth_time, replaced_by, revoked)
-			SELECT lower(hex(randomblob(32))), 'fam-' || ? || (x / 8), 'u' || (x % 100000), 'user', 'u' || (x % 100000), '', 'read', 'http://bench',
-				?, CASE WHEN x % 8 = 7 THEN 0 ELSE ? END, ?, '', 0 FROM c`
+			SELECT printf('%012x', (?4 + x * ?5) / 1000000) || lower(hex(randomblob(26))),
+				printf('%012x', (?4 + (x / 8) * 8 * ?5) / 1000000) || ?3 || (x / 8),
+				'u' || (x % 100000), 'user', 'u' || (x % 100000), '', 'read', 'http://bench',
+				?4 + x * ?5 + ?6, CASE WHEN x % 8 = 7 THEN 0 ELSE ?7 END, ?4 + (x / 8) * 8 * ?5, '', 0 FROM c`
 	}
 	start := time.Now()
 	for from := int64(1); from <= rows; from += chunk {
 		to := min(from+chunk-1, rows)
-		if _, err := db.ExecContext(ctx, stmt, from, to, tag, exp, used, auth); err != nil {
+		if _, err := db.ExecContext(ctx, stmt, from, to, tag, issued0, step, ttl.Nanoseconds(), used); err != nil {
 			return fillResult{}, fmt.Errorf("filling rows %d-%d: %w", from, to, err)
 		}
 	}
@@ -468,7 +480,12 @@ func prune(args []string) (pruneResult, error) {
 			if tick != nil {
 				<-tick
 			}
-			rec := issuer.RefreshRecord{Hash: randomHex(32), Family: "w", Subject: "writer", Kind: "user", Issuer: "http://bench",
+			tok, err := issuer.NewRefreshToken(time.Now())
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "write:", err)
+				return
+			}
+			rec := issuer.RefreshRecord{Hash: issuer.RefreshKey(tok), Family: "w", Subject: "writer", Kind: "user", Issuer: "http://bench",
 				ExpiresAt: time.Now().Add(time.Hour), AuthTime: time.Now()}
 			start := time.Now()
 			if err := writer.CreateRefresh(ctx, rec, false); err != nil {
