@@ -314,6 +314,20 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	wantOAuthError(t, g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {r.json["refresh_token"].(string)}}), 400, "invalid_grant")
 }
 
+// refresh_grace reaches the issuer: with it off, presenting a used token
+// again at once is a reuse that ends the family, not a retry.
+func TestRefreshGraceOff(t *testing.T) {
+	g := startGateway(t, "refresh_grace off")
+	rt1 := g.passwordToken("alice")["refresh_token"].(string)
+	r := g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt1}})
+	if r.status != 200 {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	rt2 := r.json["refresh_token"].(string)
+	wantOAuthError(t, g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt1}}), 400, "invalid_grant")
+	wantOAuthError(t, g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt2}}), 400, "invalid_grant")
+}
+
 func TestRevokeAndIntrospect(t *testing.T) {
 	g := startGateway(t, "")
 	at := g.passwordToken("alice")["access_token"].(string)

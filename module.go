@@ -297,7 +297,8 @@ func (h *Handler) maxAccessTTL(site time.Duration) time.Duration {
 // issuerConfig turns the JSON configuration into the issuer's.
 func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Config {
 	cfg := issuer.Config{Issuer: h.iss, Audience: h.Audience, Alg: alg,
-		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), SingleSession: h.SingleSession,
+		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), RefreshGrace: time.Duration(h.RefreshGrace),
+		SingleSession: h.SingleSession,
 		SecretGrace: time.Duration(h.SecretGrace), Directories: map[string]issuer.UserDirectory{}}
 	if t := h.Throttle; t != nil {
 		cfg.NoThrottle = t.Disabled
