@@ -237,11 +237,18 @@ func fill(args []string) (fillResult, error) {
 	dsn := fs.String("dsn", "", "SQLite path or PostgreSQL DSN")
 	rows := fs.Int64("rows", 1_000_000, "rows to add")
 	expired := fs.Bool("expired", false, "add expired rows")
+	interleave := fs.Int64("interleave", 1, "families whose tokens interleave (1: a family's 8 tokens are consecutive rows)")
 	_ = fs.Parse(args)
-	return fillRows(*driver, *dsn, *rows, *expired)
+	return fillRows(*driver, *dsn, *rows, *expired, *interleave)
 }
 
-func fillRows(driver, dsn string, rows int64, expired bool) (fillResult, error) {
+// fillRows adds rows refresh rows. With interleave F > 1, F families are
+// live at once and take turns, as a gateway's sessions do: family g's
+// tokens are rows F apart, and its subject is scattered (g*7919 mod 100 000),
+// so consecutive rows land on distant entries of the family and subject
+// indexes. With F = 1 a family's 8 tokens are consecutive rows and the
+// subject is x mod 100 000 (consecutive rows, neighbouring entries).
+func fillRows(driver, dsn string, rows int64, expired bool, interleave int64) (fillResult, error) {
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, driver, dsn) // creates and migrates the schema
 	if err != nil {
@@ -280,12 +287,16 @@ func fillRows(driver, dsn string, rows int64, expired bool) (fillResult, error) 
 	// Row x was issued at issued0 + x*step over one hour, as the gateway
 	// makes them: its key is its issue time in milliseconds (12 hex digits)
 	// and 52 random hex digits (issuer.RefreshKey), it expires a refresh
-	// lifetime (30 days) after its issue, and its family, of 8 consecutive
-	// rows, has an id that begins with the family's start in milliseconds.
+	// lifetime (30 days) after its issue, and its family's id begins with
+	// the family's start in milliseconds.
 	// Live rows were issued in the hour before now; expired ones expired
 	// between two hours and one hour ago, so pruning deletes them in the
-	// order they were issued, as it does a real table's.
+	// order they were issued, as it does a real table's. Row x's family g = (x / 8F)*F + x mod F began at row
+	// x0 = (x / 8F)*8F + x mod F; the family's eighth token is unused.
 	const ttl = 30 * 24 * time.Hour
+	if interleave < 1 {
+		return fillResult{}, fmt.Errorf("interleave %d: want at least 1", interleave)
+	}
 	now := time.Now()
 	issued0 := now.Add(-time.Hour).UnixNano()
 	if expired {
@@ -293,6 +304,10 @@ func fillRows(driver, dsn string, rows int64, expired bool) (fillResult, error) 
 	}
 	step := time.Hour.Nanoseconds() / rows
 	used := now.Add(-time.Minute).UnixNano()
+	subject := `'u' || (x % 100000)`
+	if interleave > 1 {
+		subject = `'u' || (g * 7919 % 100000)`
+	}
 	var stmt string
 	chunk := int64(500_000)
 	tag := randomHex(4)
@@ -300,22 +315,22 @@ func fillRows(driver, dsn string, rows int64, expired bool) (fillResult, error) 
 		chunk = 1_000_000
 		stmt = `INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at, auth_time, replaced_by, revoked)
 			SELECT lpad(to_hex(($4::bigint + x * $5::bigint) / 1000000), 12, '0') || left(md5(x::text || 'a' || $3) || md5(x::text || 'b' || $3), 52),
-				lpad(to_hex(($4::bigint + (x / 8) * 8 * $5::bigint) / 1000000), 12, '0') || $3 || (x / 8),
-				'u' || (x % 100000), 'user', 'u' || (x % 100000), '', 'read', 'http://bench',
-				$4::bigint + x * $5::bigint + $6::bigint, CASE WHEN x % 8 = 7 THEN 0 ELSE $7::bigint END, $4::bigint + (x / 8) * 8 * $5::bigint, '', 0
-			FROM generate_series($1::bigint, $2::bigint) AS x`
+				lpad(to_hex(($4::bigint + x0 * $5::bigint) / 1000000), 12, '0') || $3 || g, ` + subject + `, 'user', ` + subject + `, '', 'read', 'http://bench',
+				$4::bigint + x * $5::bigint + $6::bigint, CASE WHEN (x / $8::bigint) % 8 = 7 THEN 0 ELSE $7::bigint END, $4::bigint + x0 * $5::bigint, '', 0
+			FROM generate_series($1::bigint, $2::bigint) AS x,
+				LATERAL (SELECT (x / (8 * $8::bigint)) * $8::bigint + x % $8::bigint AS g, (x / (8 * $8::bigint)) * 8 * $8::bigint + x % $8::bigint AS x0) AS f`
 	} else {
-		stmt = `WITH RECURSIVE c(x) AS (SELECT ?1 UNION ALL SELECT x + 1 FROM c WHERE x < ?2)
+		stmt = `WITH RECURSIVE c(x) AS (SELECT ?1 UNION ALL SELECT x + 1 FROM c WHERE x < ?2),
+				f(x, g, x0) AS (SELECT x, (x / (8 * ?8)) * ?8 + x % ?8, (x / (8 * ?8)) * 8 * ?8 + x % ?8 FROM c)
 			INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at, auth_time, replaced_by, revoked)
 			SELECT printf('%012x', (?4 + x * ?5) / 1000000) || lower(hex(randomblob(26))),
-				printf('%012x', (?4 + (x / 8) * 8 * ?5) / 1000000) || ?3 || (x / 8),
-				'u' || (x % 100000), 'user', 'u' || (x % 100000), '', 'read', 'http://bench',
-				?4 + x * ?5 + ?6, CASE WHEN x % 8 = 7 THEN 0 ELSE ?7 END, ?4 + (x / 8) * 8 * ?5, '', 0 FROM c`
+				printf('%012x', (?4 + x0 * ?5) / 1000000) || ?3 || g, ` + subject + `, 'user', ` + subject + `, '', 'read', 'http://bench',
+				?4 + x * ?5 + ?6, CASE WHEN (x / ?8) % 8 = 7 THEN 0 ELSE ?7 END, ?4 + x0 * ?5, '', 0 FROM f`
 	}
 	start := time.Now()
 	for from := int64(1); from <= rows; from += chunk {
 		to := min(from+chunk-1, rows)
-		if _, err := db.ExecContext(ctx, stmt, from, to, tag, issued0, step, ttl.Nanoseconds(), used); err != nil {
+		if _, err := db.ExecContext(ctx, stmt, from, to, tag, issued0, step, ttl.Nanoseconds(), used, interleave); err != nil {
 			return fillResult{}, fmt.Errorf("filling rows %d-%d: %w", from, to, err)
 		}
 	}
@@ -404,6 +419,7 @@ func prune(args []string) (pruneResult, error) {
 	path := fs.String("dsn", "", "SQLite path (created)")
 	rows := fs.Int64("rows", 1_000_000, "expired rows")
 	rate := fs.Int("rate", 1000, "writes per second during the measurement (0: back to back)")
+	interleave := fs.Int64("interleave", 1, "as fill's -interleave")
 	other := fs.Bool("other-store", false, "write through a store of its own (as another process would, with a checkpointer of its own) instead of the pruner's")
 	_ = fs.Parse(args)
 	var tick <-chan time.Time
@@ -413,7 +429,7 @@ func prune(args []string) (pruneResult, error) {
 		tick = t.C
 	}
 	ctx := context.Background()
-	if _, err := fillRows("sqlite", *path, *rows, true); err != nil {
+	if _, err := fillRows("sqlite", *path, *rows, true, *interleave); err != nil {
 		return pruneResult{}, err
 	}
 	pruner, err := sqlstore.Open(ctx, "sqlite", *path)
