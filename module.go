@@ -298,8 +298,7 @@ func (h *Handler) maxAccessTTL(site time.Duration) time.Duration {
 func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Config {
 	cfg := issuer.Config{Issuer: h.iss, Audience: h.Audience, Alg: alg,
 		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), RefreshGrace: time.Duration(h.RefreshGrace),
-		SingleSession: h.SingleSession,
-		SecretGrace:   time.Duration(h.SecretGrace), Directories: map[string]issuer.UserDirectory{}}
+		SingleSession: h.SingleSession, SecretGrace: time.Duration(h.SecretGrace), Directories: map[string]issuer.UserDirectory{}}
 	if t := h.Throttle; t != nil {
 		cfg.NoThrottle = t.Disabled
 		cfg.Throttle = throttle.Config{PerIP: t.PerIP, PerAccountIP: t.PerAccountIP, PerAccount: t.PerAccount,
