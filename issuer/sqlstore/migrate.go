@@ -17,7 +17,7 @@ import (
 // A file holds statements separated by ";" and full-line "--" comments
 // (no ";" inside a statement or comment). {{serial}} becomes the dialect's
 // auto-increment key type; a statement starting with {{postgres}} runs on
-// PostgreSQL only. Never edit a released migration (TestMigrationsUnchanged
+// PostgreSQL only, one starting with {{sqlite}} on SQLite only. Never edit a released migration (TestMigrationsUnchanged
 // pins them): add a new file.
 //
 //go:embed migrations/*.sql
@@ -71,6 +71,12 @@ func migrationStatements(migration string, postgres bool) []string {
 				continue
 			}
 			stmt = pg
+		}
+		if lite, ok := strings.CutPrefix(stmt, "{{sqlite}}"); ok {
+			if postgres {
+				continue
+			}
+			stmt = lite
 		}
 		if stmt == "" {
 			continue

@@ -260,6 +260,44 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 			t.Fatal("the kept session cannot rotate")
 		}
 	})
+	t.Run("a session cut-off lasts while a family it ended has an unused token", func(t *testing.T) {
+		s := open(t)
+		now := time.Now().UTC()
+		auth := now.Add(-time.Hour)
+		// k1 (used, expiring in 3 h) was exchanged for k2 (unused, 1 h).
+		k1 := issuer.RefreshRecord{Hash: "k1", Family: "fk", Subject: "kim", Kind: "user", Issuer: "iss", ExpiresAt: now.Add(3 * time.Hour), AuthTime: auth}
+		must(t, s.CreateRefresh(ctx, k1, false))
+		k2 := next(k1, "k2")
+		k2.ExpiresAt = now.Add(time.Hour)
+		_, err := s.RotateRefresh(ctx, "k1", k2, now.Add(-time.Minute), 0)
+		must(t, err)
+		must(t, s.EndSessions(ctx, "kim", now, ""))
+		// A family begun before the cut-off lives only if the cut-off is gone.
+		lives := func(hash string, exp time.Time) bool {
+			must(t, s.CreateRefresh(ctx, issuer.RefreshRecord{Hash: hash, Family: "f" + hash, Subject: "kim", Kind: "user",
+				Issuer: "iss", ExpiresAt: exp, AuthTime: auth}, false))
+			_, err := s.GetRefresh(ctx, hash)
+			if err != nil && !errors.Is(err, issuer.ErrNotFound) {
+				t.Fatal(err)
+			}
+			return err == nil
+		}
+		must(t, s.PurgeExpired(ctx, now))
+		if lives("p1", now.Add(time.Minute)) {
+			t.Fatal("the cut-off was forgotten while a family it ended still has an unused token")
+		}
+		// k2 and p1 expire; k1, used long past any grace, is all that is left.
+		must(t, s.PurgeExpired(ctx, now.Add(2*time.Hour)))
+		if !lives("p2", now.Add(4*time.Hour)) {
+			t.Fatal("the cut-off outlived the unused tokens of the families it ended")
+		}
+		if _, err := s.RotateRefresh(ctx, "k1", next(k1, "k3"), now.Add(2*time.Hour), time.Minute); err == nil {
+			t.Fatal("a used token of an ended family was exchanged once its cut-off was forgotten")
+		}
+		if _, err := s.GetRefresh(ctx, "k3"); !errors.Is(err, issuer.ErrNotFound) {
+			t.Fatalf("a successor of the used token: %v", err)
+		}
+	})
 	t.Run("expired refresh tokens are pruned", func(t *testing.T) {
 		s := open(t)
 		now := time.Now().UTC()
