@@ -92,6 +92,9 @@ type checkpointer struct {
 	// restart (only the checkpointer's goroutine touches it).
 	restartPages, restartedAt int64
 	logf                      func(format string, args ...any)
+	// observed is the store's: each restart is reported as the operation
+	// "CHECKPOINT restart", lasting as long as it held the gate.
+	observed func(op string, start time.Time, err error)
 	// passed, when not nil, is told every pass (tests wait on it).
 	passed func(checkpointResult)
 	cancel context.CancelFunc
@@ -100,7 +103,8 @@ type checkpointer struct {
 
 // startCheckpointer opens the checkpointer's connection to the SQLite file
 // at path and starts its goroutine; close stops it.
-func startCheckpointer(ctx context.Context, path string, every time.Duration, restartAt int64, maintenance *sync.Mutex, gate writeGate, logf func(string, ...any), passed func(checkpointResult)) (*checkpointer, error) {
+func startCheckpointer(ctx context.Context, path string, every time.Duration, restartAt int64, maintenance *sync.Mutex, gate writeGate, logf func(string, ...any),
+	observed func(string, time.Time, error), passed func(checkpointResult)) (*checkpointer, error) {
 	// The pool's settings, with no backstop: these connections never
 	// write.
 	db, err := sql.Open("sqlite", sqliteDSN(path, sqliteBusy, 0))
@@ -108,7 +112,7 @@ func startCheckpointer(ctx context.Context, path string, every time.Duration, re
 		return nil, errorf("opening sqlite checkpointer: %w", err)
 	}
 	keepConns(db, 2)
-	c := &checkpointer{path: path, maintenance: maintenance, gate: gate, db: db, every: every, restartPages: restartAt / sqlitePage, logf: logf, passed: passed, done: make(chan struct{})}
+	c := &checkpointer{path: path, maintenance: maintenance, gate: gate, db: db, every: every, restartPages: restartAt / sqlitePage, logf: logf, observed: observed, passed: passed, done: make(chan struct{})}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, errorf("opening sqlite checkpointer: %w", err)
@@ -216,6 +220,7 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 	if err != nil {
 		return last
 	}
+	held := time.Now()
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		leave()
 		return last // busy: the next pass tries again
@@ -229,6 +234,7 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 		}
 	}
 	leave()
+	c.observed("CHECKPOINT restart", held, r.err)
 	// Writers of other processes that waited are asleep on SQLite's busy
 	// schedule; the pruner, which waited on maintenance, would take the
 	// lock first.

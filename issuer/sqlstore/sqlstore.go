@@ -181,7 +181,7 @@ func open(ctx context.Context, driver, dsn string, existing bool, opts openOptio
 		return nil, err
 	}
 	if driver == "sqlite" && !s.memory && !existing && opts.checkpointEvery > 0 {
-		if s.ckpt, err = startCheckpointer(ctx, dsn, opts.checkpointEvery, opts.restartAt, &s.maintenance, s.gate, s.bgLogf, opts.checkpointed); err != nil {
+		if s.ckpt, err = startCheckpointer(ctx, dsn, opts.checkpointEvery, opts.restartAt, &s.maintenance, s.gate, s.bgLogf, s.observed, opts.checkpointed); err != nil {
 			s.Close()
 			return nil, err
 		}

@@ -404,6 +404,10 @@ type pruneResult struct {
 	MaxWriteAtS     float64 `json:"max_write_at_s"`
 	LongestPruneAtS float64 `json:"longest_prune_statement_at_s"`
 	MaxWALMiB       float64 `json:"max_wal_mib"`
+	// The checkpointer's longest hold of the write lock to let the WAL
+	// start over, and when (since pruning began).
+	LongestRestartMS  float64 `json:"longest_restart_hold_ms"`
+	LongestRestartAtS float64 `json:"longest_restart_hold_at_s"`
 }
 
 // prune fills a fresh SQLite store with expired rows, then measures how
@@ -443,7 +447,17 @@ func prune(args []string) (pruneResult, error) {
 	var longestBatch time.Duration
 	var longestOp string
 	var longestAt time.Time
+	var longestHold time.Duration
+	var longestHoldAt time.Time
 	pruner.SetObserver(func(op string, d time.Duration, _ error) {
+		if op == "CHECKPOINT restart" {
+			batchMu.Lock()
+			defer batchMu.Unlock()
+			if d > longestHold {
+				longestHold, longestHoldAt = d, time.Now().Add(-d)
+			}
+			return
+		}
 		if !strings.HasPrefix(op, "DELETE") { // the writer's, through the same store
 			return
 		}
@@ -550,7 +564,8 @@ func prune(args []string) (pruneResult, error) {
 	batchMu.Lock()
 	defer batchMu.Unlock()
 	r := pruneResult{LongestPruneMS: float64(longestBatch) / 1e6, LongestPruneOp: longestOp, Rows: *rows, WriteRate: *rate, PruneSeconds: elapsed.Seconds(), WritesDuringPrune: len(during), Left: left,
-		MaxWriteAtS: maxAt.Sub(start).Seconds(), LongestPruneAtS: longestAt.Sub(start).Seconds(), MaxWALMiB: float64(maxWAL.Load()) / (1 << 20)}
+		MaxWriteAtS: maxAt.Sub(start).Seconds(), LongestPruneAtS: longestAt.Sub(start).Seconds(), MaxWALMiB: float64(maxWAL.Load()) / (1 << 20),
+		LongestRestartMS: ms(longestHold), LongestRestartAtS: longestHoldAt.Sub(start).Seconds()}
 	if len(base) > 0 {
 		r.BaselineMaxWriteMS = ms(base[len(base)-1])
 	}
