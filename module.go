@@ -512,9 +512,6 @@ func (h *Handler) Validate() error {
 	if t := h.Throttle; t != nil && t.Backoff > 0 && t.MaxBackoff > 0 && t.Backoff > t.MaxBackoff {
 		return errors.New("throttle: backoff is longer than max_backoff")
 	}
-	if err := issuer.CheckRefreshGrace(time.Duration(h.RefreshGrace), durationOr(h.RefreshTTL, DefaultRefreshTTL)); err != nil {
-		return fmt.Errorf("refresh_grace, refresh_ttl: %w", err)
-	}
 	if h.HashConcurrency < 0 || h.HashQueue < 0 {
 		return errors.New("hash_concurrency and hash_queue must not be negative")
 	}

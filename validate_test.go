@@ -71,8 +71,6 @@ func TestLoadRefusesWithTheFix(t *testing.T) {
 		{"issuer without scheme", "issuer api.example.com", []string{"issuer", "scheme", "https://"}},
 		{"empty master key", "master_key {env.TOKENGATE_TEST_UNSET}", []string{"master_key", "empty", "openssl rand -hex 32"}},
 		{"short master key", "master_key abc", []string{"master_key", "openssl rand -hex 32"}},
-		{"grace as long as the refresh lifetime", "refresh_ttl 1m\n\t\trefresh_grace 1m", []string{"refresh_grace", "shorter", "1m0s"}},
-		{"default grace past a short lifetime", "refresh_ttl 20s", []string{"refresh_grace", "30s", "20s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := "http://localhost:0 {\n\ttokengate {\n\t\tstore sqlite " + filepath.Join(t.TempDir(), "tg.db") + "\n\t\t" + tc.block + "\n\t}\n}\n"

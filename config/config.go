@@ -45,8 +45,7 @@ type Gateway struct {
 	// family is revoked. So a thief who replays a used token within the
 	// grace gets a pair, but the next refresh by the rightful client ends
 	// the session for both; keep it short. Default 30s; negative (`off` in
-	// the Caddyfile) turns retries off: any reuse revokes the family. It
-	// must be shorter than RefreshTTL.
+	// the Caddyfile) turns retries off: any reuse revokes the family.
 	RefreshGrace caddy.Duration `json:"refresh_grace,omitempty"`
 
 	// Default lifetime of an entity secret. Default 90 days.

@@ -126,9 +126,6 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = 30 * 24 * time.Hour
 	}
-	if err := CheckRefreshGrace(cfg.RefreshGrace, cfg.RefreshTTL); err != nil {
-		return nil, err
-	}
 	i := &Issuer{core: core, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}, entities: map[string]Entity{},
 		dummies: dummies{byClass: map[string]string{}}}
 	if tc := throttleConfig(cfg); tc != nil {
@@ -707,29 +704,14 @@ func (i *Issuer) refreshPrincipal(ctx context.Context, rec RefreshRecord) (Princ
 // DefaultRefreshGrace is how long a used refresh token may be retried.
 const DefaultRefreshGrace = 30 * time.Second
 
-func (i *Issuer) refreshGrace() time.Duration { return effectiveGrace(i.cfg.RefreshGrace) }
-
-// effectiveGrace is Config.RefreshGrace with its default applied.
-func effectiveGrace(g time.Duration) time.Duration {
+func (i *Issuer) refreshGrace() time.Duration {
 	switch {
-	case g < 0:
+	case i.cfg.RefreshGrace < 0:
 		return 0
-	case g == 0:
+	case i.cfg.RefreshGrace == 0:
 		return DefaultRefreshGrace
 	}
-	return g
-}
-
-// CheckRefreshGrace reports an error unless the retry grace (as
-// Config.RefreshGrace: 0 for the default, negative for none) is shorter
-// than the refresh token lifetime ttl. A store forgets a session cut-off
-// once the families it ended have no unused token left, which is safe
-// only if a used token's grace is over before its successor expires.
-func CheckRefreshGrace(grace, ttl time.Duration) error {
-	if g := effectiveGrace(grace); g >= ttl {
-		return fmt.Errorf("the refresh retry grace (%v) must be shorter than the refresh token lifetime (%v)", g, ttl)
-	}
-	return nil
+	return i.cfg.RefreshGrace
 }
 
 // ErrScopeWidened says a refresh asked for a scope the grant did not have.

@@ -49,7 +49,10 @@ type Store interface {
 	CreateRefresh(ctx context.Context, r RefreshRecord, exclusive bool) error
 	// GetRefresh returns a token, used or not, with its family's DPoP
 	// binding (JKT); ErrNotFound if it is unknown, revoked, or its session
-	// was ended.
+	// was ended. (A store may forget a session's end once the session has
+	// no unused token; a used token outliving that, which takes a lowered
+	// refresh lifetime, is then returned as used, and presenting it is a
+	// reuse.)
 	GetRefresh(ctx context.Context, hash string) (RefreshRecord, error)
 	// RotateRefresh exchanges the token oldHash for next (same family)
 	// atomically (one transaction, or one statement) and returns the old

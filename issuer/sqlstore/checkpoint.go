@@ -64,6 +64,9 @@ const (
 	walLimit = 64 << 20
 )
 
+// restartOp names a restart to the store's observer.
+const restartOp = "CHECKPOINT restart"
+
 // checkpointResult is one pass of the checkpointer: the WAL's size in
 // pages before it and how many of them are in the database file after it.
 type checkpointResult struct {
@@ -92,8 +95,9 @@ type checkpointer struct {
 	// restart (only the checkpointer's goroutine touches it).
 	restartPages, restartedAt int64
 	logf                      func(format string, args ...any)
-	// observed is the store's: each restart is reported as the operation
-	// "CHECKPOINT restart", lasting as long as it held the gate.
+	// observed is the store's: each restart, done or found busy, is
+	// reported as the operation restartOp, lasting as long as it held the
+	// gate (this process's writers waited that long).
 	observed func(op string, start time.Time, err error)
 	// passed, when not nil, is told every pass (tests wait on it).
 	passed func(checkpointResult)
@@ -223,6 +227,7 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 	held := time.Now()
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		leave()
+		c.observed(restartOp, held, nil)
 		return last // busy: the next pass tries again
 	}
 	r := c.passive(ctx) // on the other connection
@@ -234,7 +239,7 @@ func (c *checkpointer) restart(ctx context.Context, last checkpointResult) check
 		}
 	}
 	leave()
-	c.observed("CHECKPOINT restart", held, r.err)
+	c.observed(restartOp, held, r.err)
 	// Writers of other processes that waited are asleep on SQLite's busy
 	// schedule; the pruner, which waited on maintenance, would take the
 	// lock first.

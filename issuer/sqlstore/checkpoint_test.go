@@ -249,6 +249,12 @@ func TestCheckpointerRestartsTheWAL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	var reported atomic.Int64 // restarts the observer was told of
+	s.SetObserver(func(op string, d time.Duration, err error) {
+		if op == restartOp && err == nil && d > 0 {
+			reported.Add(1)
+		}
+	})
 	const most = 40000
 	writes := 0
 	for ; writes < most && restarts.Load() < 3; writes++ {
@@ -260,6 +266,9 @@ func TestCheckpointerRestartsTheWAL(t *testing.T) {
 	t.Logf("%d restarts in %d writes; WAL file %d KiB; at most %d pages at a later restart", restarts.Load(), writes, wal>>10, afterFirst.Load())
 	if restarts.Load() < 3 {
 		t.Fatalf("%d restarts in %d writes", restarts.Load(), writes)
+	}
+	if reported.Load() < restarts.Load() {
+		t.Fatalf("%d restarts, %d reported to the observer", restarts.Load(), reported.Load())
 	}
 	// Started over: the WAL's pages at a later restart are what arrived
 	// since the one before, not everything since the first write.

@@ -1,11 +1,15 @@
 package sqlstore
 
 import (
+	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 // TestMigrationsUnchanged pins what every released migration runs on each
@@ -63,5 +67,69 @@ func TestLoadMigrationsNeedsContiguousNumbers(t *testing.T) {
 	}
 	if got := mustLoadMigrations(fstest.MapFS{"migrations/0001_a.sql": {Data: []byte("A")}, "migrations/0002_b.sql": {Data: []byte("B")}}); strings.Join(got, "") != "AB" {
 		t.Fatalf("%q", got)
+	}
+}
+
+// TestUpgradeToUnusedSubjectIndex opens a SQLite store left by schema 5
+// (with tokens and a session cut-off): migration 6 swaps the subject index
+// for one of unused tokens, and the tokens and the cut-off stay.
+func TestUpgradeToUnusedSubjectIndex(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tg.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []string{`CREATE TABLE tg_schema (version INTEGER NOT NULL)`, `INSERT INTO tg_schema (version) VALUES (5)`}
+	for v := range 5 {
+		stmts = append(stmts, migrationStatements(migrations[v], false)...)
+	}
+	stmts = append(stmts,
+		`INSERT INTO tg_refresh (hash, family, subject, kind, principal, client_id, scope, issuer, expires_at, used_at, auth_time, replaced_by)
+			VALUES ('h1', 'f1', 'kim', 'user', 'kim', '', '', 'iss', 9000000000000000000, 5, 1, 'h2'),
+			('h2', 'f1', 'kim', 'user', 'kim', '', '', 'iss', 9000000000000000000, 0, 1, '')`,
+		`INSERT INTO tg_refresh_cutoffs (subject, at, keep_family) VALUES ('kim', 10, '')`)
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, "sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var indexes []string
+	rows, err := s.db.QueryContext(ctx, `SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tg_refresh' AND sql IS NOT NULL ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var ix string
+		if err := rows.Scan(&ix); err != nil {
+			t.Fatal(err)
+		}
+		indexes = append(indexes, ix)
+	}
+	rows.Close()
+	got := strings.Join(indexes, "\n")
+	if strings.Contains(got, "tg_refresh_subject:") || !strings.Contains(got, "tg_refresh_subject_unused: CREATE INDEX tg_refresh_subject_unused ON tg_refresh (subject, auth_time) WHERE used_at = 0") {
+		t.Fatalf("indexes after the upgrade:\n%s", got)
+	}
+	var tokens, cutoffs, unusedIndexed int
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM tg_refresh), (SELECT COUNT(*) FROM tg_refresh_cutoffs),
+		(SELECT COUNT(*) FROM tg_refresh INDEXED BY tg_refresh_subject_unused WHERE subject = 'kim' AND used_at = 0)`).Scan(&tokens, &cutoffs, &unusedIndexed); err != nil {
+		t.Fatal(err)
+	}
+	if tokens != 2 || cutoffs != 1 || unusedIndexed != 1 {
+		t.Fatalf("after the upgrade: %d tokens, %d cut-offs, %d unused tokens in the index", tokens, cutoffs, unusedIndexed)
+	}
+	// h2, unused, keeps kim's cut-off.
+	if err := s.PurgeExpired(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM tg_refresh_cutoffs`).Scan(&cutoffs); err != nil || cutoffs != 1 {
+		t.Fatalf("%d cut-offs after a purge (%v), want kim's", cutoffs, err)
 	}
 }

@@ -38,10 +38,11 @@ const (
 		WHERE tg_refresh_cutoffs.at < excluded.at`
 	pruneRefresh = `DELETE FROM tg_refresh WHERE hash IN (SELECT hash FROM tg_refresh WHERE expires_at < ? LIMIT ?)`
 	// A cut-off is needed while a family it ends still has an unused
-	// token. Its used tokens need it no longer: each was used before its
-	// family's unused token was issued, so its retry grace (shorter than a
-	// token's lifetime) is over by the time that token expires; after
-	// that, presenting it is a reuse, refused with or without a cut-off.
+	// token. Its used tokens need it no longer: a used token is exchanged
+	// again (a retry within the grace) only by superseding its successor,
+	// which must still be there unused (see rotateInTx), and that successor,
+	// of the same subject and auth_time, keeps the cut-off; without one,
+	// presenting a used token is a reuse, refused either way.
 	pruneCutoffs = `DELETE FROM tg_refresh_cutoffs WHERE NOT EXISTS (SELECT 1 FROM tg_refresh r
 		WHERE r.subject = tg_refresh_cutoffs.subject AND r.auth_time <= tg_refresh_cutoffs.at AND r.used_at = 0)`
 )

@@ -404,8 +404,8 @@ type pruneResult struct {
 	MaxWriteAtS     float64 `json:"max_write_at_s"`
 	LongestPruneAtS float64 `json:"longest_prune_statement_at_s"`
 	MaxWALMiB       float64 `json:"max_wal_mib"`
-	// The checkpointer's longest hold of the write lock to let the WAL
-	// start over, and when (since pruning began).
+	// The checkpointer's longest hold of the writers to let the WAL start
+	// over, and when (since pruning began); both 0 if it never did.
 	LongestRestartMS  float64 `json:"longest_restart_hold_ms"`
 	LongestRestartAtS float64 `json:"longest_restart_hold_at_s"`
 }
@@ -450,7 +450,7 @@ func prune(args []string) (pruneResult, error) {
 	var longestHold time.Duration
 	var longestHoldAt time.Time
 	pruner.SetObserver(func(op string, d time.Duration, _ error) {
-		if op == "CHECKPOINT restart" {
+		if op == "CHECKPOINT restart" { // the checkpointer's hold of the writers, letting the WAL start over
 			batchMu.Lock()
 			defer batchMu.Unlock()
 			if d > longestHold {
@@ -565,7 +565,10 @@ func prune(args []string) (pruneResult, error) {
 	defer batchMu.Unlock()
 	r := pruneResult{LongestPruneMS: float64(longestBatch) / 1e6, LongestPruneOp: longestOp, Rows: *rows, WriteRate: *rate, PruneSeconds: elapsed.Seconds(), WritesDuringPrune: len(during), Left: left,
 		MaxWriteAtS: maxAt.Sub(start).Seconds(), LongestPruneAtS: longestAt.Sub(start).Seconds(), MaxWALMiB: float64(maxWAL.Load()) / (1 << 20),
-		LongestRestartMS: ms(longestHold), LongestRestartAtS: longestHoldAt.Sub(start).Seconds()}
+		LongestRestartMS: ms(longestHold)}
+	if !longestHoldAt.IsZero() {
+		r.LongestRestartAtS = longestHoldAt.Sub(start).Seconds()
+	}
 	if len(base) > 0 {
 		r.BaselineMaxWriteMS = ms(base[len(base)-1])
 	}
