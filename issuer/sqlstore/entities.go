@@ -143,6 +143,14 @@ func isUniqueViolation(err error) bool {
 	return false
 }
 
+// retryable recognises, by its SQLSTATE, a transaction PostgreSQL aborted
+// to break a deadlock (40P01) or a serialization failure (40001): it took
+// no effect, and running it again decides anew.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
 // sqliteCode returns the SQLite result code (extended) that err carries.
 func sqliteCode(err error) (int, bool) {
 	var sqliteErr *sqlite.Error

@@ -192,7 +192,24 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 			return old, err
 		}
 	}
-	return s.rotateInTx(ctx, oldHash, next, now, grace)
+	return retryTx(func() (issuer.RefreshRecord, error) { return s.rotateInTx(ctx, oldHash, next, now, grace) })
+}
+
+// maxTxAttempts bounds the runs of a transaction that PostgreSQL aborted
+// (see retryable). A reuse revokes its family after locking the reused
+// token, while RevokeFamily locks the family's tokens from the first: each
+// can hold a token the other waits for, and PostgreSQL then aborts one.
+const maxTxAttempts = 3
+
+// retryTx runs tx, again while PostgreSQL aborts it (see retryable), at
+// most maxTxAttempts times in all.
+func retryTx[T any](tx func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := tx()
+		if err == nil || attempt == maxTxAttempts || !retryable(err) {
+			return v, err
+		}
+	}
 }
 
 // rotateFresh runs rotateFresh; ok is false when it changed nothing.
@@ -275,6 +292,12 @@ func (s *Store) RevokeFamily(ctx context.Context, family string) error {
 	// passes could leave a concurrent rotation's successor live.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
 	defer cancel()
+	_, err := retryTx(func() (struct{}, error) { return struct{}{}, s.revokeFamilyTx(ctx, family) })
+	return err
+}
+
+// revokeFamilyTx revokes family in a transaction of its own.
+func (s *Store) revokeFamilyTx(ctx context.Context, family string) error {
 	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		return errorf("revoking refresh family: %w", err)

@@ -289,6 +289,40 @@ func TestPostgresSyncFollowsCommitOrder(t *testing.T) {
 	}
 }
 
+func TestRetryableClassifiesByCode(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"deadlock", &pgconn.PgError{Code: "40P01"}, true},
+		{"serialization failure, wrapped", fmt.Errorf("revoking refresh family: %w", &pgconn.PgError{Code: "40001"}), true},
+		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
+		{"deadlock in the message only", errors.New("ERROR: deadlock detected (SQLSTATE 40P01)"), false},
+		{"none", nil, false},
+	} {
+		if got := retryable(tc.err); got != tc.want {
+			t.Errorf("%s: retryable = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// retryTx runs again only what PostgreSQL aborted, and at most maxTxAttempts times.
+	for _, tc := range []struct {
+		name  string
+		err   error
+		calls int
+	}{
+		{"deadlock every time", &pgconn.PgError{Code: "40P01"}, maxTxAttempts},
+		{"another error", &pgconn.PgError{Code: "23505"}, 1},
+		{"success", nil, 1},
+	} {
+		calls := 0
+		_, err := retryTx(func() (int, error) { calls++; return 0, tc.err })
+		if calls != tc.calls || !errors.Is(err, tc.err) {
+			t.Errorf("%s: %d calls, %v; want %d calls", tc.name, calls, err, tc.calls)
+		}
+	}
+}
+
 func TestUnavailableClassifiesByCode(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -216,6 +216,46 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 			t.Fatalf("%d live tokens in one family, want 1", live)
 		}
 	})
+	t.Run("a family revoked while a reuse revokes it too", func(t *testing.T) {
+		s := open(t)
+		now := time.Now().UTC()
+		for round := range 30 {
+			fam := fmt.Sprintf("fr%d", round)
+			name := func(i int) string { return fmt.Sprintf("%s-%d", fam, i) }
+			r := issuer.RefreshRecord{Hash: name(0), Family: fam, Subject: "rae", Kind: "user", Issuer: "iss", ExpiresAt: now.Add(time.Hour), AuthTime: now}
+			must(t, s.CreateRefresh(ctx, r, false))
+			for i := 1; i < 6; i++ {
+				_, err := s.RotateRefresh(ctx, name(i-1), next(r, name(i)), now, 0)
+				must(t, err)
+			}
+			// A reuse of a token in the middle of the chain locks it, then
+			// revokes the family; RevokeFamily meanwhile revokes from the
+			// start. Neither may fail: they decide one after the other.
+			var wg sync.WaitGroup
+			var reuseErr, revokeErr error
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				_, reuseErr = s.RotateRefresh(ctx, name(3), next(r, name(9)), now, 0)
+			}()
+			go func() {
+				defer wg.Done()
+				revokeErr = s.RevokeFamily(ctx, fam)
+			}()
+			wg.Wait()
+			if !errors.Is(reuseErr, issuer.ErrRefreshReused) && !errors.Is(reuseErr, issuer.ErrNotFound) {
+				t.Fatalf("round %d: the reuse: %v", round, reuseErr)
+			}
+			if revokeErr != nil {
+				t.Fatalf("round %d: RevokeFamily: %v", round, revokeErr)
+			}
+			for i := range 10 {
+				if rec, err := s.GetRefresh(ctx, name(i)); !errors.Is(err, issuer.ErrNotFound) {
+					t.Fatalf("round %d: %s after both: %+v, %v", round, name(i), rec, err)
+				}
+			}
+		}
+	})
 	t.Run("ending a subject's sessions", func(t *testing.T) {
 		s := open(t)
 		now := time.Now().UTC()
