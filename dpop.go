@@ -142,7 +142,7 @@ func (h *Handler) checkDPoP(w http.ResponseWriter, r *http.Request, tok string, 
 		return false
 	case err != nil:
 		h.log.Error("checking DPoP proof", zap.Error(err))
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody("temporarily_unavailable", "the DPoP proof could not be checked"))
+		writeUnavailable(w, "the DPoP proof could not be checked")
 		return false
 	case p.JKT != bound:
 		h.dpopChallenge(w, http.StatusUnauthorized, dpop.CodeInvalidProof, "the proof is signed by another key than the one the token is bound to")

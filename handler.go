@@ -28,7 +28,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return r.Context().Err()
 	}
 	if h.failed != nil {
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody("temporarily_unavailable", "the token gateway could not start"))
+		writeUnavailable(w, "the token gateway could not start")
 		return nil
 	}
 	// One canonical path for routes, rules and the upstream: whatever the
@@ -365,4 +365,11 @@ func claimValue(c *issuer.AccessClaims, name string) string {
 		return c.Rendered().Strings[i]
 	}
 	return ""
+}
+
+// writeUnavailable answers 503 temporarily_unavailable with a Retry-After,
+// as every 503 of the gateway does: a client may come back shortly.
+func writeUnavailable(w http.ResponseWriter, description string) {
+	w.Header().Set("Retry-After", httpx.RetryAfter)
+	httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody("temporarily_unavailable", description))
 }
