@@ -73,8 +73,21 @@ func TestClientLifecycle(t *testing.T) {
 	if out, _ := run(t, "", "client", "list", store); !strings.Contains(out, "billing") || strings.Contains(out, newSecret) {
 		t.Fatalf("client list: %q", out)
 	}
-	if _, err := run(t, "", "client", "remove", "billing", store); err != nil {
+	if err := is.Core().EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
 		t.Fatal(err)
+	}
+	held, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.ClientPrincipal(c), ClientID: "billing", Issuer: "https://x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, "", "client", "remove", "billing", "--json", store); err != nil || !strings.Contains(out, `"sessions":"ended"`) {
+		t.Fatal(err, out)
+	}
+	if err := is.Core().SyncNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Verify(held.AccessToken, "https://x", ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+		t.Fatalf("access token of a removed client: %v", err)
 	}
 	if _, err := run(t, "", "client", "remove", "billing", store); err == nil || !strings.Contains(err.Error(), "declared in a Caddyfile") {
 		t.Fatalf("removing a missing client: %v", err)
@@ -138,11 +151,22 @@ func TestUserLifecycleThroughCaddyfile(t *testing.T) {
 	if out, _ := run(t, "", "user", "list", cfg); !strings.Contains(out, "carol") || strings.Contains(out, "argon2") {
 		t.Fatalf("user list: %q", out)
 	}
-	if _, err := run(t, "", "user", "remove", "carol", cfg); err != nil {
-		t.Fatal(err)
+	held := login("pw-two")
+	if out, err := run(t, "", "user", "remove", "carol", cfg); err != nil || !strings.Contains(out, "sessions are ended") {
+		t.Fatal(err, out)
 	}
 	if _, err := is.AuthenticateUser(context.Background(), "carol", "pw-two"); err == nil {
 		t.Fatal("removed user still authenticates")
+	}
+	// The tokens it held do not outlive it.
+	if err := is.Core().SyncNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Verify(held.AccessToken, "https://x", ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+		t.Fatalf("access token of a removed user: %v", err)
+	}
+	if err := refresh(held); !errors.Is(err, issuer.ErrRefreshInvalid) {
+		t.Fatalf("refresh of a removed user: %v", err)
 	}
 	if _, err := run(t, "", "user", "list", "--config="+filepath.Join(dir, "missing")); err == nil {
 		t.Fatal("a missing Caddyfile should fail")
@@ -236,11 +260,21 @@ func TestEntitiesAndRevoke(t *testing.T) {
 	if _, err := run(t, "", "revoke", store); err == nil {
 		t.Fatal("revoke without --sub or --jti should fail")
 	}
+	later, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Kind: issuer.KindEntity, Name: "aa-1", Subject: "aa-1"}, Issuer: "https://x"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := run(t, "", "entity", "remove", "aa-1", store); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := is.LookupEntity(context.Background(), "aa-1"); !errors.Is(err, issuer.ErrNotFound) {
 		t.Fatalf("removed entity: %v", err)
+	}
+	if err := is.Core().SyncNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Verify(later.AccessToken, "https://x", ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+		t.Fatalf("access token of a removed entity: %v", err)
 	}
 }
 

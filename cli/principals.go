@@ -64,13 +64,17 @@ func userCommand() *cobra.Command {
 		},
 	}
 	remove := &cobra.Command{
-		Use: "remove <name>", Short: "Removes a user", Args: cobra.ExactArgs(1),
+		Use: "remove <name>", Short: "Removes a user and ends its sessions", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, false, func(ctx context.Context, e env) error {
+				u, err := e.core.Store().GetUser(ctx, args[0])
+				if err != nil {
+					return err
+				}
 				if err := e.core.Store().DeleteUser(ctx, args[0]); err != nil {
 					return err
 				}
-				return e.emit(map[string]string{"user": args[0], "status": "removed"}, func() { fmt.Fprintf(e.out, "user %s removed\n", args[0]) })
+				return removed(ctx, cmd, e, "user", args[0], u.Subject())
 			})
 		},
 	}
@@ -112,6 +116,7 @@ func userCommand() *cobra.Command {
 	hashFlags(passwd)
 	passwd.Flags().Bool("keep-sessions", false, "keep the user's access and refresh tokens (default: they stop working)")
 	passwd.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
+	remove.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
 	c.AddCommand(add, list, remove, passwd)
 	return c
 }
@@ -172,16 +177,17 @@ func clientCommand() *cobra.Command {
 		},
 	}
 	remove := &cobra.Command{
-		Use: "remove <id>", Short: "Removes a client", Args: cobra.ExactArgs(1),
+		Use: "remove <id>", Short: "Removes a client and ends its sessions", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				if err := e.core.Store().DeleteClient(ctx, args[0]); err != nil {
 					return err
 				}
-				return e.emit(map[string]string{"client": args[0], "status": "removed"}, func() { fmt.Fprintf(e.out, "client %s removed\n", args[0]) })
+				return removed(ctx, cmd, e, "client", args[0], issuer.ClientPrincipal(issuer.Client{ID: args[0]}).Subject)
 			})
 		},
 	}
+	remove.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
 	c.AddCommand(add, list, remove, rotate)
 	return c
 }
@@ -245,16 +251,17 @@ func entityCommand() *cobra.Command {
 		},
 	}
 	remove := &cobra.Command{
-		Use: "remove <id>", Short: "Removes an entity and its secrets", Args: cobra.ExactArgs(1),
+		Use: "remove <id>", Short: "Removes an entity and its secrets, and ends its sessions", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withStore(cmd, false, func(ctx context.Context, e env) error {
 				if err := e.core.Store().DeleteEntity(ctx, args[0]); err != nil {
 					return err
 				}
-				return e.emit(map[string]string{"entity": args[0], "status": "removed"}, func() { fmt.Fprintf(e.out, "entity %s removed\n", args[0]) })
+				return removed(ctx, cmd, e, "entity", args[0], issuer.EntityPrincipal(issuer.Entity{ID: args[0]}).Subject)
 			})
 		},
 	}
+	remove.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
 	c.AddCommand(add, list, remove)
 	return c
 }
@@ -306,6 +313,18 @@ func revokeCommand() *cobra.Command {
 // refresh-token families, on every gateway sharing the store. The
 // revocation is kept until the longest-lived token any key may still verify
 // has expired, or --max-token-age if longer.
+// removed ends the sessions of a principal just removed (its access tokens
+// and refresh tokens stop working: no new ones can be had, and the ones
+// it holds must not outlive it) and reports the removal.
+func removed(ctx context.Context, cmd *cobra.Command, e env, kind, name, subject string) error {
+	if err := endSessions(ctx, cmd, e, subject); err != nil {
+		return fmt.Errorf("%s %s removed, but its sessions were not ended: %w", kind, name, err)
+	}
+	return e.emit(map[string]string{kind: name, "status": "removed", "sessions": "ended"}, func() {
+		fmt.Fprintf(e.out, "%s %s removed; its sessions are ended\n", kind, name)
+	})
+}
+
 func endSessions(ctx context.Context, cmd *cobra.Command, e env, subject string) error {
 	within, _ := cmd.Flags().GetDuration("max-token-age")
 	at := e.core.Stamp()
