@@ -309,22 +309,22 @@ func revokeCommand() *cobra.Command {
 	return c
 }
 
-// endSessions ends every session subject has now: its access tokens and its
-// refresh-token families, on every gateway sharing the store. The
-// revocation is kept until the longest-lived token any key may still verify
-// has expired, or --max-token-age if longer.
-// removed ends the sessions of a principal just removed (its access tokens
-// and refresh tokens stop working: no new ones can be had, and the ones
-// it holds must not outlive it) and reports the removal.
+// removed ends the sessions of a principal just removed (no new tokens can
+// be had, and the ones issued to it must not outlive it) and reports the
+// removal. Removed first, so no sign-in can start a session after the end.
 func removed(ctx context.Context, cmd *cobra.Command, e env, kind, name, subject string) error {
 	if err := endSessions(ctx, cmd, e, subject); err != nil {
-		return fmt.Errorf("%s %s removed, but its sessions were not ended: %w", kind, name, err)
+		return fmt.Errorf("%s %s removed, but its sessions were not ended (run `caddy tokengate revoke --sub %s`): %w", kind, name, subject, err)
 	}
 	return e.emit(map[string]string{kind: name, "status": "removed", "sessions": "ended"}, func() {
 		fmt.Fprintf(e.out, "%s %s removed; its sessions are ended\n", kind, name)
 	})
 }
 
+// endSessions ends every session subject has now: its access tokens and its
+// refresh-token families, on every gateway sharing the store. The
+// revocation is kept until the longest-lived token any key may still verify
+// has expired, or --max-token-age if longer.
 func endSessions(ctx context.Context, cmd *cobra.Command, e env, subject string) error {
 	within, _ := cmd.Flags().GetDuration("max-token-age")
 	at := e.core.Stamp()

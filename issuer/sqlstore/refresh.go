@@ -187,8 +187,10 @@ func (s *Store) GetRefresh(ctx context.Context, hash string) (issuer.RefreshReco
 // rotateInTx.
 func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.RefreshRecord, now time.Time, grace time.Duration) (issuer.RefreshRecord, error) {
 	if s.postgres {
+		// Aborted (a server whose default isolation is stricter than READ
+		// COMMITTED): the transaction below decides instead.
 		old, ok, err := s.rotateFresh(ctx, oldHash, next, now)
-		if err != nil || ok {
+		if err != nil && !retryable(err) || ok {
 			return old, err
 		}
 	}

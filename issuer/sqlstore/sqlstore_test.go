@@ -165,6 +165,52 @@ func TestPostgresPoolKeepsConnections(t *testing.T) {
 	}
 }
 
+// TestPostgresRotationUnderStricterDefaultIsolation: on a server whose
+// default isolation is SERIALIZABLE, concurrent exchanges of one token
+// abort the one-statement rotation (40001); the transaction, which asks for
+// READ COMMITTED, then decides, and exactly one exchange wins.
+func TestPostgresRotationUnderStricterDefaultIsolation(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, "postgres", pgtest.Schema(t)+"&default_transaction_isolation=serializable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now().UTC()
+	for round := range 10 {
+		old := issuer.RefreshRecord{Hash: fmt.Sprintf("r%d", round), Family: fmt.Sprintf("f%d", round), Subject: "sam", Kind: "user",
+			Issuer: "iss", ExpiresAt: now.Add(time.Hour), AuthTime: now}
+		if err := s.CreateRefresh(ctx, old, false); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		won := 0
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				next := old
+				next.Hash = fmt.Sprintf("r%d-%d", round, i)
+				_, err := s.RotateRefresh(ctx, old.Hash, next, now, 0)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					won++
+				case errors.Is(err, issuer.ErrRefreshReused), errors.Is(err, issuer.ErrNotFound):
+				default:
+					t.Errorf("round %d, exchange %d: %v", round, i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won != 1 {
+			t.Fatalf("round %d: %d exchanges of one token won", round, won)
+		}
+	}
+}
+
 // TestRefreshStatementsObserved: the refresh path's prepared statements
 // report to the observer like every other statement, errors included.
 func TestRefreshStatementsObserved(t *testing.T) {
