@@ -46,6 +46,10 @@ func (s *Store) ListEntities(ctx context.Context) ([]issuer.Entity, error) {
 
 // DeleteEntity implements issuer.Store.
 func (s *Store) DeleteEntity(ctx context.Context, id string) error {
+	return retryTxErr(func() error { return s.deleteEntityTx(ctx, id) })
+}
+
+func (s *Store) deleteEntityTx(ctx context.Context, id string) error {
 	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		return errorf("deleting entity %s: %w", id, err)
@@ -87,6 +91,10 @@ func (s *Store) CurrentSecret(ctx context.Context, entityID string) (issuer.Enti
 
 // AddSecret implements issuer.Store.
 func (s *Store) AddSecret(ctx context.Context, sec issuer.EntitySecret, replace bool, usableUntil time.Time) error {
+	return retryTxErr(func() error { return s.addSecretTx(ctx, sec, replace, usableUntil) })
+}
+
+func (s *Store) addSecretTx(ctx context.Context, sec issuer.EntitySecret, replace bool, usableUntil time.Time) error {
 	tx, leave, err := s.begin(ctx)
 	if err != nil {
 		return errorf("storing secret: %w", err)

@@ -204,7 +204,9 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 const maxTxAttempts = 3
 
 // retryTx runs tx, again while PostgreSQL aborts it (see retryable), at
-// most maxTxAttempts times in all.
+// most maxTxAttempts times in all. Also for two transactions on an
+// entity's secrets: DeleteEntity deletes them oldest first, while a reset
+// locks the current one, then drops the old ones.
 func retryTx[T any](tx func() (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
 		v, err := tx()
@@ -212,6 +214,12 @@ func retryTx[T any](tx func() (T, error)) (T, error) {
 			return v, err
 		}
 	}
+}
+
+// retryTxErr is retryTx for a transaction with no result.
+func retryTxErr(tx func() error) error {
+	_, err := retryTx(func() (struct{}, error) { return struct{}{}, tx() })
+	return err
 }
 
 // rotateFresh runs rotateFresh; ok is false when it changed nothing.
@@ -294,8 +302,7 @@ func (s *Store) RevokeFamily(ctx context.Context, family string) error {
 	// passes could leave a concurrent rotation's successor live.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), revokeTimeout)
 	defer cancel()
-	_, err := retryTx(func() (struct{}, error) { return struct{}{}, s.revokeFamilyTx(ctx, family) })
-	return err
+	return retryTxErr(func() error { return s.revokeFamilyTx(ctx, family) })
 }
 
 // revokeFamilyTx revokes family in a transaction of its own.

@@ -414,6 +414,35 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 			t.Fatalf("secret survived its entity: %v", err)
 		}
 	})
+	t.Run("an entity removed while its secret is reset", func(t *testing.T) {
+		s := open(t)
+		now := time.Now().UTC()
+		// Five rounds: on PostgreSQL nearly every one deadlocks (each costs
+		// the server's deadlock_timeout, 1 s by default, before the retry).
+		for round := range 5 {
+			id := fmt.Sprintf("ed-%d", round)
+			sec := func(hash string, created time.Time) issuer.EntitySecret {
+				return issuer.EntitySecret{EntityID: id, Hash: id + hash, Sealed: "sealed", CreatedAt: created, ExpiresAt: now.Add(time.Hour)}
+			}
+			must(t, s.PutEntity(ctx, issuer.Entity{ID: id}))
+			must(t, s.AddSecret(ctx, sec("s0", now), false, time.Time{}))
+			must(t, s.AddSecret(ctx, sec("s1", now), true, now)) // s0 superseded, past its use once a later secret comes
+			// The reset locks s1 and then drops s0; the removal deletes s0
+			// first. Neither may fail: they decide one after the other.
+			var wg sync.WaitGroup
+			var delErr, addErr error
+			wg.Add(2)
+			go func() { defer wg.Done(); delErr = s.DeleteEntity(ctx, id) }()
+			go func() { defer wg.Done(); addErr = s.AddSecret(ctx, sec("s2", now.Add(time.Second)), true, now.Add(time.Second)) }()
+			wg.Wait()
+			if delErr != nil || addErr != nil {
+				t.Fatalf("round %d: DeleteEntity %v, AddSecret %v", round, delErr, addErr)
+			}
+			if _, err := s.GetEntity(ctx, id); !errors.Is(err, issuer.ErrNotFound) {
+				t.Fatalf("round %d: the removed entity: %v", round, err)
+			}
+		}
+	})
 	t.Run("entity secrets: one current, atomic replace, grace", func(t *testing.T) {
 		s := open(t)
 		now := time.Now().UTC()
