@@ -433,7 +433,10 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 			var delErr, addErr error
 			wg.Add(2)
 			go func() { defer wg.Done(); delErr = s.DeleteEntity(ctx, id) }()
-			go func() { defer wg.Done(); addErr = s.AddSecret(ctx, sec("s2", now.Add(time.Second)), true, now.Add(time.Second)) }()
+			go func() {
+				defer wg.Done()
+				addErr = s.AddSecret(ctx, sec("s2", now.Add(time.Second)), true, now.Add(time.Second))
+			}()
 			wg.Wait()
 			if delErr != nil || addErr != nil {
 				t.Fatalf("round %d: DeleteEntity %v, AddSecret %v", round, delErr, addErr)
