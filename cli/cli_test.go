@@ -80,7 +80,13 @@ func TestClientLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run(t, "", "client", "remove", "billing", "--json", store); err != nil || !strings.Contains(out, `"sessions":"ended"`) {
+	// A user whose subject is the client's id loses its sessions too, and
+	// the output says so.
+	if out, err := run(t, "pw\n", "user", "add", "bill", "--id", "billing", "--password-stdin", store); err != nil {
+		t.Fatal(err, out)
+	}
+	if out, err := run(t, "", "client", "remove", "billing", "--json", store); err != nil || !strings.Contains(out, `"sessions":"ended"`) ||
+		!strings.Contains(out, `"also_ended":["user bill"]`) {
 		t.Fatal(err, out)
 	}
 	if err := is.Core().SyncNow(context.Background()); err != nil {
@@ -152,7 +158,7 @@ func TestUserLifecycleThroughCaddyfile(t *testing.T) {
 		t.Fatalf("user list: %q", out)
 	}
 	held := login("pw-two")
-	if out, err := run(t, "", "user", "remove", "carol", cfg); err != nil || !strings.Contains(out, "sessions are ended") {
+	if out, err := run(t, "", "user", "remove", "carol", cfg); err != nil || !strings.Contains(out, "sessions are ended") || strings.Contains(out, "share the subject") {
 		t.Fatal(err, out)
 	}
 	if _, err := is.AuthenticateUser(context.Background(), "carol", "pw-two"); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -316,9 +317,73 @@ func removed(ctx context.Context, cmd *cobra.Command, e env, kind, name, subject
 	if err := endSessions(ctx, cmd, e, subject); err != nil {
 		return fmt.Errorf("%s %s removed, but its sessions were not ended (run `caddy tokengate revoke --sub %s`): %w", kind, name, subject, err)
 	}
-	return e.emit(map[string]string{kind: name, "status": "removed", "sessions": "ended"}, func() {
+	// Users, clients and entities share one subject space: say whose
+	// sessions ended with it.
+	others, err := sharingSubject(ctx, e, kind, name, subject)
+	if err != nil {
+		return fmt.Errorf("%s %s removed and its sessions ended, but the principals sharing its subject %s could not be listed: %w", kind, name, subject, err)
+	}
+	out := map[string]any{kind: name, "status": "removed", "sessions": "ended"}
+	if len(others) > 0 {
+		out["also_ended"] = others
+	}
+	return e.emit(out, func() {
 		fmt.Fprintf(e.out, "%s %s removed; its sessions are ended\n", kind, name)
+		if len(others) > 0 {
+			fmt.Fprintf(e.out, "the sessions of %s, which share the subject %s, are ended too\n", strings.Join(others, ", "), subject)
+		}
 	})
+}
+
+// sharingSubject lists the principals other than kind name (stored, or
+// declared in the --config Caddyfile) whose tokens carry subject, as
+// "user alice", "client billing".
+func sharingSubject(ctx context.Context, e env, kind, name, subject string) ([]string, error) {
+	var out []string
+	add := func(k, n string) {
+		if (k != kind || n != name) && !slices.Contains(out, k+" "+n) {
+			out = append(out, k+" "+n)
+		}
+	}
+	users, err := e.core.Store().ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range users {
+		if u.Subject() == subject {
+			add("user", u.Name)
+		}
+	}
+	for k, get := range map[string]func() error{
+		"client": func() error { _, err := e.core.Store().GetClient(ctx, subject); return err },
+		"entity": func() error { _, err := e.core.Store().GetEntity(ctx, subject); return err },
+	} {
+		switch err := get(); {
+		case err == nil:
+			add(k, subject)
+		case !errors.Is(err, issuer.ErrNotFound):
+			return nil, err
+		}
+	}
+	if c := e.config; c != nil {
+		for _, u := range c.Users {
+			if u.Name == subject {
+				add("user", u.Name)
+			}
+		}
+		for _, cl := range c.Clients {
+			if cl.ID == subject {
+				add("client", cl.ID)
+			}
+		}
+		for _, en := range c.Entities {
+			if en.ID == subject {
+				add("entity", en.ID)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // endSessions ends every session subject has now: its access tokens and its
