@@ -116,8 +116,8 @@ func userCommand() *cobra.Command {
 	passwd.Flags().Bool("password-stdin", false, "read the password from standard input")
 	hashFlags(passwd)
 	passwd.Flags().Bool("keep-sessions", false, "keep the user's access and refresh tokens (default: they stop working)")
-	passwd.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
-	remove.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
+	maxTokenAgeFlag(passwd)
+	maxTokenAgeFlag(remove)
 	c.AddCommand(add, list, remove, passwd)
 	return c
 }
@@ -188,7 +188,7 @@ func clientCommand() *cobra.Command {
 			})
 		},
 	}
-	remove.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
+	maxTokenAgeFlag(remove)
 	c.AddCommand(add, list, remove, rotate)
 	return c
 }
@@ -262,7 +262,7 @@ func entityCommand() *cobra.Command {
 			})
 		},
 	}
-	remove.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
+	maxTokenAgeFlag(remove)
 	c.AddCommand(add, list, remove)
 	return c
 }
@@ -354,16 +354,16 @@ func sharingSubject(ctx context.Context, e env, kind, name, subject string) ([]s
 			add("user", u.Name)
 		}
 	}
-	for k, get := range map[string]func() error{
-		"client": func() error { _, err := e.core.Store().GetClient(ctx, subject); return err },
-		"entity": func() error { _, err := e.core.Store().GetEntity(ctx, subject); return err },
-	} {
-		switch err := get(); {
-		case err == nil:
-			add(k, subject)
-		case !errors.Is(err, issuer.ErrNotFound):
-			return nil, err
-		}
+	// A client's or an entity's subject is its id.
+	if _, err := e.core.Store().GetClient(ctx, subject); err == nil {
+		add("client", subject)
+	} else if !errors.Is(err, issuer.ErrNotFound) {
+		return nil, err
+	}
+	if _, err := e.core.Store().GetEntity(ctx, subject); err == nil {
+		add("entity", subject)
+	} else if !errors.Is(err, issuer.ErrNotFound) {
+		return nil, err
 	}
 	if c := e.config; c != nil {
 		for _, u := range c.Users {
@@ -384,6 +384,11 @@ func sharingSubject(ctx context.Context, e env, kind, name, subject string) ([]s
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// maxTokenAgeFlag adds the --max-token-age that endSessions reads.
+func maxTokenAgeFlag(c *cobra.Command) {
+	c.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
 }
 
 // endSessions ends every session subject has now: its access tokens and its

@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -567,18 +565,6 @@ func (i *Issuer) AudienceFor(iss string) string {
 		return i.cfg.Audience
 	}
 	return iss
-}
-
-// newFamilyID returns the id of a refresh-token family begun at begun: its
-// time in 12 hex digits, then 12 random bytes in base64url. Time first for
-// the reason refresh keys are (see refreshPrefix): a family's tokens sit
-// together in the store's family index, and families begun together too.
-func newFamilyID(begun time.Time) (string, error) {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("reading random family id: %w", err)
-	}
-	return fmt.Sprintf("%012x", uint64(begun.UnixMilli())&(1<<48-1)) + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // Refresh errors.

@@ -37,9 +37,8 @@ const (
 // key is RefreshKey's.
 func NewRefreshToken(issued time.Time) (string, error) {
 	var b [refreshStampLen + 32]byte
-	var ms [8]byte
-	binary.BigEndian.PutUint64(ms[:], uint64(issued.UnixMilli()))
-	copy(b[:refreshStampLen], ms[8-refreshStampLen:])
+	stamp := issueStamp(issued)
+	copy(b[:], stamp[:])
 	if _, err := rand.Read(b[refreshStampLen:]); err != nil {
 		return "", fmt.Errorf("reading random refresh token: %w", err)
 	}
@@ -54,9 +53,30 @@ func RefreshKey(token string) string {
 	if len(token) == refreshTokenLen && strings.HasPrefix(token, refreshPrefix) {
 		stamp, err := base64.RawURLEncoding.DecodeString(token[len(refreshPrefix) : len(refreshPrefix)+refreshStampB64])
 		if err == nil && len(stamp) == refreshStampLen { // the decoder skips newlines
-
-			return hex.EncodeToString(stamp) + hex.EncodeToString(sum[:])[:refreshKeyHashHx]
+			return hex.EncodeToString(stamp) + hex.EncodeToString(sum[:refreshKeyHashHx/2])
 		}
 	}
 	return hex.EncodeToString(sum[:]) // a token of the format before
+}
+
+// issueStamp is t in Unix milliseconds, big-endian, in the 6 bytes that
+// begin refresh tokens and family ids.
+func issueStamp(t time.Time) [refreshStampLen]byte {
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(t.UnixMilli()))
+	return [refreshStampLen]byte(ms[8-refreshStampLen:])
+}
+
+// newFamilyID returns the id of a refresh-token family begun at begun: its
+// issue stamp in 12 hex digits, then 12 random bytes in base64url. Time
+// first for the reason refresh keys are (see refreshPrefix): a family's
+// tokens sit together in the store's family index, and families begun
+// together too.
+func newFamilyID(begun time.Time) (string, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("reading random family id: %w", err)
+	}
+	stamp := issueStamp(begun)
+	return hex.EncodeToString(stamp[:]) + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }

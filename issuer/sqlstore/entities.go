@@ -44,7 +44,9 @@ func (s *Store) ListEntities(ctx context.Context) ([]issuer.Entity, error) {
 	return list(ctx, s, `SELECT id, roles FROM tg_entities ORDER BY id`, scanEntity)
 }
 
-// DeleteEntity implements issuer.Store.
+// DeleteEntity implements issuer.Store. It deletes the secrets oldest
+// first while a reset (AddSecret) locks the current one, then drops the
+// old ones: PostgreSQL may abort either, which then runs again.
 func (s *Store) DeleteEntity(ctx context.Context, id string) error {
 	return retryTxErr(func() error { return s.deleteEntityTx(ctx, id) })
 }

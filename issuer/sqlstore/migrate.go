@@ -17,8 +17,8 @@ import (
 // A file holds statements separated by ";" and full-line "--" comments
 // (no ";" inside a statement or comment). {{serial}} becomes the dialect's
 // auto-increment key type; a statement starting with {{postgres}} runs on
-// PostgreSQL only, one starting with {{sqlite}} on SQLite only. Never edit a released migration (TestMigrationsUnchanged
-// pins them): add a new file.
+// PostgreSQL only, one starting with {{sqlite}} on SQLite only. Never edit
+// a released migration (TestMigrationsUnchanged pins them): add a new file.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS

@@ -204,9 +204,7 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash string, next issuer.R
 const maxTxAttempts = 3
 
 // retryTx runs tx, again while PostgreSQL aborts it (see retryable), at
-// most maxTxAttempts times in all. Also for two transactions on an
-// entity's secrets: DeleteEntity deletes them oldest first, while a reset
-// locks the current one, then drops the old ones.
+// most maxTxAttempts times in all.
 func retryTx[T any](tx func() (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
 		v, err := tx()
