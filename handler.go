@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokengate/caddy-tokengate/internal/canonpath"
 	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
@@ -119,42 +120,28 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		h.metrics.guard[outcomeAllowed].Inc()
 		return next.ServeHTTP(w, r)
 	}
-	tok, viaDPoP, err := accessToken(r)
-	switch {
-	case errors.Is(err, httpx.ErrNoCredentials):
-		h.metrics.guard[outcomeNoToken].Inc()
-		httpx.Challenge(w.Header(), "Bearer", h.realm)
-		h.offerDPoP(w.Header())
-		httpx.WriteJSON(w, http.StatusUnauthorized, errorBody("unauthorized", "a bearer token is required"))
-		return nil
-	case err != nil:
-		h.metrics.guard[outcomeBadToken].Inc()
-		h.challenge(w, http.StatusBadRequest, "invalid_request", err.Error(), "")
-		return nil
-	}
-	claims, err := h.issuer.Verify(tok, h.iss, "")
-	if err != nil {
-		if errors.Is(err, issuer.ErrTokenRevoked) {
+	claims, viaDPoP, rf := h.tokens.Check(r)
+	if rf != nil {
+		switch {
+		case rf.NoToken():
+			h.metrics.guard[outcomeNoToken].Inc()
+		case errors.Is(rf, issuer.ErrTokenRevoked):
 			h.metrics.guard[outcomeRevoked].Inc()
-		} else {
+		default:
 			h.metrics.guard[outcomeBadToken].Inc()
 		}
-		h.log.Debug("token refused", zap.String("reason", err.Error()), zap.String("path", r.URL.Path), zap.String("remote_ip", r.RemoteAddr))
-		if viaDPoP {
-			h.dpopChallenge(w, http.StatusUnauthorized, "invalid_token", err.Error())
-			return nil
+		if rf.Status == http.StatusUnauthorized && !rf.NoToken() {
+			h.log.Debug("token refused", zap.String("reason", rf.Description), zap.String("path", r.URL.Path), zap.String("remote_ip", r.RemoteAddr))
 		}
-		h.challenge(w, http.StatusUnauthorized, "invalid_token", err.Error(), "")
-		return nil
-	}
-	if !h.checkDPoP(w, r, tok, claims, viaDPoP) {
+		h.refuse(w, rf)
 		return nil
 	}
 	for _, rq := range h.require {
 		applies := rq.match.Match(r.URL.Path) || (alt != r.URL.Path && rq.match.Match(alt))
 		if rq.Kind == "dpop" {
 			if applies && !viaDPoP {
-				h.dpopChallenge(w, http.StatusUnauthorized, "invalid_token", "this path requires a DPoP-bound token")
+				h.refuse(w, &tokenauth.Refusal{Status: http.StatusUnauthorized, Scheme: "DPoP", Code: "invalid_token",
+					Description: "this path requires a DPoP-bound token"})
 				return nil
 			}
 			continue
@@ -338,6 +325,16 @@ func (h *Handler) stripIdentityHeaders(hdr http.Header) {
 func (h *Handler) challenge(w http.ResponseWriter, status int, code, desc, scope string) {
 	httpx.Challenge(w.Header(), "Bearer", h.realm, "error", code, "error_description", desc, "scope", scope)
 	httpx.WriteJSON(w, status, errorBody(code, desc))
+}
+
+// refuse answers a refused token with its challenge and a JSON body.
+func (h *Handler) refuse(w http.ResponseWriter, rf *tokenauth.Refusal) {
+	h.tokens.Challenge(w.Header(), rf)
+	code := rf.Code
+	if rf.NoToken() {
+		code = "unauthorized"
+	}
+	httpx.WriteJSON(w, rf.Status, errorBody(code, rf.Description))
 }
 
 func errorBody(code, desc string) map[string]string {

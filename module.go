@@ -32,6 +32,7 @@ import (
 	"github.com/tokengate/caddy-tokengate/internal/canonpath"
 	"github.com/tokengate/caddy-tokengate/internal/httpx"
 	"github.com/tokengate/caddy-tokengate/internal/throttle"
+	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 	"github.com/tokengate/caddy-tokengate/issuer/usertable"
@@ -68,7 +69,8 @@ type Handler struct {
 	lenient   canonpath.Relax // path refusals lifted by the configuration
 	realm     string          // of WWW-Authenticate challenges
 	dpop      *dpop.Verifier
-	alg       string // signing_alg; "": follow the store's newest key (`keys rotate --alg`)
+	tokens    *tokenauth.Checker // the one check of a presented access token
+	alg       string             // signing_alg; "": follow the store's newest key (`keys rotate --alg`)
 
 	// Set by Provision; the tokengate app calls start, which closes ready
 	// (with failed set if it could not open the store).
@@ -221,6 +223,8 @@ func (h *Handler) open(ctx caddy.Context) error {
 	if err := h.provisionDPoP(ctx); err != nil {
 		return err
 	}
+	h.tokens = &tokenauth.Checker{Issuer: h.issuer, Iss: h.iss, DPoP: h.dpop, RequireDPoP: h.dpopPolicy().Required,
+		URL: requestURL, Realm: h.realm, Log: h.log}
 	if !h.DisableIssuing {
 		return h.mountRoutes()
 	}
@@ -325,7 +329,7 @@ func (h *Handler) mountRoutes() error {
 	h.routes = (&oauth.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, DPoP: h.oauthDPoP()}).Routes()
 	h.prefixes = []string{"/token/"}
 	if !h.DisableTokenService {
-		ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm,
+		ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, Tokens: h.tokens,
 			AdminRoles: h.EntityAdminRoles, AdminKinds: h.EntityAdminKinds, SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),
 			MaxSecretTTL: durationOr(h.SecretMaxTTL, DefaultSecretMaxTTL)}
 		if len(ts.AdminRoles) == 0 {
@@ -364,7 +368,7 @@ func (h *Handler) mountEndpoints() error {
 		path := ep.Path
 		switch ep.Name {
 		case "apimaker":
-			srv := &apimaker.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, Tables: h.tables,
+			srv := &apimaker.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, Tokens: h.tokens, Tables: h.tables,
 				RequireRoles: ep.RequireRoles, AccessTTL: ttl}
 			rt = httpx.Route{Methods: httpx.Post, Handler: srv.ServeHTTP}
 			path = cmp.Or(path, apimaker.DefaultPath)

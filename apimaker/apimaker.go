@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/usertable"
 )
@@ -27,6 +28,8 @@ type Server struct {
 	Log       *zap.Logger
 	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
 	Realm string
+	// Tokens checks the require_role token (Bearer, or DPoP with a proof).
+	Tokens *tokenauth.Checker
 	// Tables are the user tables AM_DB requests may name.
 	Tables []*usertable.Table
 	// RequireRoles, when set, makes the route need a bearer token carrying
@@ -68,16 +71,33 @@ type response struct {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	if ce := s.Log.Check(httpx.RefusalLevel(status), "token refused"); ce != nil {
-		ce.Write(zap.String("route", "apimaker"), zap.Int("status", status), zap.String("reason", msg),
-			zap.String("remote_ip", r.RemoteAddr))
-	}
 	if status == http.StatusUnauthorized {
 		// Bearer: the scheme require_role asks for; wrong body credentials
 		// get the same challenge, as every 401 must carry one.
 		httpx.Challenge(w.Header(), "Bearer", s.Realm)
 	}
+	s.write(w, r, status, msg)
+}
+
+// write logs a refusal and answers it in the route's envelope.
+func (s *Server) write(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if ce := s.Log.Check(httpx.RefusalLevel(status), "token refused"); ce != nil {
+		ce.Write(zap.String("route", "apimaker"), zap.Int("status", status), zap.String("reason", msg),
+			zap.String("remote_ip", r.RemoteAddr))
+	}
 	httpx.WriteJSON(w, status, response{Success: false, StatusCode: status, Message: msg})
+}
+
+// refuseToken answers a refused require_role token in the route's
+// envelope, with the challenge the refusal calls for.
+func (s *Server) refuseToken(w http.ResponseWriter, r *http.Request, rf *tokenauth.Refusal) {
+	msg := rf.Description
+	if rf.NoToken() || rf.Status == http.StatusBadRequest {
+		rf = &tokenauth.Refusal{Status: http.StatusUnauthorized, Scheme: "Bearer", Err: httpx.ErrNoCredentials}
+		msg = "this route needs a bearer token"
+	}
+	s.Tokens.Challenge(w.Header(), rf)
+	s.write(w, r, rf.Status, msg)
 }
 
 // serverError answers 500 saying msg, or 503 (with Retry-After) when err
@@ -93,17 +113,8 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error, 
 // ServeHTTP answers POST requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.RequireRoles) > 0 {
-		_, err := httpx.BearerWithRole(r, s.Issuer, s.IssuerURL(r), s.RequireRoles, []string{httpx.AnyKind})
-		var be *httpx.BearerError
-		switch {
-		case errors.Is(err, httpx.ErrLacksRole):
-			s.fail(w, r, http.StatusForbidden, err.Error())
-			return
-		case errors.As(err, &be) && be.Status == http.StatusUnauthorized && !errors.Is(err, httpx.ErrNoCredentials):
-			s.fail(w, r, http.StatusUnauthorized, err.Error()) // the token did not verify
-			return
-		case err != nil: // none, or a malformed Authorization header
-			s.fail(w, r, http.StatusUnauthorized, "this route needs a bearer token")
+		if _, rf := s.Tokens.WithRole(r, s.RequireRoles, []string{tokenauth.AnyKind}); rf != nil {
+			s.refuseToken(w, r, rf)
 			return
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
@@ -48,9 +49,9 @@ const (
 // could not be reached.
 func internalError(w http.ResponseWriter, err error, msg string) *apiError {
 	if httpx.StoreDown(w, err) {
-		return &apiError{http.StatusServiceUnavailable, CodeUnavailable, httpx.StoreUnavailableMessage}
+		return &apiError{http.StatusServiceUnavailable, CodeUnavailable, httpx.StoreUnavailableMessage, nil}
 	}
-	return &apiError{http.StatusInternalServerError, CodeServerError, msg}
+	return &apiError{http.StatusInternalServerError, CodeServerError, msg, nil}
 }
 
 // Server serves the Token Service routes for one Issuer.
@@ -61,6 +62,9 @@ type Server struct {
 	Log       *zap.Logger
 	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
 	Realm string
+	// Tokens checks the administrator's access token (Bearer, or DPoP
+	// with a proof), as the guard does.
+	Tokens *tokenauth.Checker
 	// AdminRoles may read and reset entity secrets (any one of them),
 	// held by a principal of one of AdminKinds.
 	AdminRoles []string
@@ -114,10 +118,12 @@ type apiError struct {
 	status int
 	code   string
 	msg    string
+	// refusal, for a refused access token, sets the challenge.
+	refusal *tokenauth.Refusal
 }
 
 func badRequest(format string, args ...any) *apiError {
-	return &apiError{http.StatusBadRequest, CodeBadRequest, fmt.Sprintf(format, args...)}
+	return &apiError{http.StatusBadRequest, CodeBadRequest, fmt.Sprintf(format, args...), nil}
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, e *apiError) {
@@ -129,7 +135,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, e *a
 		ce.Write(zap.String("route", r.URL.Path), zap.String("error", e.code),
 			zap.String("reason", e.msg), zap.String("txn_id", txn), zap.String("remote_ip", r.RemoteAddr))
 	}
-	if e.status == http.StatusUnauthorized {
+	switch {
+	case e.refusal != nil:
+		s.Tokens.Challenge(w.Header(), e.refusal)
+	case e.status == http.StatusUnauthorized:
 		httpx.Challenge(w.Header(), "Bearer", s.Realm)
 	}
 	httpx.WriteJSON(w, e.status, errorResponse{envelope: stamp(ver, txn), ErrorCode: e.code, ErrorMsg: e.msg})
@@ -140,7 +149,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, e *a
 func parse(w http.ResponseWriter, r *http.Request, envelopeRequired bool) (*request, *apiError) {
 	req := &request{}
 	if err := httpx.DecodeJSON(w, r, &req.fields); err != nil {
-		return nil, &apiError{httpx.Status(err), CodeBadRequest, err.Error()}
+		return nil, &apiError{httpx.Status(err), CodeBadRequest, err.Error(), nil}
 	}
 	req.ver, _ = req.optString("ver")
 	req.txn, _ = req.optString("txnId")
@@ -250,11 +259,11 @@ func (s *Server) credentialsToken(w http.ResponseWriter, r *http.Request, nameFi
 		if status == http.StatusServiceUnavailable {
 			code = CodeUnavailable
 		}
-		s.fail(w, r, req, &apiError{status, code, desc})
+		s.fail(w, r, req, &apiError{status, code, desc, nil})
 		return
 	}
 	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		s.fail(w, r, req, &apiError{http.StatusUnauthorized, CodeUnauthorized, refusal})
+		s.fail(w, r, req, &apiError{http.StatusUnauthorized, CodeUnauthorized, refusal, nil})
 		return
 	}
 	if err != nil {
@@ -325,7 +334,7 @@ func (s *Server) secret(w http.ResponseWriter, r *http.Request, reset bool) {
 		info, err = s.Issuer.ReadSecret(r.Context(), entityID, ttl)
 	}
 	if errors.Is(err, issuer.ErrNotFound) {
-		s.fail(w, r, req, &apiError{http.StatusNotFound, CodeNotFound, "no entity " + entityID})
+		s.fail(w, r, req, &apiError{http.StatusNotFound, CodeNotFound, "no entity " + entityID, nil})
 		return
 	}
 	if err != nil {
@@ -343,22 +352,28 @@ func (s *Server) secret(w http.ResponseWriter, r *http.Request, reset bool) {
 		Secret: info.Secret, ExpiresOn: info.ExpiresAt.Unix(), ExpirationDate: isoTime(info.ExpiresAt)})
 }
 
-// admin checks the caller's bearer token, its principal kind and admin role.
+// refused is the apiError of a refused access token.
+func refused(rf *tokenauth.Refusal, status int, code, msg string) *apiError {
+	return &apiError{status: status, code: code, msg: msg, refusal: rf}
+}
+
+// admin checks the caller's access token, its principal kind and admin role.
 func (s *Server) admin(r *http.Request) (*issuer.AccessClaims, *apiError) {
 	// Roles count only on the principal kinds configured for it (AdminKinds):
 	// a role called admin in an application's user table, on a client or on
 	// an entity grants nothing here by default.
-	claims, err := httpx.BearerWithRole(r, s.Issuer, s.IssuerURL(r), s.AdminRoles, s.AdminKinds)
-	var be *httpx.BearerError
+	claims, rf := s.Tokens.WithRole(r, s.AdminRoles, s.AdminKinds)
 	switch {
-	case err == nil:
+	case rf == nil:
 		return claims, nil
-	case errors.Is(err, httpx.ErrNoCredentials):
-		return nil, &apiError{http.StatusUnauthorized, CodeUnauthorized, "a user bearer token is required"}
-	case errors.Is(err, httpx.ErrLacksRole):
-		return nil, &apiError{http.StatusForbidden, CodeForbidden, "the token's principal may not manage entity secrets"}
-	case errors.As(err, &be) && be.Status == http.StatusUnauthorized:
-		return nil, &apiError{http.StatusUnauthorized, CodeUnauthorized, err.Error()}
+	case rf.NoToken():
+		return nil, refused(rf, http.StatusUnauthorized, CodeUnauthorized, "a user bearer token is required")
+	case errors.Is(rf, tokenauth.ErrLacksRole):
+		return nil, refused(rf, http.StatusForbidden, CodeForbidden, "the token's principal may not manage entity secrets")
+	case rf.Status == http.StatusUnauthorized:
+		return nil, refused(rf, http.StatusUnauthorized, CodeUnauthorized, rf.Description)
+	case rf.Status == http.StatusServiceUnavailable:
+		return nil, refused(rf, http.StatusServiceUnavailable, CodeUnavailable, rf.Description)
 	}
-	return nil, badRequest("%v", err)
+	return nil, refused(rf, rf.Status, CodeBadRequest, rf.Description)
 }

@@ -3,9 +3,6 @@ package httpx
 import (
 	"errors"
 	"net/http"
-	"slices"
-
-	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
 // ClientFrom says where a route takes client credentials from.
@@ -55,48 +52,4 @@ func ClientCredentials(r *http.Request, params map[string]string, from ClientFro
 		return ClientCreds{}, bad("client_id in the body differs from the Authorization header")
 	}
 	return ClientCreds{ID: id, Secret: secret, Basic: true, Present: id != "" || secret != ""}, nil
-}
-
-// ErrLacksRole says a valid bearer token's principal holds none of the
-// roles a route needs, or is of a kind whose roles do not count there.
-var ErrLacksRole = errors.New("the token lacks the role this route needs")
-
-// AnyKind, in BearerWithRole's kinds, lets roles count on every principal kind.
-const AnyKind = "*"
-
-// BearerError is why BearerWithRole refused a request. Err is
-// ErrNoCredentials (no bearer token), ErrLacksRole (403), the token's
-// verification error (401), or an *Error for a malformed header (400).
-type BearerError struct {
-	Status int
-	Err    error
-}
-
-func (e *BearerError) Error() string { return e.Err.Error() }
-func (e *BearerError) Unwrap() error { return e.Err }
-
-// BearerWithRole is the one check of "a bearer token, valid for iss, whose
-// principal is of one of kinds (issuer.KindUser, KindClient, KindEntity,
-// "table:<name>", or AnyKind) and holds one of roles" for every route that
-// needs it. Empty kinds or roles admit nobody: a role counts only where
-// the route says so, since a role called admin in an application's user
-// table, on a client or on an entity need not mean the gateway's admin.
-// Routes turn a *BearerError into their own envelope.
-func BearerWithRole(r *http.Request, is *issuer.Issuer, iss string, roles, kinds []string) (*issuer.AccessClaims, error) {
-	tok, err := BearerToken(r)
-	if errors.Is(err, ErrNoCredentials) {
-		return nil, &BearerError{Status: http.StatusUnauthorized, Err: ErrNoCredentials}
-	}
-	if err != nil {
-		return nil, &BearerError{Status: Status(err), Err: err}
-	}
-	claims, err := is.Verify(tok, iss, "")
-	if err != nil {
-		return nil, &BearerError{Status: http.StatusUnauthorized, Err: err}
-	}
-	kindOK := slices.Contains(kinds, AnyKind) || slices.Contains(kinds, claims.Kind)
-	if !kindOK || !slices.ContainsFunc(roles, claims.HasRole) {
-		return nil, &BearerError{Status: http.StatusForbidden, Err: ErrLacksRole}
-	}
-	return claims, nil
 }

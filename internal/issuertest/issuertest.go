@@ -15,9 +15,12 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/caddy-tokengate/cli"
+	"github.com/tokengate/caddy-tokengate/dpop"
+	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -163,4 +166,16 @@ func WantClientAnswer(t testing.TB, rec *httptest.ResponseRecorder) {
 	if rec.Code == http.StatusUnauthorized && rec.Header().Get("WWW-Authenticate") == "" {
 		t.Fatalf("401 without WWW-Authenticate: %s", rec.Body)
 	}
+}
+
+// Checker is the access-token check of a site whose issuer is iss, on is,
+// with DPoP's defaults.
+func Checker(t testing.TB, is *issuer.Issuer, iss string) *tokenauth.Checker {
+	t.Helper()
+	v, err := dpop.New(dpop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tokenauth.Checker{Issuer: is, Iss: iss, DPoP: v, Log: zap.NewNop(),
+		URL: func(r *http.Request) string { return iss + r.URL.Path }}
 }

@@ -1,0 +1,203 @@
+// Package tokenauth is the one check of an access token a request
+// presents to the gateway, for the guard and for every route that takes
+// one (the Token Service's secret routes, apimaker's require_role): the
+// token comes as `Authorization: Bearer` (RFC 6750) or `Authorization:
+// DPoP` with a proof (RFC 9449), and a token bound to a DPoP key is valid
+// only with a proof of that key, wherever it is presented (§7.1-7.2).
+package tokenauth
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/caddy-tokengate/dpop"
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/issuer"
+)
+
+// Checker checks the access tokens presented to one site.
+type Checker struct {
+	Issuer *issuer.Issuer
+	// Iss is the site's issuer: a token of another is refused.
+	Iss string
+	// DPoP verifies proofs; its replay record is the store's.
+	DPoP *dpop.Verifier
+	// RequireDPoP refuses bearer tokens (the dpop block's `required`).
+	RequireDPoP bool
+	// URL is the request's absolute URL, the htu a proof must name.
+	URL func(*http.Request) string
+	// Realm of the challenges; "" is httpx.Realm.
+	Realm string
+	Log   *zap.Logger
+}
+
+// ErrLacksRole says a valid token's principal holds none of the roles a
+// route needs, or is of a kind whose roles do not count there.
+var ErrLacksRole = errors.New("the token lacks the role this route needs")
+
+// AnyKind, in WithRole's kinds, lets roles count on every principal kind.
+const AnyKind = "*"
+
+// Refusal is why a request's token was refused, with what the answer
+// needs: its status, the scheme of its challenge and the error code.
+type Refusal struct {
+	// Status is 400 (a malformed Authorization header), 401, 403
+	// (ErrLacksRole) or 503 (a proof could not be checked).
+	Status int
+	// Scheme is the challenge's scheme: "Bearer" or "DPoP".
+	Scheme string
+	// Code is the RFC 6750 / RFC 9449 error code; "" when no token was
+	// sent (the challenge then carries none, RFC 6750 §3.1).
+	Code        string
+	Description string
+	// Err is what was refused: httpx.ErrNoCredentials, the token's
+	// verification error, a *dpop.Error, ErrLacksRole, or the error that
+	// kept a proof from being checked.
+	Err error
+}
+
+func (r *Refusal) Error() string { return r.Description }
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// NoToken reports a refusal for a request that sent no token at all.
+func (r *Refusal) NoToken() bool { return errors.Is(r.Err, httpx.ErrNoCredentials) }
+
+// Check returns the claims of the request's access token, and whether it
+// came with the DPoP scheme, or why it is refused. A bound token needs the
+// DPoP scheme and a proof of its key; the DPoP scheme needs a bound token;
+// with RequireDPoP a bearer token is refused.
+func (c *Checker) Check(r *http.Request) (*issuer.AccessClaims, bool, *Refusal) {
+	tok, viaDPoP, err := token(r)
+	switch {
+	case errors.Is(err, httpx.ErrNoCredentials):
+		return nil, false, &Refusal{Status: http.StatusUnauthorized, Scheme: "Bearer", Description: "a bearer token is required", Err: err}
+	case err != nil:
+		return nil, false, &Refusal{Status: httpx.Status(err), Scheme: "Bearer", Code: "invalid_request", Description: err.Error(), Err: err}
+	}
+	claims, err := c.Issuer.Verify(tok, c.Iss, "")
+	if err != nil {
+		scheme := "Bearer"
+		if viaDPoP {
+			scheme = "DPoP"
+		}
+		return nil, viaDPoP, &Refusal{Status: http.StatusUnauthorized, Scheme: scheme, Code: "invalid_token", Description: err.Error(), Err: err}
+	}
+	if rf := c.checkBinding(r, tok, claims, viaDPoP); rf != nil {
+		return nil, viaDPoP, rf
+	}
+	return claims, viaDPoP, nil
+}
+
+// WithRole is Check, then "whose principal is of one of kinds
+// (issuer.KindUser, KindClient, KindEntity, "table:<name>", or AnyKind)
+// and holds one of roles". Empty kinds or roles admit nobody: a role counts
+// only where the route says so, since a role called admin in an
+// application's user table, on a client or on an entity need not mean the
+// gateway's admin.
+func (c *Checker) WithRole(r *http.Request, roles, kinds []string) (*issuer.AccessClaims, *Refusal) {
+	claims, viaDPoP, rf := c.Check(r)
+	if rf != nil {
+		return nil, rf
+	}
+	kindOK := slices.Contains(kinds, AnyKind) || slices.Contains(kinds, claims.Kind)
+	if !kindOK || !slices.ContainsFunc(roles, claims.HasRole) {
+		scheme := "Bearer"
+		if viaDPoP {
+			scheme = "DPoP"
+		}
+		return nil, &Refusal{Status: http.StatusForbidden, Scheme: scheme, Code: "insufficient_scope", Description: ErrLacksRole.Error(), Err: ErrLacksRole}
+	}
+	return claims, nil
+}
+
+// checkBinding applies DPoP to a token that verified.
+func (c *Checker) checkBinding(r *http.Request, tok string, claims *issuer.AccessClaims, viaDPoP bool) *Refusal {
+	bound := claims.BoundKey()
+	refuse := func(code, desc string, err error) *Refusal {
+		if err == nil {
+			err = errors.New(desc)
+		}
+		return &Refusal{Status: http.StatusUnauthorized, Scheme: "DPoP", Code: code, Description: desc, Err: err}
+	}
+	switch {
+	case !viaDPoP && bound != "":
+		// §7.1: a bound token is never a bearer token.
+		return refuse("invalid_token", "this token is bound to a DPoP key: send it as `Authorization: DPoP` with a DPoP proof", nil)
+	case !viaDPoP && c.RequireDPoP:
+		return refuse("invalid_token", "this site requires DPoP-bound tokens", nil)
+	case !viaDPoP:
+		return nil
+	case bound == "":
+		return refuse("invalid_token", "this token is not bound to a DPoP key: send it as a Bearer token", nil)
+	}
+	proof, err := dpop.FromHeader(r.Header)
+	if errors.Is(err, dpop.ErrNoProof) {
+		return refuse(dpop.CodeInvalidProof, "a DPoP proof is required with the DPoP scheme", err)
+	}
+	var p *dpop.Proof
+	if err == nil {
+		p, err = c.DPoP.Verify(r.Context(), proof, dpop.Request{Method: r.Method, URL: c.URL(r), AccessToken: tok})
+	}
+	var de *dpop.Error
+	switch {
+	case errors.As(err, &de):
+		c.Log.Debug("DPoP proof refused", zap.String("reason", de.Description), zap.String("sub", claims.Subject), zap.String("path", r.URL.Path))
+		return refuse(de.Code, de.Description, de)
+	case err != nil:
+		c.Log.Error("checking DPoP proof", zap.Error(err))
+		return &Refusal{Status: http.StatusServiceUnavailable, Scheme: "DPoP", Code: "temporarily_unavailable",
+			Description: "the DPoP proof could not be checked", Err: err}
+	case p.JKT != bound:
+		return refuse(dpop.CodeInvalidProof, "the proof is signed by another key than the one the token is bound to", nil)
+	}
+	return nil
+}
+
+// token returns the request's access token and whether it came with the
+// DPoP scheme (RFC 9449 §7.1) rather than Bearer.
+func token(r *http.Request) (tok string, viaDPoP bool, err error) {
+	tok, err = httpx.BearerToken(r)
+	if errors.Is(err, httpx.ErrNoCredentials) {
+		tok, err = httpx.SchemeToken(r, "DPoP")
+		viaDPoP = err == nil
+	}
+	return tok, viaDPoP, err
+}
+
+// Challenge sets the headers rf's answer must carry: a 401 or 403 its
+// WWW-Authenticate challenge (for a request without a token, Bearer with
+// DPoP offered beside it), use_dpop_nonce the nonce to use, a 503 its
+// Retry-After.
+func (c *Checker) Challenge(h http.Header, rf *Refusal) {
+	switch {
+	case rf.Status == http.StatusServiceUnavailable:
+		h.Set("Retry-After", httpx.RetryAfter)
+		return
+	case rf.NoToken():
+		httpx.Challenge(h, "Bearer", c.Realm)
+		c.OfferDPoP(h)
+		return
+	case rf.Scheme == "DPoP":
+		c.DPoPChallenge(h, rf.Code, rf.Description)
+		return
+	}
+	httpx.Challenge(h, "Bearer", c.Realm, "error", rf.Code, "error_description", rf.Description)
+}
+
+// DPoPChallenge sets an RFC 9449 §7.1 DPoP challenge; use_dpop_nonce comes
+// with the nonce to use (§9).
+func (c *Checker) DPoPChallenge(h http.Header, code, desc string) {
+	if code == dpop.CodeUseNonce {
+		h.Set("DPoP-Nonce", c.DPoP.Nonce())
+	}
+	httpx.Challenge(h, "DPoP", c.Realm, "error", code, "error_description", desc, "algs", c.DPoP.Algs())
+}
+
+// OfferDPoP adds the DPoP challenge sent beside the Bearer one when a
+// request has no token (RFC 9449 §7.1).
+func (c *Checker) OfferDPoP(h http.Header) {
+	httpx.AddChallenge(h, "DPoP", c.Realm, "algs", c.DPoP.Algs())
+}
