@@ -4,8 +4,14 @@ package tokengate_test
 // b5f99fe): a DPoP-bound token is no bearer token on any route.
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,4 +84,80 @@ func TestBoundTokenIsNoBearerTokenOnAnyRoute(t *testing.T) {
 			t.Fatalf("guard, with its proof: %d %s", r.status, r.body)
 		}
 	})
+}
+
+// TestIdentityTrailersNeverReachTheUpstream: a chunked request whose
+// trailers name an identity header or Authorization (declared in Trailer,
+// or sent undeclared) reaches the upstream without them, whatever their
+// spelling; other trailers pass.
+func TestIdentityTrailersNeverReachTheUpstream(t *testing.T) {
+	type seen struct{ header, trailer http.Header }
+	got := make(chan seen, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // trailers are there once the body is read
+		got <- seen{r.Header.Clone(), r.Trailer.Clone()}
+		fmt.Fprint(w, "upstream")
+	}))
+	defer upstream.Close()
+	userHash, _ := hashes()
+	g := &gateway{t: t, tc: newTester(t)}
+	g.tc.InitServer(fmt.Sprintf(`{
+`+testGlobals+`
+}
+{$TOKENGATE_TEST_SITE} {
+	tokengate {
+		store sqlite %s
+		user alice %s roles admin
+		allow /public/*
+		forward_header X-User-Id sub
+	}
+	reverse_proxy %s
+}`, filepath.Join(t.TempDir(), "tg.db"), userHash, strings.TrimPrefix(upstream.URL, "http://")), "caddyfile")
+	tok := g.passwordToken("alice")["access_token"].(string)
+	forged := http.Header{"X-User-Id": {"root"}, "X_user_id": {"root"}, "Authorization": {"Bearer forged"}, "X-Checksum": {"abc"}}
+	check := func(name string, s seen) {
+		t.Helper()
+		for k, v := range s.trailer {
+			if k != "X-Checksum" {
+				t.Errorf("%s: upstream received trailer %s: %v", name, k, v)
+			}
+		}
+		if s.trailer.Get("X-Checksum") != "abc" {
+			t.Errorf("%s: the harmless trailer was lost: %v", name, s.trailer)
+		}
+		if name == "/api" && s.header.Get("X-User-Id") != "alice" {
+			t.Errorf("%s: upstream X-User-Id %q", name, s.header.Get("X-User-Id"))
+		}
+	}
+	for _, path := range []string{"/api", "/public/x"} {
+		// Declared: Go's client announces the trailers in a Trailer header.
+		req, _ := http.NewRequest(http.MethodPost, base+path, io.MultiReader(strings.NewReader("payload")))
+		req.ContentLength = -1
+		req.Trailer = forged.Clone()
+		if path == "/api" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		if r := g.do(req); r.status != 200 || r.body != "upstream" {
+			t.Fatalf("%s: %d %s", path, r.status, r.body)
+		}
+		check(path, <-got)
+	}
+	// Undeclared: trailers with no Trailer header, on a raw connection.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"7\r\npayload\r\n0\r\nX-User-Id: root\r\nAuthorization: Bearer forged\r\nX-Checksum: abc\r\n\r\n", strings.TrimPrefix(base, "http://"), tok)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("undeclared trailers: %v %v", res, err)
+	}
+	s := <-got
+	for k := range s.trailer {
+		if k != "X-Checksum" {
+			t.Errorf("undeclared: upstream received trailer %s", k)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package tokengate
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -104,6 +105,7 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 	// in Connection, which makes reverse_proxy delete them.
 	h.stripIdentityHeaders(r.Header)
 	h.protectFromConnection(r.Header)
+	h.guardTrailers(r)
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if isPreflight(r) {
 		// A preflight carries no credentials and no content: whatever
@@ -319,6 +321,43 @@ func (h *Handler) stripIdentityHeaders(hdr http.Header) {
 			delete(hdr, k)
 		}
 	}
+}
+
+// guardTrailers keeps a caller's identity out of the request's trailers,
+// which an upstream may merge into its headers (RFC 9110 §6.5.1): the
+// forward_header names and Authorization, in any spelling, are dropped from
+// the trailers the request declares now and, since net/http fills their
+// values in only when the body reaches its end, again at that end, before
+// reverse_proxy copies them.
+func (h *Handler) guardTrailers(r *http.Request) {
+	if len(r.Trailer) == 0 {
+		return // undeclared trailers land in no map the upstream is sent
+	}
+	h.stripTrailers(r.Trailer)
+	r.Body = &trailerGuard{ReadCloser: r.Body, trailer: r.Trailer, strip: h.stripTrailers}
+}
+
+func (h *Handler) stripTrailers(tr http.Header) {
+	for k := range tr {
+		if h.protectedHeader(k) {
+			delete(tr, k)
+		}
+	}
+}
+
+// trailerGuard strips the protected trailers when the body ends.
+type trailerGuard struct {
+	io.ReadCloser
+	trailer http.Header
+	strip   func(http.Header)
+}
+
+func (b *trailerGuard) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.strip(b.trailer)
+	}
+	return n, err
 }
 
 // challenge answers with an RFC 6750 WWW-Authenticate header and JSON body.
