@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,5 +161,133 @@ func TestIdentityTrailersNeverReachTheUpstream(t *testing.T) {
 		if k != "X-Checksum" {
 			t.Errorf("undeclared: upstream received trailer %s", k)
 		}
+	}
+}
+
+// accessLogSnippet is the example's access_log snippet, writing to file.
+func accessLogSnippet(t *testing.T, file string) string {
+	t.Helper()
+	src, err := os.ReadFile("examples/Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(src), "\n(access_log) {\n")
+	snippet, _, ok2 := strings.Cut(rest, "\n}\n")
+	if !ok || !ok2 || !strings.Contains(snippet, "\t\toutput stderr\n") {
+		t.Fatal("examples/Caddyfile has no (access_log) snippet writing to stderr")
+	}
+	return "(access_log) {\n" + strings.Replace(snippet, "output stderr", "output file "+file, 1) + "\n}\n"
+}
+
+// TestExampleAccessLogHoldsNoCredentials: with the example's access-log
+// filter, credentials a client put in a query string, and DPoP proofs,
+// accepted or refused, appear in no log line; what the operator needs
+// (method, path, status, other parameters) stays.
+func TestExampleAccessLogHoldsNoCredentials(t *testing.T) {
+	dir := t.TempDir()
+	access, all := filepath.Join(dir, "access.log"), filepath.Join(dir, "caddy.log")
+	userHash, clientHash := hashes()
+	g := &gateway{t: t, tc: newTester(t), log: all}
+	g.tc.InitServer(fmt.Sprintf(`{
+`+testGlobals+`
+	log {
+		output file %s
+		format json
+		level DEBUG
+	}
+}
+%s
+{$TOKENGATE_TEST_SITE} {
+	import access_log
+	tokengate {
+		store sqlite %s
+		user alice %s roles admin
+		client billing %s roles reader
+		endpoint owin
+	}
+	respond "ok"
+}`, all, accessLogSnippet(t, access), filepath.Join(dir, "tg.db"), userHash, clientHash), "caddyfile")
+	const secret = "s3cr3t-in-the-query"
+	q := url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {secret}, "client_secret": {secret},
+		"refresh_token": {secret}, "code": {secret}, "access_token": {secret}, "id_token_hint": {secret}}
+	for _, path := range []string{"/Token", "/token", "/orders/1"} {
+		g.do(mustRequest(http.MethodGet, base+path+"?"+q.Encode()))
+	}
+	key := dpoptest.NewKey("ES256")
+	ok := g.form("/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", basic("billing", clientSecret),
+		"DPoP", key.Proof("POST", tokenHTU(), ""))
+	if ok.status != 200 {
+		t.Fatalf("DPoP token: %d %s", ok.status, ok.body)
+	}
+	tok := ok.json["access_token"].(string)
+	proofs := []string{
+		key.Proof("GET", base+"/orders/1", tok), // accepted
+		key.Proof("GET", base+"/orders/2", tok), // refused: another htu, never marked used
+		key.Proof("POST", base+"/token", ""),    // refused at /token: wrong secret
+	}
+	g.dpopGet("/orders/1", tok, proofs[0])
+	g.dpopGet("/orders/1", tok, proofs[1])
+	g.form("/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", basic("billing", "wrong"), "DPoP", proofs[2])
+	g.do(mustRequest(http.MethodGet, base+"/health?done=1"))
+	logs := waitFile(t, access, `done=1`)
+	logs += g.waitLog("")
+	if strings.Contains(logs, secret) {
+		t.Fatalf("a credential from a query string is in the logs:\n%s", grepLines(logs, secret))
+	}
+	for _, p := range proofs {
+		for _, part := range strings.Split(p, ".") {
+			if strings.Contains(logs, part) {
+				t.Fatalf("a DPoP proof is in the logs:\n%s", grepLines(logs, part))
+			}
+		}
+	}
+	for _, want := range []string{`"uri":"/Token?`, "grant_type=password", "username=alice", "password=REDACTED", `"status":401`} {
+		if !strings.Contains(logs, want) {
+			t.Fatalf("the access log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// waitFile returns file's content once it holds want.
+func waitFile(t *testing.T, file, want string) string {
+	t.Helper()
+	var s string
+	waitUntil(t, fmt.Sprintf("%s holding %q", file, want), func() bool {
+		b, _ := os.ReadFile(file)
+		s = string(b)
+		return strings.Contains(s, want)
+	})
+	return s
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestMetadataNamesPublicClients: RFC 8414 metadata lists `none` among
+// the token endpoint's client authentication methods, as the endpoint
+// serves clients that do not authenticate (RFC 6749 §2.1's public
+// clients: a password grant and its refreshes without client credentials).
+func TestMetadataNamesPublicClients(t *testing.T) {
+	g := startGateway(t, "")
+	r := g.get("/.well-known/oauth-authorization-server", "")
+	methods, _ := r.json["token_endpoint_auth_methods_supported"].([]any)
+	if r.status != 200 || !slices.Contains(methods, any("none")) || !slices.Contains(methods, any("client_secret_basic")) {
+		t.Fatalf("metadata: %d %v", r.status, methods)
+	}
+	// What `none` promises: a client that does not authenticate is served.
+	pw := g.form("/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {userPassword}})
+	if pw.status != 200 {
+		t.Fatalf("password grant without client authentication: %d %s", pw.status, pw.body)
+	}
+	if r := g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {pw.json["refresh_token"].(string)}}); r.status != 200 {
+		t.Fatalf("its refresh without client authentication: %d %s", r.status, r.body)
 	}
 }

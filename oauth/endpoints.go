@@ -126,7 +126,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		"introspection_endpoint":                        s.endpointURL(r, PathIntrospect),
 		"grant_types_supported":                         []string{GrantPassword, GrantClientCredentials, GrantRefreshToken},
 		"response_types_supported":                      []string{},
-		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post"},
+		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 	}
