@@ -291,3 +291,41 @@ func TestMetadataNamesPublicClients(t *testing.T) {
 		t.Fatalf("its refresh without client authentication: %d %s", r.status, r.body)
 	}
 }
+
+// TestRefreshScopeIsBoundedByTheGrant: RFC 6749 §6: narrowing the scope
+// on one refresh narrows that access token, not the grant; a later refresh
+// may ask for the original scope again, and one that asks for none gets
+// it; more than the grant is still invalid_scope.
+func TestRefreshScopeIsBoundedByTheGrant(t *testing.T) {
+	g := startGateway(t, "")
+	r := g.form("/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {userPassword},
+		"scope": {"orders:read orders:write"}})
+	if r.status != 200 || r.json["scope"] != "orders:read orders:write" {
+		t.Fatalf("password grant: %d %s", r.status, r.body)
+	}
+	rt := r.json["refresh_token"].(string)
+	refresh := func(scope string) response {
+		t.Helper()
+		v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}
+		if scope != "" {
+			v.Set("scope", scope)
+		}
+		r := g.form("/token", v)
+		if r.status == 200 {
+			rt = r.json["refresh_token"].(string)
+		}
+		return r
+	}
+	for _, step := range []struct{ ask, want string }{
+		{"orders:read", "orders:read"},
+		{"orders:read orders:write", "orders:read orders:write"},
+		{"orders:write", "orders:write"},
+		{"", "orders:read orders:write"},
+	} {
+		r := refresh(step.ask)
+		if r.status != 200 || r.json["scope"] != step.want || jwtClaims(t, r.json["access_token"].(string))["scope"] != step.want {
+			t.Fatalf("refresh asking %q: %d %s; want scope %q", step.ask, r.status, r.body, step.want)
+		}
+	}
+	wantOAuthError(t, refresh("orders:read admin"), 400, "invalid_scope")
+}

@@ -628,6 +628,9 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 	if err != nil {
 		return Tokens{}, p, err
 	}
+	// The new refresh token carries the grant, not this narrowing: a later
+	// refresh may ask for anything the original grant had (RFC 6749 §6).
+	next.Scope = rec.Scope
 	_, err = i.core.store.RotateRefresh(ctx, hash, *next, now, i.refreshGrace())
 	switch {
 	case errors.Is(err, ErrRefreshReused):
