@@ -5,6 +5,7 @@ package tokengate_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
+	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/dpop/dpoptest"
 )
 
@@ -328,4 +332,120 @@ func TestRefreshScopeIsBoundedByTheGrant(t *testing.T) {
 		}
 	}
 	wantOAuthError(t, refresh("orders:read admin"), 400, "invalid_scope")
+}
+
+// tgCLI runs `caddy tokengate args…` in-process, with stdin.
+func tgCLI(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	root := &cobra.Command{Use: "tokengate", SilenceUsage: true, SilenceErrors: true}
+	cli.Command().CobraFunc(root)
+	var out strings.Builder
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// TestUserAddOverAUserEndsItsSessions: `user add` that replaces a stored
+// user's password ends its sessions on a running gateway, as `user passwd`
+// does (--keep-sessions keeps them, as for passwd).
+func TestUserAddOverAUserEndsItsSessions(t *testing.T) {
+	g := startGateway(t, "")
+	store := "--store=sqlite:" + g.store
+	signIn := func(pw string) map[string]any {
+		t.Helper()
+		r := g.form("/token", url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {pw}})
+		if r.status != 200 {
+			t.Fatalf("carol signs in: %d %s", r.status, r.body)
+		}
+		return r.json
+	}
+	if out, err := tgCLI(t, "pw-one\n", "user", "add", "carol", "--password-stdin", store); err != nil || !strings.Contains(out, "saved") {
+		t.Fatal(err, out)
+	}
+	kept := signIn("pw-one")
+	if out, err := tgCLI(t, "pw-two\n", "user", "add", "carol", "--password-stdin", "--keep-sessions", store); err != nil || !strings.Contains(out, "sessions go on") {
+		t.Fatal(err, out)
+	}
+	if r := g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {kept["refresh_token"].(string)}}); r.status != 200 {
+		t.Fatalf("refresh after user add --keep-sessions: %d %s", r.status, r.body)
+	}
+	held := signIn("pw-two")
+	out, err := tgCLI(t, "pw-three\n", "user", "add", "carol", "--password-stdin", store)
+	if err != nil || !strings.Contains(out, "sessions are ended") {
+		t.Fatal(err, out)
+	}
+	wantOAuthError(t, g.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {held["refresh_token"].(string)}}), 400, "invalid_grant")
+	waitUntil(t, "the gateway refusing the replaced user's access token", func() bool {
+		return g.get("/api", held["access_token"].(string)).status == 401
+	})
+	signIn("pw-three")
+}
+
+// TestUserAndClientOfTheSameName: the CLI refuses a principal whose
+// subject one of another kind has, unless --force; and forward_header can
+// send the principal's kind, so that an upstream tells a user from a client
+// of the same name.
+func TestUserAndClientOfTheSameName(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "tg.db")
+	store := "--store=sqlite:" + db
+	if out, err := tgCLI(t, "pw\n", "user", "add", "ops", "--password-stdin", store); err != nil {
+		t.Fatal(err, out)
+	}
+	for _, args := range [][]string{
+		{"client", "add", "ops"},
+		{"entity", "add", "ops"},
+	} {
+		if out, err := tgCLI(t, "", append(args, store)...); err == nil || !strings.Contains(err.Error(), "user ops") || !strings.Contains(err.Error(), "--force") {
+			t.Fatalf("%v over user ops: %v %s", args, err, out)
+		}
+	}
+	if out, err := tgCLI(t, "", "client", "add", "billing", store); err != nil {
+		t.Fatal(err, out)
+	}
+	for _, args := range [][]string{
+		{"user", "add", "billing", "--password-stdin"},
+		{"user", "add", "bill", "--id", "billing", "--password-stdin"},
+	} {
+		if out, err := tgCLI(t, "pw\n", append(args, store)...); err == nil || !strings.Contains(err.Error(), "client billing") {
+			t.Fatalf("%v over client billing: %v %s", args, err, out)
+		}
+	}
+	out, err := tgCLI(t, "", "client", "add", "ops", "--force", "--json", store)
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var created map[string]string
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatal(err, out)
+	}
+
+	g := &gateway{t: t, tc: newTester(t)}
+	g.tc.InitServer(fmt.Sprintf(`{
+`+testGlobals+`
+}
+{$TOKENGATE_TEST_SITE} {
+	tokengate {
+		store sqlite %s
+		forward_header X-User-Id sub
+		forward_header X-Principal-Kind kind
+	}
+	respond "sub={http.request.header.X-User-Id} kind={http.request.header.X-Principal-Kind} placeholder={http.auth.user.kind}"
+}`, db), "caddyfile")
+	user := g.form("/token", url.Values{"grant_type": {"password"}, "username": {"ops"}, "password": {"pw"}})
+	client := g.form("/token", url.Values{"grant_type": {"client_credentials"}}, "Authorization", basic("ops", created["client_secret"]))
+	if user.status != 200 || client.status != 200 {
+		t.Fatalf("tokens: %d %s / %d %s", user.status, user.body, client.status, client.body)
+	}
+	for _, tc := range []struct{ tok, want string }{
+		{user.json["access_token"].(string), "sub=ops kind=user placeholder=user"},
+		{client.json["access_token"].(string), "sub=ops kind=client placeholder=client"},
+	} {
+		if r := g.get("/api", tc.tok, "X-Principal-Kind", "user"); r.status != 200 || r.body != tc.want {
+			t.Fatalf("upstream saw %q (%d), want %q", r.body, r.status, tc.want)
+		}
+	}
 }

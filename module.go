@@ -145,6 +145,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.checkNames(); err != nil {
 		return err
 	}
+	h.warnSharedSubjects()
 	for _, k := range h.EntityAdminKinds {
 		if k != issuer.KindUser && k != issuer.KindClient && k != issuer.KindEntity && !strings.HasPrefix(k, issuer.KindTablePrefix) {
 			return fmt.Errorf("entity_admin_kind %q: want user, client, entity or table:<name>", k)
@@ -414,6 +415,28 @@ func (h *Handler) checkNames() error {
 		errs = append(errs, issuer.CheckName("user_table", t.Name))
 	}
 	return errors.Join(errs...)
+}
+
+// warnSharedSubjects warns of declared principals of different kinds with
+// the same name: their tokens carry the same subject, so the upstream sees
+// the same identity headers for both unless it is sent their kind.
+func (h *Handler) warnSharedSubjects() {
+	kinds := map[string][]string{}
+	for _, u := range h.Users {
+		kinds[u.Name] = append(kinds[u.Name], issuer.KindUser)
+	}
+	for _, c := range h.Clients {
+		kinds[c.ID] = append(kinds[c.ID], issuer.KindClient)
+	}
+	for _, e := range h.Entities {
+		kinds[e.ID] = append(kinds[e.ID], issuer.KindEntity)
+	}
+	for name, ks := range kinds {
+		if len(ks) > 1 {
+			h.log.Warn("principals of different kinds share a subject: the upstream cannot tell them apart "+
+				"unless forward_header sends the kind claim", zap.String("subject", name), zap.Strings("kinds", ks))
+		}
+	}
 }
 
 // issuerURL is the issuer of every route: configured or derived from the

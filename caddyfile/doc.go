@@ -30,7 +30,7 @@
 //		paths   lenient <relaxation>...          # semicolon backslash encoded_slash encoded_dot
 //		                                         # trailing_dot double_encoding invalid_utf8 lookalike
 //		require <path> dpop                      # a DPoP-bound token and its proof
-//		forward_header <Header> <claim>
+//		forward_header <Header> <claim>          # sub iss aud exp iat jti client_id scope roles sid kind
 //		dpop {                                   # DPoP (RFC 9449) is accepted without this block
 //			required                             # every grant and guarded request
 //			client <id>...                       # these clients must use DPoP at /token

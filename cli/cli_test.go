@@ -82,7 +82,7 @@ func TestClientLifecycle(t *testing.T) {
 	}
 	// A user whose subject is the client's id loses its sessions too, and
 	// the output says so.
-	if out, err := run(t, "pw\n", "user", "add", "bill", "--id", "billing", "--password-stdin", store); err != nil {
+	if out, err := run(t, "pw\n", "user", "add", "bill", "--id", "billing", "--password-stdin", "--force", store); err != nil {
 		t.Fatal(err, out)
 	}
 	if out, err := run(t, "", "client", "remove", "billing", "--json", store); err != nil || !strings.Contains(out, `"sessions":"ended"`) ||

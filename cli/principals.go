@@ -35,10 +35,23 @@ func userCommand() *cobra.Command {
 					return err
 				}
 				u := issuer.User{Name: args[0], ID: id, PasswordHash: hash, Roles: splitFlag(cmd, "roles"), Scopes: splitFlag(cmd, "scopes")}
+				if err := distinctSubject(ctx, cmd, e, "user", u.Name, u.Subject()); err != nil {
+					return err
+				}
+				prev, err := e.core.Store().GetUser(ctx, args[0])
+				replaced := err == nil
+				if err != nil && !errors.Is(err, issuer.ErrNotFound) {
+					return err
+				}
 				if err := e.core.Store().PutUser(ctx, u); err != nil {
 					return err
 				}
-				return e.emit(map[string]string{"user": args[0], "status": "saved"}, func() { fmt.Fprintf(e.out, "user %s saved\n", args[0]) })
+				if !replaced {
+					return e.emit(map[string]string{"user": args[0], "status": "saved"}, func() { fmt.Fprintf(e.out, "user %s saved\n", args[0]) })
+				}
+				// A new password ends the sessions the old one started, as
+				// passwd does, whichever command sets it.
+				return passwordReplaced(ctx, cmd, e, args[0], prev.Subject())
 			})
 		},
 	}
@@ -47,6 +60,9 @@ func userCommand() *cobra.Command {
 	add.Flags().String("id", "", "stable subject id (default: the name)")
 	add.Flags().Bool("password-stdin", false, "read the password from standard input")
 	hashFlags(add)
+	add.Flags().Bool("keep-sessions", false, "replacing a user: keep its access and refresh tokens (default: they stop working)")
+	forceFlag(add)
+	maxTokenAgeFlag(add)
 
 	list := &cobra.Command{
 		Use: "list", Short: "Lists users", Args: cobra.NoArgs,
@@ -97,19 +113,7 @@ func userCommand() *cobra.Command {
 				if err := e.core.Store().PutUser(ctx, u); err != nil {
 					return err
 				}
-				if keep, _ := cmd.Flags().GetBool("keep-sessions"); keep {
-					return e.emit(map[string]string{"user": args[0], "status": "password changed", "sessions": "kept"}, func() {
-						fmt.Fprintf(e.out, "password of %s changed; its sessions go on\n", args[0])
-					})
-				}
-				// After the new password is stored, so a sign-in with the old
-				// one cannot start a session that outlives this.
-				if err := endSessions(ctx, cmd, e, u.Subject()); err != nil {
-					return fmt.Errorf("password of %s changed, but its sessions were not ended: %w", args[0], err)
-				}
-				return e.emit(map[string]string{"user": args[0], "status": "password changed", "sessions": "ended"}, func() {
-					fmt.Fprintf(e.out, "password of %s changed; its sessions are ended\n", args[0])
-				})
+				return passwordReplaced(ctx, cmd, e, args[0], u.Subject())
 			})
 		},
 	}
@@ -139,6 +143,9 @@ func clientCommand() *cobra.Command {
 				} else if !errors.Is(err, issuer.ErrNotFound) {
 					return err
 				}
+				if err := distinctSubject(ctx, cmd, e, "client", args[0], args[0]); err != nil {
+					return err
+				}
 				cl := issuer.Client{ID: args[0], Roles: splitFlag(cmd, "roles"), Scopes: splitFlag(cmd, "scopes"), Grants: splitFlag(cmd, "grants")}
 				return saveWithSecret(ctx, cmd, e, cl)
 			})
@@ -147,6 +154,7 @@ func clientCommand() *cobra.Command {
 	add.Flags().String("roles", "", "comma-separated roles")
 	add.Flags().String("scopes", "", "comma-separated scopes the client may be granted")
 	add.Flags().String("grants", "", "comma-separated grant types the client may use (default: all)")
+	forceFlag(add)
 
 	rotate := &cobra.Command{
 		Use: "rotate <id>", Short: "Gives a client a new secret and prints it once; the old one stops working", Args: cobra.ExactArgs(1),
@@ -221,6 +229,9 @@ func entityCommand() *cobra.Command {
 				if err := e.declared("entity", args[0]); err != nil {
 					return err
 				}
+				if err := distinctSubject(ctx, cmd, e, "entity", args[0], args[0]); err != nil {
+					return err
+				}
 				if err := e.core.Store().PutEntity(ctx, issuer.Entity{ID: args[0], Roles: splitFlag(cmd, "roles")}); err != nil {
 					return err
 				}
@@ -229,6 +240,7 @@ func entityCommand() *cobra.Command {
 		},
 	}
 	add.Flags().String("roles", "", "comma-separated roles")
+	forceFlag(add)
 	list := &cobra.Command{
 		Use: "list", Short: "Lists stored entities and when their secrets expire", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -407,6 +419,48 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// passwordReplaced reports a user's new password and ends the sessions
+// of subject, which the old one started, unless --keep-sessions. It runs
+// after the new password is stored, so a sign-in with the old one cannot
+// start a session that outlives this.
+func passwordReplaced(ctx context.Context, cmd *cobra.Command, e env, name, subject string) error {
+	if keep, _ := cmd.Flags().GetBool("keep-sessions"); keep {
+		return e.emit(map[string]string{"user": name, "status": "password changed", "sessions": "kept"}, func() {
+			fmt.Fprintf(e.out, "password of %s changed; its sessions go on\n", name)
+		})
+	}
+	if err := endSessions(ctx, cmd, e, subject); err != nil {
+		return fmt.Errorf("password of %s changed, but its sessions were not ended (run `caddy tokengate revoke --sub %s`): %w", name, subject, err)
+	}
+	return e.emit(map[string]string{"user": name, "status": "password changed", "sessions": "ended"}, func() {
+		fmt.Fprintf(e.out, "password of %s changed; its sessions are ended\n", name)
+	})
+}
+
+func forceFlag(c *cobra.Command) {
+	c.Flags().Bool("force", false, "add it even if a principal of another kind has the same subject")
+}
+
+// distinctSubject refuses a new principal whose subject a principal of
+// another kind already has (stored, or declared in the --config
+// Caddyfile), unless --force: the upstream would see the same identity
+// headers for both.
+func distinctSubject(ctx context.Context, cmd *cobra.Command, e env, kind, name, subject string) error {
+	if force, _ := cmd.Flags().GetBool("force"); force {
+		return nil
+	}
+	others, err := sharingSubject(ctx, e, kind, name, subject)
+	if err != nil {
+		return fmt.Errorf("checking who else has the subject %s: %w", subject, err)
+	}
+	others = slices.DeleteFunc(others, func(o string) bool { return strings.HasPrefix(o, kind+" ") })
+	if len(others) > 0 {
+		return fmt.Errorf("%s %s would have the subject %s, as %s has: the upstream could not tell them apart "+
+			"(forward_header can send the principal's kind); pick another name, or pass --force", kind, name, subject, strings.Join(others, " and "))
+	}
+	return nil
 }
 
 // checkOptionalName is issuer.CheckName for a name that may be left out.

@@ -291,5 +291,8 @@ type Requirement struct {
 // ForwardHeader sets request header Header to the value of claim Claim.
 type ForwardHeader struct {
 	Header string `json:"header"`
-	Claim  string `json:"claim"`
+	// Claim is one of sub, iss, aud, exp, iat, jti, client_id, scope,
+	// roles, sid, or kind (the principal's kind: user, client, entity or
+	// table:<name>). Lists are comma-separated.
+	Claim string `json:"claim"`
 }

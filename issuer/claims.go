@@ -8,13 +8,15 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// ClaimNames are the claims Rendered renders, in its order.
+// ClaimNames are the claims Rendered renders, in its order. kind is the
+// principal's kind (user, client, entity, table:<name>), so that an
+// upstream can tell a user from a client of the same name.
 func ClaimNames() []string {
-	return []string{"sub", "iss", "aud", "exp", "iat", "jti", "client_id", "scope", "roles", "sid"}
+	return []string{"sub", "iss", "aud", "exp", "iat", "jti", "client_id", "scope", "roles", "sid", "kind"}
 }
 
 // numClaims is len(ClaimNames()).
-const numClaims = 10
+const numClaims = 11
 
 // RenderedClaims are a token's claims as header and placeholder values:
 // lists comma-separated, times in Unix seconds. Values holds the same
@@ -38,7 +40,7 @@ func (c *AccessClaims) Rendered() *RenderedClaims {
 	}
 	r := &RenderedClaims{Strings: [numClaims]string{
 		c.Subject, c.Issuer, strings.Join(c.Audience, ","), unix(c.ExpiresAt), unix(c.IssuedAt),
-		c.ID, c.ClientID, c.Scope, strings.Join(c.Roles, ","), c.SID,
+		c.ID, c.ClientID, c.Scope, strings.Join(c.Roles, ","), c.SID, c.Kind,
 	}}
 	for i, s := range r.Strings {
 		r.Values[i] = s
