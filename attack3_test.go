@@ -449,3 +449,64 @@ func TestUserAndClientOfTheSameName(t *testing.T) {
 		}
 	}
 }
+
+// TestThrottleIPBehindTrustedProxies: behind trusted proxies, a caller
+// that writes a victim's IP at the left of X-Forwarded-For: with
+// trusted_proxies_strict (as the examples and docs say) its failures count
+// against its own IP, the rightmost one no trusted proxy added, and the
+// victim is not locked out; without it, the gateway warns at load.
+func TestThrottleIPBehindTrustedProxies(t *testing.T) {
+	const victim, attacker = "198.51.100.20", "203.0.113.7"
+	xff := victim + ", " + attacker // the attacker's proxy appended its real IP
+	t.Run("strict", func(t *testing.T) {
+		g := startThrottled(t, `servers {
+		trusted_proxies static 127.0.0.1/8 ::1/128
+		trusted_proxies_strict
+		client_ip_headers X-Forwarded-For
+	}`)
+		for range 2 {
+			wantOAuthError(t, wrongPassword(g, xff), 400, "invalid_grant")
+		}
+		wantOAuthError(t, wrongPassword(g, xff), 429, "too_many_requests")
+		wantOAuthError(t, wrongPassword(g, attacker), 429, "too_many_requests")
+		r := g.form("/token", url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {userPassword}}, "X-Forwarded-For", victim)
+		if r.status != 200 {
+			t.Fatalf("the victim's IP was locked out: %d %s", r.status, r.body)
+		}
+	})
+	for _, tc := range []struct {
+		name, servers string
+		warned        bool
+	}{
+		{"lenient", "trusted_proxies static 127.0.0.1/8\n\t\tclient_ip_headers X-Forwarded-For", true},
+		{"strict", "trusted_proxies static 127.0.0.1/8\n\t\ttrusted_proxies_strict", false},
+		{"no trusted proxies", "client_ip_headers X-Forwarded-For", false},
+	} {
+		t.Run("warning, "+tc.name, func(t *testing.T) {
+			userHash, _ := hashes()
+			g := &gateway{t: t, tc: newTester(t), dir: t.TempDir()}
+			g.log = filepath.Join(g.dir, "caddy.log")
+			g.tc.InitServer(fmt.Sprintf(`{
+`+testGlobals+`
+	log {
+		output file %s
+		format json
+	}
+	servers {
+		%s
+	}
+}
+{$TOKENGATE_TEST_SITE} {
+	tokengate {
+		store sqlite %s
+		user alice %s
+	}
+	respond "ok"
+}`, g.log, tc.servers, filepath.Join(g.dir, "tg.db"), userHash), "caddyfile")
+			logs := g.waitLog(`"msg":"store opened"`)
+			if got := strings.Contains(logs, "trusted_proxies_strict"); got != tc.warned {
+				t.Fatalf("warned %v, want %v:\n%s", got, tc.warned, logs)
+			}
+		})
+	}
+}

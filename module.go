@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -146,6 +147,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.warnSharedSubjects()
+	h.warnLenientProxies(ctx)
 	for _, k := range h.EntityAdminKinds {
 		if k != issuer.KindUser && k != issuer.KindClient && k != issuer.KindEntity && !strings.HasPrefix(k, issuer.KindTablePrefix) {
 			return fmt.Errorf("entity_admin_kind %q: want user, client, entity or table:<name>", k)
@@ -415,6 +417,28 @@ func (h *Handler) checkNames() error {
 		errs = append(errs, issuer.CheckName("user_table", t.Name))
 	}
 	return errors.Join(errs...)
+}
+
+// warnLenientProxies warns when sign-in throttling keys on a client IP that
+// the caller chooses: behind trusted_proxies without trusted_proxies_strict,
+// Caddy takes the leftmost X-Forwarded-For value, which the client itself
+// wrote, so an attacker is never throttled and can lock a victim's usual IP.
+func (h *Handler) warnLenientProxies(ctx caddy.Context) {
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv == nil || h.DisableIssuing || (h.Throttle != nil && h.Throttle.Disabled) || srv.TrustedProxiesStrict > 0 || !trustsProxies(srv) {
+		return
+	}
+	h.log.Warn("sign-in throttling keys on the client IP, and this server takes it from the leftmost client_ip_headers value, "+
+		"which the client chooses: set trusted_proxies_strict in the servers options, so that the IP is the rightmost one "+
+		"no trusted proxy added")
+}
+
+// trustsProxies reports whether srv has trusted_proxies. Caddy drops the
+// option's JSON once it has loaded it, before handlers are provisioned, and
+// keeps what it loaded unexported: reflection reads whether it is set.
+func trustsProxies(srv *caddyhttp.Server) bool {
+	f := reflect.ValueOf(srv).Elem().FieldByName("trustedProxies")
+	return f.IsValid() && (f.Kind() == reflect.Interface || f.Kind() == reflect.Pointer) && !f.IsNil()
 }
 
 // warnSharedSubjects warns of declared principals of different kinds with
