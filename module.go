@@ -428,8 +428,8 @@ func (h *Handler) warnLenientProxies(ctx caddy.Context) {
 	if srv == nil || h.DisableIssuing || (h.Throttle != nil && h.Throttle.Disabled) || srv.TrustedProxiesStrict > 0 || !trustsProxies(srv) {
 		return
 	}
-	h.log.Warn("sign-in throttling keys on the client IP, and this server takes it from the leftmost client_ip_headers value, "+
-		"which the client chooses: set trusted_proxies_strict in the servers options, so that the IP is the rightmost one "+
+	h.log.Warn("sign-in throttling keys on the client IP, and this server takes it from the leftmost client_ip_headers value, " +
+		"which the client chooses: set trusted_proxies_strict in the servers options, so that the IP is the rightmost one " +
 		"no trusted proxy added")
 }
 
