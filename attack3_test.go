@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -508,5 +509,45 @@ func TestThrottleIPBehindTrustedProxies(t *testing.T) {
 				t.Fatalf("warned %v, want %v:\n%s", got, tc.warned, logs)
 			}
 		})
+	}
+}
+
+// TestSignInTimingNamesNoUser: the case end to end: users declared
+// in the Caddyfile at the default argon2id parameters (m=19 MiB, t=2),
+// users stored at m=8 MiB, t=1. After a failed sign-in of a declared user
+// (which chose the dummy's class before), a wrong password for a stored
+// user and an unknown name take about as long: medians of alternating
+// rounds, within a factor of 2 (on b5f99fe the unknown name took about
+// four times as long).
+func TestSignInTimingNamesNoUser(t *testing.T) {
+	g := startGateway(t, "throttle off")
+	store := "--store=sqlite:" + g.store
+	if out, err := tgCLI(t, "pw\n", "user", "add", "olduser", "--password-stdin", "--argon-memory=8192", "--argon-time=1", store); err != nil {
+		t.Fatal(err, out)
+	}
+	fail := func(name string) time.Duration {
+		start := time.Now()
+		r := g.form("/token", url.Values{"grant_type": {"password"}, "username": {name}, "password": {"wrong"}})
+		d := time.Since(start)
+		if r.status != 400 {
+			t.Fatalf("%s: %d %s", name, r.status, r.body)
+		}
+		return d
+	}
+	var known, unknown []time.Duration
+	for i := range 15 {
+		fail("alice")
+		if i%2 == 0 {
+			known, unknown = append(known, fail("olduser")), append(unknown, fail("nosuchuser"))
+		} else {
+			unknown, known = append(unknown, fail("nosuchuser")), append(known, fail("olduser"))
+		}
+	}
+	median := func(ds []time.Duration) time.Duration { slices.Sort(ds); return ds[len(ds)/2] }
+	k, u := median(known), median(unknown)
+	ratio := float64(u) / float64(k)
+	t.Logf("median failed sign-in: stored user %v, unknown name %v (ratio %.2f); %v / %v", k, u, ratio, known, unknown)
+	if ratio > 2 || ratio < 0.5 {
+		t.Fatalf("an unknown name takes %v, a stored user's wrong password %v: timing tells which names exist", u, k)
 	}
 }

@@ -156,7 +156,8 @@ func TestAccountCapSparesKnownIPs(t *testing.T) {
 }
 
 // TestUnknownPrincipalsCostTheSame: an unknown user or client is checked
-// against a dummy of the same algorithm and parameters as a known one.
+// against a dummy of the same algorithm and parameters as a known one
+// (the declared one, costlier here than the class new hashes get).
 func TestUnknownPrincipalsCostTheSame(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	for _, tc := range []struct {
@@ -176,8 +177,9 @@ func TestUnknownPrincipalsCostTheSame(t *testing.T) {
 			cc := newCountingCore(t, clk)
 			h := tc.hash(t)
 			is := newIssuer(t, cc.Core, issuer.Config{Issuer: iss, NoThrottle: true,
-				Users:   []issuer.User{{Name: "alice", PasswordHash: h}},
-				Clients: []issuer.Client{{ID: "billing", SecretHash: h}}})
+				HashParams: &issuer.HashParams{Memory: 64, Time: 1, Threads: 1},
+				Users:      []issuer.User{{Name: "alice", PasswordHash: h}},
+				Clients:    []issuer.Client{{ID: "billing", SecretHash: h}}})
 			ctx := context.Background()
 			if _, err := is.AuthenticateUser(ctx, "mallory", "right"); !errors.Is(err, issuer.ErrInvalidCredentials) {
 				t.Fatal(err)
@@ -306,5 +308,111 @@ func TestVerifiedCacheKeepsWorkingSetUnderScan(t *testing.T) {
 	}
 	if !strings.Contains(hot[0], ".") {
 		t.Fatal("not a JWT")
+	}
+}
+
+// TestFailedSignInsCostTheSameWhateverTheHashes: with declared users and
+// clients hashed at the default parameters beside stored ones hashed
+// cheaper (argon2id m=8 MiB t=1, bcrypt), a keyed client secret and an
+// entity, every failed sign-in, for an unknown name or a known one, takes
+// what a check of the declared class takes, whichever principal was
+// looked up before (CWE-208). Hashes take a fixed time on a fake clock,
+// and the pad advances it, so the times compare exactly.
+func TestFailedSignInsCostTheSameWhateverTheHashes(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	costs := map[string]time.Duration{}
+	cc := &countingCore{}
+	st, err := sqlstore.Open(context.Background(), "sqlite", t.TempDir()+"/tg.db")
+	must(t, err)
+	mks, err := issuer.NewMasterKeyString()
+	must(t, err)
+	mk, err := issuer.ParseMasterKey(mks)
+	must(t, err)
+	cc.Core, err = issuer.OpenCore(context.Background(), st, issuer.CoreOptions{Clock: clk.Now, SyncInterval: -1, MasterKey: mk,
+		VerifyPassword: func(hash, pw string) (bool, error) {
+			cc.n.Add(1)
+			d, ok := costs[issuer.HashClass(hash)]
+			if !ok {
+				t.Errorf("a hash of an unexpected class was checked: %s", hash)
+			}
+			clk.Add(d)
+			return issuer.VerifyPassword(hash, pw)
+		}})
+	must(t, err)
+	t.Cleanup(func() { cc.Close() })
+	argon := func(p issuer.HashParams) string {
+		h, err := issuer.HashPasswordWith(p, "right")
+		must(t, err)
+		return h
+	}
+	declared, cheap, legacy := argon(issuer.DefaultHashParams()), argon(issuer.HashParams{Memory: 8192, Time: 1, Threads: 1}), bcryptHash(t, "right", 5)
+	costs[issuer.HashClass(declared)] = 31 * time.Millisecond
+	costs[issuer.HashClass(cheap)] = 7 * time.Millisecond
+	costs[issuer.HashClass(legacy)] = 3 * time.Millisecond
+	costs[""] = 0 // a malformed hash fails at once
+	is := newIssuer(t, cc.Core, issuer.Config{Issuer: iss, NoThrottle: true,
+		Users:   []issuer.User{{Name: "alice", PasswordHash: declared}},
+		Clients: []issuer.Client{{ID: "billing", SecretHash: declared}}})
+	issuer.SetSigninSleep(is, func(_ context.Context, d time.Duration) { clk.Add(d) })
+	ctx := context.Background()
+	must(t, cc.Store().PutUser(ctx, issuer.User{Name: "old", PasswordHash: cheap}))
+	must(t, cc.Store().PutUser(ctx, issuer.User{Name: "legacy", PasswordHash: legacy}))
+	must(t, cc.Store().PutUser(ctx, issuer.User{Name: "broken", PasswordHash: "$argon2id$v=19$m=19456"}))
+	must(t, cc.Store().PutClient(ctx, issuer.Client{ID: "gen", SecretHash: cc.Hasher().Hash("s3cret")}))
+	must(t, cc.Store().PutEntity(ctx, issuer.Entity{ID: "aa-1"}))
+	_, err = is.ResetSecret(ctx, "aa-1", time.Hour)
+	must(t, err)
+
+	took := func(signIn func() error) time.Duration {
+		t.Helper()
+		start := clk.Now()
+		if err := signIn(); !errors.Is(err, issuer.ErrInvalidCredentials) {
+			t.Fatalf("want ErrInvalidCredentials, got %v", err)
+		}
+		return clk.Now().Sub(start)
+	}
+	user := func(name string) func() error {
+		return func() error { _, err := is.AuthenticateUser(ctx, name, "wrong"); return err }
+	}
+	client := func(id string) func() error {
+		return func() error { _, err := is.AuthenticateClient(ctx, id, "wrong"); return err }
+	}
+	// Each order: what was looked up before must not matter.
+	for _, order := range [][]string{
+		{"alice", "nobody", "old", "legacy", "broken"},
+		{"old", "nobody", "legacy", "nobody", "alice", "broken", "nobody"},
+	} {
+		for _, name := range order {
+			if d := took(user(name)); d != 31*time.Millisecond {
+				t.Errorf("user %s (after %v): a failed sign-in took %v, want 31ms", name, order, d)
+			}
+		}
+	}
+	for _, order := range [][]string{{"billing", "nobody", "gen", "aa-1"}, {"gen", "aa-1", "nobody", "billing"}} {
+		for _, id := range order {
+			if d := took(client(id)); d != 31*time.Millisecond {
+				t.Errorf("client %s (after %v): a failed sign-in took %v, want 31ms", id, order, d)
+			}
+		}
+	}
+	// A sign-in that succeeds is not delayed, and moves a stored user's
+	// older hash onto the current parameters.
+	start := clk.Now()
+	if _, err := is.AuthenticateUser(ctx, "old", "right"); err != nil {
+		t.Fatal(err)
+	}
+	if d := clk.Now().Sub(start); d != 7*time.Millisecond {
+		t.Errorf("a successful sign-in took %v, want the 7ms of its own hash", d)
+	}
+	u, err := cc.Store().GetUser(ctx, "old")
+	must(t, err)
+	if issuer.HashClass(u.PasswordHash) != issuer.HashClass(declared) {
+		t.Fatalf("after signing in, old's hash is %s, want the current parameters", u.PasswordHash)
+	}
+	if ok, err := issuer.VerifyPassword(u.PasswordHash, "right"); !ok || err != nil {
+		t.Fatalf("the rehashed password does not verify: %v", err)
+	}
+	if d := took(user("old")); d != 31*time.Millisecond {
+		t.Errorf("old after its rehash: %v", d)
 	}
 }

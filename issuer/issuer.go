@@ -47,8 +47,9 @@ type Config struct {
 	// fields take throttle's defaults. NoThrottle turns it off.
 	Throttle   throttle.Config
 	NoThrottle bool
-	// HashParams are the argon2id parameters of hashes made for dummy
-	// checks when no principal has been seen yet. Default: DefaultHashParams.
+	// HashParams are the argon2id parameters of new hashes: those a stored
+	// user's older hash is moved onto when it signs in, and the least a
+	// failed sign-in costs (signinCost). Default: DefaultHashParams.
 	HashParams *HashParams
 }
 
@@ -104,11 +105,12 @@ type Issuer struct {
 	// clientOK caches the keyed hash of configured clients' secrets once a
 	// slow argon2id/bcrypt check has passed, so client_credentials stays fast.
 	clientOK sync.Map // client id -> verifiedSecret
-	// dummies are verified when a principal does not exist, so a sign-in
-	// for an unknown name costs as much as one for a known name.
-	dummies dummies
-	// defaultClass is the hash class of new hashes: the dummy's class
-	// until a principal has been seen.
+	// cost makes a failed sign-in cost the same for an unknown name and a
+	// known one.
+	cost *signinCost
+	// params and defaultClass are the argon2id parameters of new hashes,
+	// and their class.
+	params       HashParams
 	defaultClass string
 	throttle     *throttle.Limiter // nil: off
 }
@@ -125,7 +127,7 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 		cfg.RefreshTTL = 30 * 24 * time.Hour
 	}
 	i := &Issuer{core: core, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}, entities: map[string]Entity{},
-		dummies: dummies{byClass: map[string]string{}}}
+		cost: newSigninCost(core.now)}
 	if tc := throttleConfig(cfg); tc != nil {
 		i.throttle = core.Throttle(*tc)
 	}
@@ -136,11 +138,15 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 	if err := params.Check(); err != nil {
 		return nil, err
 	}
+	i.params = params
 	i.defaultClass = fmt.Sprintf("$argon2id$v=19$m=%d,t=%d,p=%d$%d$%d", params.Memory, params.Time, params.Threads, argonSaltLen, argonKeyLen)
+	i.cost.raise(KindUser, i.defaultClass)
+	i.cost.raise(KindClient, hmacClass) // generated secrets
 	for name := range cfg.Directories {
 		if err := CheckName("user_table", name); err != nil {
 			return nil, err
 		}
+		i.cost.raise(KindTablePrefix+name, i.defaultClass)
 	}
 	for _, e := range cfg.Entities {
 		if err := CheckName("entity", e.ID); err != nil {
@@ -156,7 +162,7 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 			return nil, fmt.Errorf("user %s: %w", u.Name, err)
 		}
 		i.users[u.Name] = u
-		i.dummies.observe("user", u.PasswordHash) // the dummy costs what a configured user does
+		i.cost.raise(KindUser, HashClass(u.PasswordHash))
 	}
 	for _, c := range cfg.Clients {
 		if err := CheckName("client", c.ID); err != nil {
@@ -166,12 +172,12 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 			return nil, fmt.Errorf("client %s: %w", c.ID, err)
 		}
 		i.clients[c.ID] = c
-		i.dummies.observe("client", c.SecretHash)
+		i.cost.raise(KindClient, HashClass(c.SecretHash))
 	}
 	// Make the dummies now, not on an attacker's first request.
-	for _, kind := range []string{"user", "client"} {
-		if class := i.dummies.class(kind, i.defaultClass); class != hmacClass {
-			if _, err := i.dummies.hash(class); err != nil {
+	for _, kind := range []string{KindUser, KindClient} {
+		if class := i.cost.reference(kind); class != hmacClass {
+			if _, err := i.cost.dummyHash(class); err != nil {
 				return nil, err
 			}
 		}
@@ -195,9 +201,12 @@ func (i *Issuer) AuthenticateUser(ctx context.Context, name, password string) (U
 	if err := i.allow(ctx, account); err != nil {
 		return User{}, err
 	}
-	u, err := i.authenticateWith(ctx, "user", func() (User, error) { return i.lookupUser(ctx, name) }, password)
+	u, err := i.authenticateWith(ctx, KindUser, func() (User, error) { return i.lookupUser(ctx, name) }, password)
 	if errors.Is(err, ErrInvalidCredentials) {
 		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "user", Name: name})
+	}
+	if _, declared := i.users[name]; err == nil && !declared {
+		i.rehash(ctx, u, password)
 	}
 	i.settle(ctx, account, err)
 	return u, err
@@ -261,13 +270,17 @@ func (i *Issuer) authenticateClient(ctx context.Context, id, secret string) (Cli
 	if errors.Is(err, ErrNotFound) {
 		// An entity may use client_credentials with its id and secret.
 		e, found, err := i.authenticateEntity(ctx, id, secret)
-		if !found && err == nil {
-			if err := i.dummyCheck(ctx, "client", hmacClass, secret); err != nil {
+		switch {
+		case !found && err == nil:
+			if err := i.dummyCheck(ctx, KindClient, secret); err != nil {
 				return Client{}, err
 			}
 			err = ErrInvalidCredentials
-		}
-		if errors.Is(err, ErrInvalidCredentials) {
+		case errors.Is(err, ErrInvalidCredentials):
+			// Keyed hashes: the whole reference time, as for an unknown id.
+			if perr := i.padFailure(ctx, KindClient, hmacClass, 0); perr != nil {
+				return Client{}, perr
+			}
 			i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "entity", Name: id})
 		}
 		if err != nil {
@@ -278,36 +291,41 @@ func (i *Issuer) authenticateClient(ctx context.Context, id, secret string) (Cli
 	if err != nil {
 		return Client{}, err
 	}
-	i.dummies.observe("client", c.SecretHash)
-	if ok, err := i.verifyClientSecret(ctx, c, secret); err != nil {
+	i.cost.raise(KindClient, classOf(c.SecretHash)) // a stored client of a costlier class
+	if ok, took, err := i.verifyClientSecret(ctx, c, secret); err != nil {
 		return Client{}, err
 	} else if !ok {
+		if err := i.padFailure(ctx, KindClient, classOf(c.SecretHash), took); err != nil {
+			return Client{}, err
+		}
 		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "client", Name: id})
 		return Client{}, ErrInvalidCredentials
 	}
 	return c, nil
 }
 
-func (i *Issuer) verifyClientSecret(ctx context.Context, c Client, secret string) (bool, error) {
+// verifyClientSecret checks a client's secret and says how long the slow
+// hash took (0 for a keyed hash or one verified before).
+func (i *Issuer) verifyClientSecret(ctx context.Context, c Client, secret string) (bool, time.Duration, error) {
 	if !strings.HasPrefix(c.SecretHash, "$") { // a generated secret's keyed hash
-		return i.core.checkSecret(c.SecretHash, secret), nil
+		return i.core.checkSecret(c.SecretHash, secret), 0, nil
 	}
 	keyed := i.core.hasher.Hash(secret)
 	if prev, ok := i.clientOK.Load(c.ID); ok {
 		// Only for the hash it was verified against: a new hash (the
 		// secret changed) forgets the old secret.
 		if v := prev.(verifiedSecret); v.hash == c.SecretHash && hmac.Equal([]byte(v.keyed), []byte(keyed)) {
-			return true, nil
+			return true, 0, nil
 		}
 	}
-	ok, err := i.core.checkPassword(ctx, c.SecretHash, secret)
+	ok, took, err := i.timedPassword(ctx, c.SecretHash, secret)
 	if err != nil {
-		return false, fmt.Errorf("verifying secret of client %s: %w", c.ID, err)
+		return false, 0, fmt.Errorf("verifying secret of client %s: %w", c.ID, err)
 	}
 	if ok {
 		i.clientOK.Store(c.ID, verifiedSecret{hash: c.SecretHash, keyed: keyed})
 	}
-	return ok, nil
+	return ok, took, nil
 }
 
 // verifiedSecret is a client secret (as its keyed hash) that passed the

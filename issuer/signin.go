@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/tokengate/caddy-tokengate/internal/throttle"
 )
@@ -99,94 +99,6 @@ func throttleConfig(cfg Config) *throttle.Config {
 	return &t
 }
 
-// dummies holds one dummy hash per hash class, and the class of the
-// principals last seen, so that an unknown name is checked against a hash
-// that costs what a known name's does.
-type dummies struct {
-	mu      sync.Mutex
-	byClass map[string]string
-	last    sync.Map // kind ("user", "client", "table:<name>") -> *atomic.Pointer[observed]
-}
-
-// maxDummyClasses bounds the dummies kept; classes come only from stored
-// hashes, never from a request.
-const maxDummyClasses = 16
-
-// hmacClass marks generated secrets checked with the keyed hash.
-const hmacClass = "hmac"
-
-// observed is the last hash seen for a kind, and its class.
-type observed struct{ hash, class string }
-
-// observe records the class of a principal's hash just looked up. The
-// same hash as last time (the usual case) costs a string compare.
-func (d *dummies) observe(kind, hash string) {
-	v, ok := d.last.Load(kind)
-	if !ok {
-		v, _ = d.last.LoadOrStore(kind, new(atomic.Pointer[observed]))
-	}
-	p := v.(*atomic.Pointer[observed])
-	if cur := p.Load(); cur != nil && cur.hash == hash {
-		return
-	}
-	class := HashClass(hash)
-	if class == "" {
-		if len(hash) != len(dummySecretHash) || strings.Trim(hash, "0123456789abcdef") != "" {
-			return // no format we check: keep the last class
-		}
-		class = hmacClass
-	}
-	p.Store(&observed{hash: hash, class: class})
-}
-
-// class returns the class of kind's last principal, or def.
-func (d *dummies) class(kind, def string) string {
-	if v, ok := d.last.Load(kind); ok {
-		if o := v.(*atomic.Pointer[observed]).Load(); o != nil {
-			return o.class
-		}
-	}
-	return def
-}
-
-// hash returns the dummy hash of class, making it on first use.
-func (d *dummies) hash(class string) (string, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if h, ok := d.byClass[class]; ok {
-		return h, nil
-	}
-	h, err := DummyHash(class)
-	if err != nil {
-		return "", err
-	}
-	if len(d.byClass) >= maxDummyClasses {
-		clear(d.byClass)
-	}
-	d.byClass[class] = h
-	return h, nil
-}
-
-// dummyCheck spends on password what checking a real principal of kind
-// would: a slow hash of the same class, or a keyed hash.
-func (i *Issuer) dummyCheck(ctx context.Context, kind, def, password string) error {
-	class := i.dummies.class(kind, def)
-	if class == hmacClass {
-		i.core.checkSecret(dummySecretHash, password)
-		return nil
-	}
-	h, err := i.dummies.hash(class)
-	if err != nil {
-		return fmt.Errorf("making a dummy hash: %w", err)
-	}
-	_, err = i.core.checkPassword(ctx, h, password)
-	return err
-}
-
-// dummySecretHash is shaped like a keyed hash (64 hex digits) but matches
-// no secret.
-const dummySecretHash = "0000000000000000000000000000000000000000000000000000000000000000"
-
 // AuthenticateDirectoryUser checks the password of a user of directory
 // dir (registered as name), with the same throttling, hashing budget and
 // equal cost for unknown names as AuthenticateUser.
@@ -201,11 +113,12 @@ func (i *Issuer) AuthenticateDirectoryUser(ctx context.Context, name string, dir
 }
 
 // authenticateWith looks a user up and checks the password; an unknown
-// user costs a dummy check of the class last seen for kind.
+// user, a row whose hash cannot be checked and a wrong password all cost
+// what a check of kind's reference class does (signinCost).
 func (i *Issuer) authenticateWith(ctx context.Context, kind string, lookup func() (User, error), password string) (User, error) {
 	u, err := lookup()
 	if errors.Is(err, ErrNotFound) {
-		if err := i.dummyCheck(ctx, kind, i.defaultClass, password); err != nil {
+		if err := i.dummyCheck(ctx, kind, password); err != nil {
 			return User{}, err
 		}
 		return User{}, ErrInvalidCredentials
@@ -213,16 +126,39 @@ func (i *Issuer) authenticateWith(ctx context.Context, kind string, lookup func(
 	if err != nil {
 		return User{}, err
 	}
-	i.dummies.observe(kind, u.PasswordHash)
-	ok, err := i.core.checkPassword(ctx, u.PasswordHash, password)
+	class := HashClass(u.PasswordHash)
+	i.cost.raise(kind, class) // a stored or table user of a costlier class
+	ok, took, err := i.timedPassword(ctx, u.PasswordHash, password)
 	if errors.Is(err, ErrBadHash) {
-		return User{}, ErrInvalidCredentials // a row we cannot check never signs in
+		// A row we cannot check never signs in, and costs what a check does.
+		return User{}, errors.Join(ErrInvalidCredentials, i.padFailure(ctx, kind, "", 0))
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("verifying password of user %s: %w", u.Name, err)
 	}
 	if !ok {
+		if err := i.padFailure(ctx, kind, class, took); err != nil {
+			return User{}, err
+		}
 		return User{}, ErrInvalidCredentials
 	}
 	return u, nil
+}
+
+// rehash moves a stored user whose hash has other parameters than new
+// hashes get onto them, with the password just verified, so that a store
+// converges on one hash class. A password changed meanwhile wins; a
+// failure only leaves the old hash.
+func (i *Issuer) rehash(ctx context.Context, u User, password string) {
+	if HashClass(u.PasswordHash) == i.defaultClass {
+		return
+	}
+	var h string
+	var herr error
+	if err := i.core.budget.Do(ctx, func() { h, herr = HashPasswordWith(i.params, password) }); err != nil || herr != nil {
+		return // busy: the next sign-in tries again
+	}
+	if err := i.core.store.RehashUser(ctx, u.Name, u.PasswordHash, h); err != nil {
+		i.core.log.Warn("rehashing a password with the current parameters", zap.String("user", u.Name), zap.Error(err))
+	}
 }

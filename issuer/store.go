@@ -25,6 +25,10 @@ var (
 // method that decides a race (RotateRefresh, AddKey) decides it in the database.
 type Store interface {
 	PutUser(ctx context.Context, u User) error // insert or replace
+	// RehashUser replaces user name's password hash with newHash if it is
+	// still oldHash (a rehash to the current parameters after a sign-in:
+	// a password changed meanwhile wins); no such row is no error.
+	RehashUser(ctx context.Context, name, oldHash, newHash string) error
 	GetUser(ctx context.Context, name string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	DeleteUser(ctx context.Context, name string) error

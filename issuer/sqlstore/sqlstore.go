@@ -437,6 +437,14 @@ func (s *Store) PutUser(ctx context.Context, u issuer.User) error {
 	return nil
 }
 
+// RehashUser implements issuer.Store.
+func (s *Store) RehashUser(ctx context.Context, name, oldHash, newHash string) error {
+	if _, err := s.exec(ctx, `UPDATE tg_users SET password_hash = ? WHERE name = ? AND password_hash = ?`, newHash, name, oldHash); err != nil {
+		return errorf("rehashing the password of user %s: %w", name, err)
+	}
+	return nil
+}
+
 const userCols = `SELECT name, id, password_hash, roles, scopes FROM tg_users`
 
 func scanUser(row interface{ Scan(...any) error }) (issuer.User, error) {

@@ -31,6 +31,14 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 		if got, _ := s.GetUser(ctx, "alice"); len(got.Roles) != 1 || got.Roles[0] != "viewer" {
 			t.Fatalf("PutUser did not replace: %+v", got)
 		}
+		// A rehash replaces only the hash it names: a password changed
+		// meanwhile wins.
+		must(t, s.RehashUser(ctx, "alice", "$argon2id$x", "$argon2id$y"))
+		must(t, s.RehashUser(ctx, "alice", "$argon2id$x", "$argon2id$z"))
+		must(t, s.RehashUser(ctx, "nobody", "$argon2id$x", "$argon2id$z"))
+		if got, _ := s.GetUser(ctx, "alice"); got.PasswordHash != "$argon2id$y" || got.ID != "u-1" || got.Roles[0] != "viewer" {
+			t.Fatalf("after RehashUser: %+v", got)
+		}
 		must(t, s.PutUser(ctx, issuer.User{Name: "bob", PasswordHash: "h"}))
 		l, err := s.ListUsers(ctx)
 		must(t, err)
