@@ -55,8 +55,11 @@ func (s *Server) dpopProof(w http.ResponseWriter, r *http.Request, clientID stri
 	case errors.As(err, &de):
 		return "", oauthErr(de.Code, de.Description)
 	case err != nil:
+		// The replay record is the store: an outage, answered as the guard
+		// and every other route answer one (503, Retry-After).
 		s.Log.Error("checking DPoP proof", zap.Error(err))
-		return "", oauthErr(ErrServerError, "the server could not check the DPoP proof")
+		return "", &Error{Code: ErrTemporarilyUnavailable, Description: "the DPoP proof could not be checked; retry shortly",
+			status: http.StatusServiceUnavailable}
 	}
 	return p.JKT, nil
 }
