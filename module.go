@@ -535,13 +535,17 @@ func (h *Handler) Validate() error {
 		}
 	}
 	for _, u := range h.Users {
-		if err := issuer.CheckHashFormat(u.PasswordHash); err != nil {
+		if err := issuer.CheckHashFormat(u.PasswordHash); err != nil && issuer.LooksLikeHash(u.PasswordHash) {
+			return fmt.Errorf("user %s: the password hash is malformed (%v): put the output of `caddy tokengate hash-password` there", u.Name, err)
+		} else if err != nil {
 			return fmt.Errorf("user %s: the password must be given as an argon2id or bcrypt hash, never in plain text (%v): "+
 				"put the output of `caddy tokengate hash-password` there", u.Name, err)
 		}
 	}
 	for _, c := range h.Clients {
-		if err := issuer.CheckHashFormat(c.SecretHash); err != nil {
+		if err := issuer.CheckHashFormat(c.SecretHash); err != nil && issuer.LooksLikeHash(c.SecretHash) {
+			return fmt.Errorf("client %s: the secret hash is malformed (%v): put the output of `caddy tokengate hash-password` there", c.ID, err)
+		} else if err != nil {
 			return fmt.Errorf("client %s: the secret must be given as an argon2id or bcrypt hash, never in plain text (%v): "+
 				"put the output of `caddy tokengate hash-password` there, or create the client with `caddy tokengate client add`", c.ID, err)
 		}

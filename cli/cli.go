@@ -19,7 +19,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/tokengate/caddy-tokengate/config"
@@ -47,9 +46,7 @@ Without a master key, the one Caddy generated in its data directory
 			cmd.PersistentFlags().Bool("json", false, "print one JSON object per line instead of text")
 			cmd.AddCommand(userCommand(), clientCommand(), entityCommand(), keysCommand(), revokeCommand(), hashPasswordCommand(),
 				resealCommand())
-			for _, c := range cmd.Commands() {
-				withExitCodes(c)
-			}
+			withExitCodes(cmd)
 		},
 	}
 }
@@ -117,13 +114,29 @@ type usageError struct{ error }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-// withExitCodes makes c and its subcommands exit with ExitUsage on usage
-// mistakes. Caddy's Main exits with the status WrapCommandFuncForCobra
-// carries; flag parse errors exit 2 from pflag itself.
+// withExitCodes makes c and its subcommands report every mistake as plain
+// text on stderr (not as a Caddy log line), and exit with ExitUsage on a
+// usage mistake (unknown flag or subcommand, missing argument) and with
+// ExitError on any other error. A command that only groups others (user,
+// client, ...) is a usage mistake without a known subcommand.
 func withExitCodes(c *cobra.Command) {
-	c.Flags().Init(c.Name(), pflag.ExitOnError)
+	c.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fail(cmd, ExitUsage, fmt.Errorf("%w (usage: %s; see --help)", err, cmd.UseLine()))
+	})
 	for _, sub := range c.Commands() {
 		withExitCodes(sub)
+	}
+	if c.RunE == nil && c.Run == nil && c.HasSubCommands() {
+		c.Args = cobra.NoArgs // an unknown subcommand: `unknown command "lst" for "tokengate user"`
+		c.RunE = func(cmd *cobra.Command, _ []string) error {
+			var names []string
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, sub.Name())
+				}
+			}
+			return usagef("%s needs a subcommand: %s (see --help)", cmd.CommandPath(), strings.Join(names, ", "))
+		}
 	}
 	if c.RunE == nil {
 		return
@@ -131,24 +144,52 @@ func withExitCodes(c *cobra.Command) {
 	run, validate := c.RunE, c.Args
 	c.Args = cobra.ArbitraryArgs
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) {
-			if validate != nil {
-				if err := validate(cmd, args); err != nil {
-					return ExitUsage, fmt.Errorf("%w (usage: %s)", err, cmd.UseLine())
-				}
+		if validate != nil {
+			if err := validate(cmd, args); err != nil {
+				return fail(cmd, ExitUsage, fmt.Errorf("%w (usage: %s; see --help)", err, cmd.UseLine()))
 			}
-			err := run(cmd, args)
-			var ue usageError
-			switch {
-			case errors.As(err, &ue):
-				return ExitUsage, err
-			case err != nil:
-				return ExitError, err
-			}
-			return ExitOK, nil
-		})(cmd, args)
+		}
+		err := run(cmd, args)
+		var ue usageError
+		switch {
+		case errors.As(err, &ue):
+			return fail(cmd, ExitUsage, err)
+		case err != nil:
+			return fail(cmd, ExitError, err)
+		}
+		return nil
 	}
 }
+
+// fail prints err as one plain line on stderr and returns what makes
+// Caddy's main exit with status.
+func fail(cmd *cobra.Command, status int, err error) error {
+	fmt.Fprintln(cmd.ErrOrStderr(), "Error: "+err.Error())
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	if status == ExitError {
+		return err // Caddy's main exits 1 on any other error
+	}
+	// Only an error made by WrapCommandFuncForCobra carries another exit
+	// status through Caddy's main; it has nothing left to print.
+	exit := caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) { return status, nil })(cmd, nil)
+	return &cliError{exit: exit, err: err}
+}
+
+// cliError is err, unwrapping to the exit status Caddy's main reads.
+type cliError struct{ exit, err error }
+
+func (e *cliError) Error() string   { return e.err.Error() }
+func (e *cliError) Unwrap() []error { return []error{e.err, e.exit} }
+
+// storeUse says what a command may do to its store.
+type storeUse int
+
+const (
+	readStore   storeUse = iota // reads; never creates or migrates
+	writeStore                  // writes; the store must exist (a typo in --store is an error, not a new store)
+	createStore                 // writes, creating the store when missing: the add commands
+	revokeStore                 // writes revocations only: needs no master key (nothing sealed is touched)
+)
 
 // storeFlags resolves the store and master key named by --config/--store.
 func storeFlags(cmd *cobra.Command) (cfgPath, driver, dsn, masterKey string, err error) {
@@ -158,9 +199,8 @@ func storeFlags(cmd *cobra.Command) (cfgPath, driver, dsn, masterKey string, err
 	return cfgPath, driver, dsn, masterKey, err
 }
 
-// withStore opens the store the flags name, runs f, and closes it. A
-// read-only command never creates or migrates a store.
-func withStore(cmd *cobra.Command, readOnly bool, f func(ctx context.Context, e env) error) error {
+// withStore opens the store the flags name for use, runs f, and closes it.
+func withStore(cmd *cobra.Command, use storeUse, f func(ctx context.Context, e env) error) error {
 	ctx := context.Background()
 	cfgPath, driver, dsn, masterKey, err := storeFlags(cmd)
 	if err != nil {
@@ -170,15 +210,21 @@ func withStore(cmd *cobra.Command, readOnly bool, f func(ctx context.Context, e 
 	if err != nil {
 		return err
 	}
+	if use == writeStore || use == revokeStore {
+		if err := sqlstore.Exists(ctx, driver, dsn); err != nil {
+			return fmt.Errorf("%w (check --config/--store; `user add`, `client add` and `entity add` create a store)", err)
+		}
+	}
 	open := sqlstore.Open
-	if readOnly {
+	if use == readStore {
 		open = sqlstore.OpenExisting
 	}
 	st, err := open(ctx, driver, dsn)
 	if err != nil {
 		return err
 	}
-	core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, SyncInterval: -1, ReadOnly: readOnly})
+	core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, SyncInterval: -1, ReadOnly: use == readStore,
+		Unsealed: use == revokeStore})
 	if err != nil {
 		st.Close()
 		return err
@@ -416,7 +462,7 @@ func keysCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "Lists signing keys", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, true, func(ctx context.Context, e env) error {
+			return withStore(cmd, readStore, func(ctx context.Context, e env) error {
 				var rows [][]string
 				now := e.core.Now()
 				current := e.core.SigningAlg()
@@ -437,9 +483,10 @@ func keysCommand() *cobra.Command {
 		},
 	}
 	rotate := &cobra.Command{
-		Use: "rotate", Short: "Adds a new signing key, published now and signing after --publish-ahead",
-		Long: `Adds a new signing key of --alg, published at once and signing after
---publish-ahead. Sites without a signing_alg of their own sign with the
+		Use: "rotate", Short: "Adds a new signing key, published within a second and signing after --publish-ahead",
+		Long: `Adds a new signing key of --alg to the store. Running gateways add it
+to their JWKS when they next sync with the store (within a second) and
+sign with it after --publish-ahead. Sites without a signing_alg of their own sign with the
 algorithm of the most recently activated key, so --alg ES256 switches them
 to ES256; sites with signing_alg keep their algorithm.`,
 		Args: cobra.NoArgs,
@@ -454,13 +501,14 @@ to ES256; sites with signing_alg keep their algorithm.`,
 					"tokens signed with the new key could be refused; use at least %v (the default %v also covers JWKS caches)",
 					ahead, issuer.DefaultSyncInterval, issuer.DefaultSyncInterval, issuer.DefaultPublishAhead)
 			}
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, writeStore, func(ctx context.Context, e env) error {
 				rec, err := e.core.Rotate(ctx, alg, ahead)
 				if err != nil {
 					return err
 				}
 				return e.emit(map[string]string{"kid": rec.KID, "alg": alg, "signs_from": rec.ActivateAt.Format(time.RFC3339)}, func() {
-					fmt.Fprintf(e.out, "new %s key %s, signing from %s\n", alg, rec.KID, rec.ActivateAt.Format(time.RFC3339))
+					fmt.Fprintf(e.out, "new %s key %s, in running gateways' JWKS within %v, signing from %s\n", alg, rec.KID,
+						issuer.DefaultSyncInterval, rec.ActivateAt.Format(time.RFC3339))
 				})
 			})
 		},

@@ -175,6 +175,9 @@ func TestRevokeUnknownJTI(t *testing.T) {
 func TestResealCommand(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "tg.db")
 	store := "--store=sqlite:" + db
+	if out, err := run(t, "", "entity", "add", "e-0", store); err != nil { // makes the store: keys rotate writes only to one that exists
+		t.Fatal(err, out)
+	}
 	if _, err := run(t, "", "keys", "rotate", "--publish-ahead=1s", store); err != nil { // plain: no key yet (1s: the least keys rotate allows)
 		t.Fatal(err)
 	}
@@ -224,5 +227,85 @@ func TestRelativeStorePath(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "rel.db")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUsageMistakesNameThemselves: through the real binary, every usage
+// mistake prints one plain line naming it (not a Caddy log line) and exits
+// 2; other errors exit 1 in plain text too.
+func TestUsageMistakesNameThemselves(t *testing.T) {
+	store := "--store=sqlite:" + filepath.Join(t.TempDir(), "tg.db")
+	if code, out := caddy(t, "", "tokengate", "entity", "add", "e-1", store); code != 0 {
+		t.Fatalf("entity add: %d %s", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+		says string
+	}{
+		{[]string{"tokengate", "keys", "rotate", "--algo", "ES256", store}, 2, "--algo"},
+		{[]string{"tokengate", "user", "list", "--bogus", store}, 2, "--bogus"},
+		{[]string{"tokengate", "nosuchcmd"}, 2, `unknown command "nosuchcmd"`},
+		{[]string{"tokengate", "user", "lst"}, 2, `unknown command "lst"`},
+		{[]string{"tokengate", "user"}, 2, "needs a subcommand: add, list, passwd, remove"},
+		{[]string{"tokengate", "user", "add", store}, 2, "accepts 1 arg"},
+		{[]string{"tokengate", "user", "remove", "nobody", store}, 1, "user nobody"},
+	} {
+		code, out := caddy(t, "", tc.args...)
+		if code != tc.want || !strings.Contains(out, tc.says) || !strings.HasPrefix(out, "Error: ") || strings.Contains(out, `"level"`) {
+			t.Errorf("caddy %s: exit %d, %q; want exit %d and one plain line saying %q", strings.Join(tc.args, " "), code, out, tc.want, tc.says)
+		}
+	}
+	if code, out := caddy(t, "", "tokengate", "user", "--help"); code != 0 || !strings.Contains(out, "passwd") {
+		t.Errorf("--help: %d %s", code, out)
+	}
+}
+
+// TestWritesToAMissingStoreFail: a write command against a store that does
+// not exist (a typo in --store) fails and creates nothing; the add
+// commands create a store.
+func TestWritesToAMissingStoreFail(t *testing.T) {
+	dir := t.TempDir()
+	typo := filepath.Join(dir, "typo", "tg.db")
+	for _, args := range [][]string{
+		{"tokengate", "revoke", "--sub", "alice"},
+		{"tokengate", "user", "passwd", "alice", "--password-stdin"},
+		{"tokengate", "user", "remove", "alice"},
+		{"tokengate", "client", "rotate", "billing"},
+		{"tokengate", "keys", "rotate"},
+	} {
+		code, out := caddy(t, "pw\n", append(args, "--store=sqlite:"+typo)...)
+		if code != 1 || !strings.Contains(out, "no tokengate store") {
+			t.Errorf("%v on a missing store: exit %d %q", args, code, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Dir(typo)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a write to a missing store created %s: %v", typo, err)
+	}
+	if code, out := caddy(t, "pw\n", "tokengate", "user", "add", "alice", "--password-stdin", "--store=sqlite:"+typo); code != 0 {
+		t.Fatalf("user add creates the store: %d %s", code, out)
+	}
+}
+
+// TestRevokeNeedsNoMasterKey: in an incident an operator with only access
+// to the store can end a subject's sessions; commands that touch sealed
+// values still need the key.
+func TestRevokeNeedsNoMasterKey(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "tg.db")
+	store := "--store=sqlite:" + db
+	mk, _ := issuer.NewMasterKeyString()
+	t.Setenv("TOKENGATE_MASTER_KEY", mk)
+	if out, err := run(t, "", "entity", "add", "e-1", store); err != nil {
+		t.Fatal(err, out)
+	}
+	if out, err := run(t, "", "keys", "rotate", store); err != nil { // a sealed private key
+		t.Fatal(err, out)
+	}
+	os.Unsetenv("TOKENGATE_MASTER_KEY")
+	if code, out := caddy(t, "", "tokengate", "revoke", "--sub", "alice", store); code != 0 || !strings.Contains(out, "revoked") {
+		t.Fatalf("revoke --sub without the master key: exit %d %s", code, out)
+	}
+	if code, out := caddy(t, "", "tokengate", "keys", "rotate", store); code != 1 || !strings.Contains(out, "master") {
+		t.Fatalf("keys rotate without the master key: exit %d %s", code, out)
 	}
 }

@@ -30,7 +30,7 @@ func userCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, createStore, func(ctx context.Context, e env) error {
 				if err := e.declared("user", args[0]); err != nil {
 					return err
 				}
@@ -67,7 +67,7 @@ func userCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "Lists users", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, true, func(ctx context.Context, e env) error {
+			return withStore(cmd, readStore, func(ctx context.Context, e env) error {
 				us, err := e.core.Store().ListUsers(ctx)
 				if err != nil {
 					return err
@@ -83,7 +83,7 @@ func userCommand() *cobra.Command {
 	remove := &cobra.Command{
 		Use: "remove <name>", Short: "Removes a user and ends its sessions", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, writeStore, func(ctx context.Context, e env) error {
 				u, err := e.core.Store().GetUser(ctx, args[0])
 				if err != nil {
 					return err
@@ -98,7 +98,7 @@ func userCommand() *cobra.Command {
 	passwd := &cobra.Command{
 		Use: "passwd <name>", Short: "Sets a user's password", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, writeStore, func(ctx context.Context, e env) error {
 				u, err := e.core.Store().GetUser(ctx, args[0])
 				if err != nil {
 					return err
@@ -134,7 +134,7 @@ func clientCommand() *cobra.Command {
 			if err := issuer.CheckName("client", args[0]); err != nil {
 				return err
 			}
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, createStore, func(ctx context.Context, e env) error {
 				if err := e.declared("client", args[0]); err != nil {
 					return err
 				}
@@ -159,7 +159,7 @@ func clientCommand() *cobra.Command {
 	rotate := &cobra.Command{
 		Use: "rotate <id>", Short: "Gives a client a new secret and prints it once; the old one stops working", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, writeStore, func(ctx context.Context, e env) error {
 				cl, err := e.core.Store().GetClient(ctx, args[0])
 				if err != nil {
 					return err
@@ -172,7 +172,7 @@ func clientCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "Lists clients", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, true, func(ctx context.Context, e env) error {
+			return withStore(cmd, readStore, func(ctx context.Context, e env) error {
 				cs, err := e.core.Store().ListClients(ctx)
 				if err != nil {
 					return err
@@ -188,7 +188,7 @@ func clientCommand() *cobra.Command {
 	remove := &cobra.Command{
 		Use: "remove <id>", Short: "Removes a client and ends its sessions", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, writeStore, func(ctx context.Context, e env) error {
 				if err := e.core.Store().DeleteClient(ctx, args[0]); err != nil {
 					return err
 				}
@@ -225,7 +225,7 @@ func entityCommand() *cobra.Command {
 			if err := issuer.CheckName("entity", args[0]); err != nil {
 				return err
 			}
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, createStore, func(ctx context.Context, e env) error {
 				if err := e.declared("entity", args[0]); err != nil {
 					return err
 				}
@@ -244,7 +244,7 @@ func entityCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "Lists stored entities and when their secrets expire", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withStore(cmd, true, func(ctx context.Context, e env) error {
+			return withStore(cmd, readStore, func(ctx context.Context, e env) error {
 				es, err := e.core.Store().ListEntities(ctx)
 				if err != nil {
 					return err
@@ -266,7 +266,7 @@ func entityCommand() *cobra.Command {
 	remove := &cobra.Command{
 		Use: "remove <id>", Short: "Removes an entity and its secrets, and ends its sessions", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, writeStore, func(ctx context.Context, e env) error {
 				if err := e.core.Store().DeleteEntity(ctx, args[0]); err != nil {
 					return err
 				}
@@ -291,7 +291,7 @@ func revokeCommand() *cobra.Command {
 			if (sub == "") == (jti == "") {
 				return usagef("give exactly one of --sub and --jti")
 			}
-			return withStore(cmd, false, func(ctx context.Context, e env) error {
+			return withStore(cmd, revokeStore, func(ctx context.Context, e env) error {
 				if jti != "" && !e.core.IssuedJTI(jti) {
 					return fmt.Errorf("token id %s not found: this store never issued it (check for a typo, or the --config/--store)", jti)
 				}

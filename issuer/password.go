@@ -127,6 +127,12 @@ func DummyHash(class string) (string, error) {
 	return HashPassword(random)
 }
 
+// LooksLikeHash reports whether v is written as an argon2id or bcrypt hash
+// (whether or not it is a valid one).
+func LooksLikeHash(v string) bool {
+	return strings.HasPrefix(v, "$argon2id$") || strings.HasPrefix(v, "$2a$") || strings.HasPrefix(v, "$2b$") || strings.HasPrefix(v, "$2y$")
+}
+
 // CheckHashFormat reports whether hash is an argon2id PHC string or a bcrypt
 // hash, so configuration errors surface at load time rather than at login.
 func CheckHashFormat(hash string) error {

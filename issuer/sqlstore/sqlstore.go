@@ -122,6 +122,27 @@ type openOptions struct {
 // ErrNoStore says OpenExisting found no store, or one never migrated.
 var ErrNoStore = errors.New("no tokengate store")
 
+// ErrSchemaOld says a store exists at another schema version than this
+// binary's.
+var ErrSchemaOld = errors.New("the store's schema is not this version's")
+
+// Exists returns nil when a tokengate store exists at dsn (a SQLite file,
+// or a PostgreSQL database holding tokengate's schema), else ErrNoStore
+// (or why it could not tell). It creates nothing.
+func Exists(ctx context.Context, driver, dsn string) error {
+	st, err := OpenExisting(ctx, driver, dsn)
+	if err != nil && !errors.Is(err, ErrNoStore) && !errors.Is(err, ErrSchemaOld) {
+		return err
+	}
+	if st != nil {
+		return st.Close()
+	}
+	if errors.Is(err, ErrSchemaOld) {
+		return nil // there: Open migrates it, or refuses a newer one
+	}
+	return err
+}
+
 // OpenExisting opens a store that already exists at the current schema
 // version, creating and migrating nothing: for read-only commands. It
 // fails with ErrNoStore when there is none.
@@ -169,7 +190,7 @@ func open(ctx context.Context, driver, dsn string, existing bool, opts openOptio
 		}
 		if version != len(migrations) {
 			s.closeDB()
-			return nil, fmt.Errorf("store schema version %d, this tokengate uses %d: start Caddy once to migrate it", version, len(migrations))
+			return nil, fmt.Errorf("%w: store schema version %d, this tokengate uses %d: start Caddy once to migrate it", ErrSchemaOld, version, len(migrations))
 		}
 	} else if err := s.migrate(ctx); err != nil {
 		s.closeDB()
