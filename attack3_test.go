@@ -19,10 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-
-	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/dpop/dpoptest"
+	"github.com/tokengate/caddy-tokengate/internal/clitest"
 )
 
 // boundPasswordToken gets alice's access token bound to key.
@@ -336,18 +334,7 @@ func TestRefreshScopeIsBoundedByTheGrant(t *testing.T) {
 }
 
 // tgCLI runs `caddy tokengate args…` in-process, with stdin.
-func tgCLI(t *testing.T, stdin string, args ...string) (string, error) {
-	t.Helper()
-	root := &cobra.Command{Use: "tokengate", SilenceUsage: true, SilenceErrors: true}
-	cli.Command().CobraFunc(root)
-	var out strings.Builder
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
-}
+var tgCLI = clitest.Run
 
 // TestUserAddOverAUserEndsItsSessions: `user add` that replaces a stored
 // user's password ends its sessions on a running gateway, as `user passwd`

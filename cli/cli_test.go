@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -12,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	_ "github.com/tokengate/caddy-tokengate" // the tokengate Caddyfile directive
-	"github.com/tokengate/caddy-tokengate/cli"
+	"github.com/tokengate/caddy-tokengate/internal/clitest"
 	"github.com/tokengate/caddy-tokengate/internal/issuertest"
 	"github.com/tokengate/caddy-tokengate/internal/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -23,18 +20,7 @@ import (
 )
 
 // run executes `caddy tokengate args…` in-process.
-func run(t *testing.T, stdin string, args ...string) (string, error) {
-	t.Helper()
-	root := &cobra.Command{Use: "tokengate", SilenceUsage: true, SilenceErrors: true}
-	cli.Command().CobraFunc(root)
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
-}
+var run = clitest.Run
 
 func openIssuer(t *testing.T, path string) *issuer.Issuer {
 	return issuertest.Open(t, path, issuer.Config{})
