@@ -90,3 +90,26 @@ func TestLoadRefusesWithTheFix(t *testing.T) {
 		})
 	}
 }
+
+// TestMalformedHashIsNamed: a hash cut short when pasted is refused at
+// load as a malformed hash of that user or client, not as plain text.
+func TestMalformedHashIsNamed(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{"user alice $argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ", "user alice: the password hash is malformed"},
+		{"client billing $2a$10$abc", "client billing: the secret hash is malformed"},
+		{"user bob hunter2", "never in plain text"},
+	} {
+		in := "http://localhost:0 {\n\ttokengate {\n\t\tstore sqlite " + filepath.Join(t.TempDir(), "tg.db") + "\n\t\t" + tc.line + "\n\t}\n}\n"
+		js, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg caddy.Config
+		if err := json.Unmarshal(js, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := caddy.Validate(&cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want it to say %q", tc.line, err, tc.want)
+		}
+	}
+}
