@@ -131,7 +131,10 @@ func (i *Issuer) authenticateWith(ctx context.Context, kind string, lookup func(
 	ok, took, err := i.timedPassword(ctx, u.PasswordHash, password)
 	if errors.Is(err, ErrBadHash) {
 		// A row we cannot check never signs in, and costs what a check does.
-		return User{}, errors.Join(ErrInvalidCredentials, i.padFailure(ctx, kind, "", 0))
+		if err := i.padFailure(ctx, kind, "", 0); err != nil {
+			return User{}, err
+		}
+		return User{}, ErrInvalidCredentials
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("verifying password of user %s: %w", u.Name, err)
@@ -145,12 +148,13 @@ func (i *Issuer) authenticateWith(ctx context.Context, kind string, lookup func(
 	return u, nil
 }
 
-// rehash moves a stored user whose hash has other parameters than new
-// hashes get onto them, with the password just verified, so that a store
+// rehash moves a stored user whose hash is cheaper than new hashes onto
+// the current parameters, with the password just verified, so that a store
 // converges on one hash class. A password changed meanwhile wins; a
 // failure only leaves the old hash.
 func (i *Issuer) rehash(ctx context.Context, u User, password string) {
-	if HashClass(u.PasswordHash) == i.defaultClass {
+	// Only onto stronger parameters: a hash made stronger on purpose stays.
+	if class := HashClass(u.PasswordHash); class == i.defaultClass || classCost(class) >= classCost(i.defaultClass) {
 		return
 	}
 	var h string
