@@ -186,14 +186,9 @@ func (c *Core) CredentialChecks() uint64 { return c.checks.Load() }
 // verified-token cache's misses.
 func (c *Core) SignatureChecks() uint64 { return c.sigChecks.Load() }
 
-// checkPassword verifies password against hash within the hashing budget.
-func (c *Core) checkPassword(ctx context.Context, hash, password string) (bool, error) {
-	var took time.Duration
-	return c.checkPasswordTimed(ctx, hash, password, time.Now, &took)
-}
-
-// checkPasswordTimed is checkPassword, setting *took to how long the hash
-// itself took, by now.
+// checkPasswordTimed checks password against an argon2id or bcrypt hash
+// within the hashing budget, setting *took to how long the hash itself
+// took, by now.
 func (c *Core) checkPasswordTimed(ctx context.Context, hash, password string, now func() time.Time, took *time.Duration) (bool, error) {
 	var ok bool
 	var err error

@@ -143,8 +143,7 @@ func (c *Checker) checkBinding(r *http.Request, tok string, claims *issuer.Acces
 	}
 	var de *dpop.Error
 	switch {
-	case errors.As(err, &de):
-		c.Log.Debug("DPoP proof refused", zap.String("reason", de.Description), zap.String("sub", claims.Subject), zap.String("path", r.URL.Path))
+	case errors.As(err, &de): // the caller logs the refusal with its description
 		return refuse(de.Code, de.Description, de)
 	case err != nil:
 		c.Log.Error("checking DPoP proof", zap.Error(err))
