@@ -94,7 +94,7 @@ func (m *metrics) event(_ context.Context, e issuer.Event) {
 	case issuer.EventIssued, issuer.EventRefreshed:
 		m.issued.WithLabelValues(e.Route, e.Grant).Inc()
 	case issuer.EventLoginFailed:
-		m.loginFailures.WithLabelValues(e.Route, e.Kind2).Inc()
+		m.loginFailures.WithLabelValues(e.Route, e.NameKind).Inc()
 	case issuer.EventThrottled:
 		m.throttled.Inc()
 	case issuer.EventBudgetRefused:
@@ -118,7 +118,7 @@ func (m *metrics) event(_ context.Context, e issuer.Event) {
 	}
 	add("route", e.Route)
 	add("grant", e.Grant)
-	add("kind", e.Kind2)
+	add("kind", e.NameKind)
 	add("name", e.Name)
 	add("sub", e.Subject)
 	add("client_id", e.ClientID)

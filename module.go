@@ -149,8 +149,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.warnSharedSubjects()
 	h.warnLenientProxies(ctx)
 	for _, k := range h.EntityAdminKinds {
-		if k != issuer.KindUser && k != issuer.KindClient && k != issuer.KindEntity && !strings.HasPrefix(k, issuer.KindTablePrefix) {
-			return fmt.Errorf("entity_admin_kind %q: want user, client, entity or table:<name>", k)
+		if _, err := issuer.ParsePrincipalKind(k); err != nil {
+			return fmt.Errorf("entity_admin_kind: %w", err)
 		}
 	}
 	// The guard's rules are checked first: a bad pattern opens no store.
@@ -333,13 +333,13 @@ func (h *Handler) mountRoutes() error {
 	h.prefixes = []string{"/token/"}
 	if !h.DisableTokenService {
 		ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, Tokens: h.tokens,
-			AdminRoles: h.EntityAdminRoles, AdminKinds: h.EntityAdminKinds, SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),
+			AdminRoles: h.EntityAdminRoles, AdminKinds: adminKinds(h.EntityAdminKinds), SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),
 			MaxSecretTTL: durationOr(h.SecretMaxTTL, DefaultSecretMaxTTL)}
 		if len(ts.AdminRoles) == 0 {
 			ts.AdminRoles = []string{DefaultEntityAdminRole}
 		}
 		if len(ts.AdminKinds) == 0 {
-			ts.AdminKinds = []string{issuer.KindUser}
+			ts.AdminKinds = []issuer.PrincipalKind{issuer.KindUser}
 		}
 		if ts.SecretTTL > ts.MaxSecretTTL {
 			return fmt.Errorf("secret_ttl %v is longer than secret_max_ttl %v", ts.SecretTTL, ts.MaxSecretTTL)
@@ -445,7 +445,7 @@ func trustsProxies(srv *caddyhttp.Server) bool {
 // the same name: their tokens carry the same subject, so the upstream sees
 // the same identity headers for both unless it is sent their kind.
 func (h *Handler) warnSharedSubjects() {
-	kinds := map[string][]string{}
+	kinds := map[string][]issuer.PrincipalKind{}
 	for _, u := range h.Users {
 		kinds[u.Name] = append(kinds[u.Name], issuer.KindUser)
 	}
@@ -458,7 +458,7 @@ func (h *Handler) warnSharedSubjects() {
 	for name, ks := range kinds {
 		if len(ks) > 1 {
 			h.log.Warn("principals of different kinds share a subject: the upstream cannot tell them apart "+
-				"unless forward_header sends the kind claim", zap.String("subject", name), zap.Strings("kinds", ks))
+				"unless forward_header sends the kind claim", zap.String("subject", name), zap.Any("kinds", ks))
 		}
 	}
 }
@@ -644,3 +644,12 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )
+
+// adminKinds converts entity_admin_kind values, checked in Provision.
+func adminKinds(ks []string) []issuer.PrincipalKind {
+	var out []issuer.PrincipalKind
+	for _, k := range ks {
+		out = append(out, issuer.PrincipalKind(k))
+	}
+	return out
+}

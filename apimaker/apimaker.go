@@ -113,7 +113,7 @@ func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error, 
 // ServeHTTP answers POST requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.RequireRoles) > 0 {
-		if _, rf := s.Tokens.WithRole(r, s.RequireRoles, []string{tokenauth.AnyKind}); rf != nil {
+		if _, rf := s.Tokens.WithRole(r, s.RequireRoles, []issuer.PrincipalKind{tokenauth.AnyKind}); rf != nil {
 			s.refuseToken(w, r, rf)
 			return
 		}

@@ -97,7 +97,7 @@ func TestThrottledSignInComputesNoHash(t *testing.T) {
 		t.Fatalf("throttled attempts computed %d hashes", cc.n.Load()-before)
 	}
 	mu.Lock()
-	if len(events) != 5 || events[0] != (issuer.Event{Kind: issuer.EventThrottled, Kind2: "user", Name: "alice"}) {
+	if len(events) != 5 || events[0] != (issuer.Event{Kind: issuer.EventThrottled, NameKind: "user", Name: "alice"}) {
 		t.Fatalf("throttled attempts reported %+v, want 5 throttled events for user alice", events)
 	}
 	mu.Unlock()
@@ -231,7 +231,7 @@ func TestBusyBudgetRefunds(t *testing.T) {
 	ctx := issuer.WithClientIP(context.Background(), "192.0.2.1")
 	var refused atomic.Int32
 	cc.Core.SetEvents(func(_ context.Context, e issuer.Event) {
-		if e == (issuer.Event{Kind: issuer.EventBudgetRefused, Kind2: "user", Name: "alice"}) {
+		if e == (issuer.Event{Kind: issuer.EventBudgetRefused, NameKind: "user", Name: "alice"}) {
 			refused.Add(1)
 		}
 	})

@@ -40,7 +40,7 @@ func (c *AccessClaims) Rendered() *RenderedClaims {
 	}
 	r := &RenderedClaims{Strings: [numClaims]string{
 		c.Subject, c.Issuer, strings.Join(c.Audience, ","), unix(c.ExpiresAt), unix(c.IssuedAt),
-		c.ID, c.ClientID, c.Scope, strings.Join(c.Roles, ","), c.SID, c.Kind,
+		c.ID, c.ClientID, c.Scope, strings.Join(c.Roles, ","), c.SID, string(c.Kind),
 	}}
 	for i, s := range r.Strings {
 		r.Values[i] = s

@@ -331,7 +331,7 @@ func (c *Core) Revoke(ctx context.Context, r Revocation) error {
 		return fmt.Errorf("storing revocation: %w", err)
 	}
 	c.revoked.apply(r)
-	c.Emit(ctx, Event{Kind: EventRevoked, Kind2: r.Kind, Name: r.Key, ExpiresAt: r.ExpiresAt})
+	c.Emit(ctx, Event{Kind: EventRevoked, NameKind: r.Kind, Name: r.Key, ExpiresAt: r.ExpiresAt})
 	return nil
 }
 

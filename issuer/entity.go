@@ -70,7 +70,7 @@ func (i *Issuer) ResetSecret(ctx context.Context, entityID string, ttl time.Dura
 	}
 	info, err := i.newSecret(ctx, entityID, ttl, true, i.core.now().Add(i.cfg.SecretGrace))
 	if err == nil {
-		i.core.Emit(ctx, Event{Kind: EventSecretReset, Kind2: "entity", Name: entityID, ExpiresAt: info.ExpiresAt})
+		i.core.Emit(ctx, Event{Kind: EventSecretReset, NameKind: "entity", Name: entityID, ExpiresAt: info.ExpiresAt})
 	}
 	return info, err
 }
@@ -121,7 +121,7 @@ func (i *Issuer) AuthenticateEntity(ctx context.Context, id, secret string) (Ent
 		err = ErrInvalidCredentials
 	}
 	if errors.Is(err, ErrInvalidCredentials) {
-		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "entity", Name: id})
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, NameKind: "entity", Name: id})
 	}
 	i.settle(ctx, account, err)
 	return e, err

@@ -26,7 +26,10 @@ type Event struct {
 	Kind      string
 	Route     string // the gateway route serving the request; "" outside one
 	Grant     string // issued/refreshed: password, client_credentials, entity, refresh_token, ...
-	Kind2     string // login_failed: user, client or entity; revoked: jti, sid or sub
+	// NameKind says what Name names: the account kind (user, client,
+	// entity, table) for sign-in events, the revocation kind (jti, sid,
+	// sub) for revoked.
+	NameKind string
 	Name      string // the user, client or entity name, or the revoked key
 	Subject   string
 	ClientID  string

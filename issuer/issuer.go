@@ -53,13 +53,39 @@ type Config struct {
 	HashParams *HashParams
 }
 
-// Principal kinds. A table user's kind is KindTablePrefix + the table's name.
+// PrincipalKind says what kind of account a principal is. It is carried
+// in tokens (the kind claim) and stored with refresh tokens.
+type PrincipalKind string
+
+// Principal kinds; a user table's users have TableKind(name).
 const (
-	KindUser        = "user"
-	KindClient      = "client"
-	KindEntity      = "entity"
-	KindTablePrefix = "table:"
+	KindUser   PrincipalKind = "user"
+	KindClient PrincipalKind = "client"
+	KindEntity PrincipalKind = "entity"
 )
+
+const kindTablePrefix = "table:"
+
+// TableKind is the kind of the users of user table name.
+func TableKind(name string) PrincipalKind { return PrincipalKind(kindTablePrefix + name) }
+
+// ParsePrincipalKind reads a kind as configuration spells it: user,
+// client, entity or table:<name>.
+func ParsePrincipalKind(s string) (PrincipalKind, error) {
+	switch k := PrincipalKind(s); k {
+	case KindUser, KindClient, KindEntity:
+		return k, nil
+	}
+	if name, ok := PrincipalKind(s).Table(); ok && name != "" {
+		return PrincipalKind(s), nil
+	}
+	return "", fmt.Errorf("principal kind %q: want user, client, entity or table:<name>", s)
+}
+
+// Table returns the user table a kind's users come from, if it is a table kind.
+func (k PrincipalKind) Table() (name string, ok bool) {
+	return strings.CutPrefix(string(k), kindTablePrefix)
+}
 
 // SubjectSeparator separates a table's name from its user's id in the
 // subject of a table user ("app:42"). Gateway users, clients and entities
@@ -90,7 +116,7 @@ type UserDirectory interface {
 // revocation, rules and the identity headers alike).
 func DirectoryPrincipal(name string, u User) Principal {
 	p := UserPrincipal(u)
-	p.Kind = KindTablePrefix + name
+	p.Kind = TableKind(name)
 	p.Subject = name + SubjectSeparator + u.Subject()
 	return p
 }
@@ -146,7 +172,7 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 		if err := CheckName("user_table", name); err != nil {
 			return nil, err
 		}
-		i.cost.raise(KindTablePrefix+name, i.defaultClass)
+		i.cost.raise(TableKind(name), i.defaultClass)
 	}
 	for _, e := range cfg.Entities {
 		if err := CheckName("entity", e.ID); err != nil {
@@ -175,7 +201,7 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 		i.cost.raise(KindClient, HashClass(c.SecretHash))
 	}
 	// Make the dummies now, not on an attacker's first request.
-	for _, kind := range []string{KindUser, KindClient} {
+	for _, kind := range []PrincipalKind{KindUser, KindClient} {
 		if class := i.cost.reference(kind); class != hmacClass {
 			if _, err := i.cost.dummyHash(class); err != nil {
 				return nil, err
@@ -203,7 +229,7 @@ func (i *Issuer) AuthenticateUser(ctx context.Context, name, password string) (U
 	}
 	u, err := i.authenticateWith(ctx, KindUser, func() (User, error) { return i.lookupUser(ctx, name) }, password)
 	if errors.Is(err, ErrInvalidCredentials) {
-		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "user", Name: name})
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, NameKind: "user", Name: name})
 	}
 	if _, declared := i.users[name]; err == nil && !declared {
 		i.rehash(ctx, u, password)
@@ -281,7 +307,7 @@ func (i *Issuer) authenticateClient(ctx context.Context, id, secret string) (Cli
 			if perr := i.padFailure(ctx, KindClient, hmacClass, 0); perr != nil {
 				return Client{}, perr
 			}
-			i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "entity", Name: id})
+			i.core.Emit(ctx, Event{Kind: EventLoginFailed, NameKind: "entity", Name: id})
 		}
 		if err != nil {
 			return Client{}, err
@@ -298,7 +324,7 @@ func (i *Issuer) authenticateClient(ctx context.Context, id, secret string) (Cli
 		if err := i.padFailure(ctx, KindClient, classOf(c.SecretHash), took); err != nil {
 			return Client{}, err
 		}
-		i.core.Emit(ctx, Event{Kind: EventLoginFailed, Kind2: "client", Name: id})
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, NameKind: "client", Name: id})
 		return Client{}, ErrInvalidCredentials
 	}
 	return c, nil
@@ -334,7 +360,7 @@ type verifiedSecret struct{ hash, keyed string }
 
 // Principal is whoever a token is about.
 type Principal struct {
-	Kind    string // KindUser, KindClient, KindEntity or KindTablePrefix+<table>
+	Kind    PrincipalKind
 	Name    string // user name, client id or entity id, as looked up
 	Subject string
 	Roles   []string
@@ -368,10 +394,9 @@ type AccessClaims struct {
 	// IssuedAtMicro is iat to the microsecond, strictly increasing per
 	// process: a subject revocation orders exactly against it.
 	IssuedAtMicro int64 `json:"iat_us,omitempty"`
-	// Kind is the principal's kind (KindUser, KindClient, KindEntity or
-	// KindTablePrefix+<table>), so that what a role grants can depend on
-	// who holds it. Tokens minted before it existed have none.
-	Kind string `json:"kind,omitempty"`
+	// Kind is the principal's kind, so that what a role grants can depend
+	// on who holds it. Tokens minted before it existed have none.
+	Kind PrincipalKind `json:"kind,omitempty"`
 
 	rendered renderedCache
 }
@@ -561,9 +586,9 @@ func (i *Issuer) mint(ctx context.Context, g Grant, now time.Time, family string
 // and the audit log.
 func grantOf(g Grant) string {
 	switch {
-	case g.Principal.Kind == "client":
+	case g.Principal.Kind == KindClient:
 		return "client_credentials"
-	case g.Principal.Kind == "entity":
+	case g.Principal.Kind == KindEntity:
 		return "entity"
 	}
 	return "password" // users, and users of a user table
@@ -691,7 +716,7 @@ func (i *Issuer) refreshPrincipal(ctx context.Context, rec RefreshRecord) (Princ
 		}
 		p = ClientPrincipal(c)
 	default:
-		name, isTable := strings.CutPrefix(rec.Kind, KindTablePrefix)
+		name, isTable := rec.Kind.Table()
 		dir, ok := i.cfg.Directories[name]
 		if !ok || !isTable {
 			return Principal{}, ErrRefreshInvalid

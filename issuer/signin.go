@@ -79,11 +79,11 @@ func (i *Issuer) settle(ctx context.Context, account string, err error) {
 	}
 }
 
-// accountEvent is an event of kind about a throttle account: Kind2 is
+// accountEvent is an event of kind about a throttle account: NameKind is
 // user, client or table, Name the name (a table user's as <table>:<name>).
 func accountEvent(kind, account string) Event {
 	k, name, _ := strings.Cut(account, "\x00")
-	return Event{Kind: kind, Kind2: k, Name: strings.ReplaceAll(name, "\x00", ":")}
+	return Event{Kind: kind, NameKind: k, Name: strings.ReplaceAll(name, "\x00", ":")}
 }
 
 // Throttle accounts: users, clients and entities (which share the client
@@ -107,7 +107,7 @@ func (i *Issuer) AuthenticateDirectoryUser(ctx context.Context, name string, dir
 	if err := i.allow(ctx, account); err != nil {
 		return User{}, err
 	}
-	u, err := i.authenticateWith(ctx, "table:"+name, func() (User, error) { return dir.LookupUser(ctx, username) }, password)
+	u, err := i.authenticateWith(ctx, TableKind(name), func() (User, error) { return dir.LookupUser(ctx, username) }, password)
 	i.settle(ctx, account, err)
 	return u, err
 }
@@ -115,7 +115,7 @@ func (i *Issuer) AuthenticateDirectoryUser(ctx context.Context, name string, dir
 // authenticateWith looks a user up and checks the password; an unknown
 // user, a row whose hash cannot be checked and a wrong password all cost
 // what a check of kind's reference class does (signinCost).
-func (i *Issuer) authenticateWith(ctx context.Context, kind string, lookup func() (User, error), password string) (User, error) {
+func (i *Issuer) authenticateWith(ctx context.Context, kind PrincipalKind, lookup func() (User, error), password string) (User, error) {
 	u, err := lookup()
 	if errors.Is(err, ErrNotFound) {
 		if err := i.dummyCheck(ctx, kind, password); err != nil {

@@ -23,7 +23,7 @@ import (
 // reference class. Successes are not delayed: they tell nothing new.
 type signinCost struct {
 	mu    sync.Mutex
-	ref   map[string]string        // kind -> reference class
+	ref   map[PrincipalKind]string // kind -> reference class
 	dummy map[string]string        // class -> dummy hash
 	took  map[string]time.Duration // class -> recent time of one check (moving average)
 	now   func() time.Time
@@ -43,7 +43,7 @@ const hmacClass = "hmac"
 const dummySecretHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
 func newSigninCost(now func() time.Time) *signinCost {
-	return &signinCost{ref: map[string]string{}, dummy: map[string]string{}, took: map[string]time.Duration{},
+	return &signinCost{ref: map[PrincipalKind]string{}, dummy: map[string]string{}, took: map[string]time.Duration{},
 		now: now, sleep: sleepCtx}
 }
 
@@ -88,7 +88,7 @@ func classCost(class string) float64 {
 
 // raise makes class kind's reference if it costs more than the current one
 // (or kind has none yet).
-func (s *signinCost) raise(kind, class string) {
+func (s *signinCost) raise(kind PrincipalKind, class string) {
 	if class == "" {
 		return
 	}
@@ -102,7 +102,7 @@ func (s *signinCost) raise(kind, class string) {
 }
 
 // reference returns kind's reference class.
-func (s *signinCost) reference(kind string) string {
+func (s *signinCost) reference(kind PrincipalKind) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ref[kind]
@@ -164,7 +164,7 @@ func (i *Issuer) timedPassword(ctx context.Context, hash, password string) (bool
 
 // dummyCheck spends on secret what checking a principal of kind's
 // reference class does, for a name that does not exist.
-func (i *Issuer) dummyCheck(ctx context.Context, kind, secret string) error {
+func (i *Issuer) dummyCheck(ctx context.Context, kind PrincipalKind, secret string) error {
 	class := i.cost.reference(kind)
 	if class == hmacClass || class == "" {
 		i.core.checkSecret(dummySecretHash, secret)
@@ -182,7 +182,7 @@ func (i *Issuer) dummyCheck(ctx context.Context, kind, secret string) error {
 // class that took took, waits until a check of kind's reference class would
 // have ended; when no such check has been timed yet, it runs one. A keyed
 // hash (microseconds) is padded by the whole reference time.
-func (i *Issuer) padFailure(ctx context.Context, kind, class string, took time.Duration) error {
+func (i *Issuer) padFailure(ctx context.Context, kind PrincipalKind, class string, took time.Duration) error {
 	ref := i.cost.reference(kind)
 	if class == ref || ref == hmacClass {
 		return nil

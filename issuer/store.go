@@ -20,10 +20,28 @@ var (
 	ErrRefreshReused = errors.New("refresh token already used")
 )
 
-// Store persists everything an issuer needs. Implementations must be safe
-// for concurrent use and for several processes sharing one database; every
-// method that decides a race (RotateRefresh, AddKey) decides it in the database.
+// Store persists everything an issuer needs: one role interface per
+// concern (as Ory Fosite splits its storage), so each part of the issuer
+// and each tool names only what it uses. Implementations must be safe for
+// concurrent use and for several processes sharing one database; every
+// method that decides a race (RotateRefresh, AddKey, UseProofID) decides it
+// in the database. The browser flows add their codes and sessions as roles
+// of their own.
 type Store interface {
+	UserStore
+	ClientStore
+	EntityStore
+	SecretStore
+	KeyStore
+	RefreshStore
+	RevocationStore
+	SettingStore
+	DPoPStore
+	Close() error
+}
+
+// UserStore keeps the gateway's own users.
+type UserStore interface {
 	PutUser(ctx context.Context, u User) error // insert or replace
 	// RehashUser replaces user name's password hash with newHash if it is
 	// still oldHash (a rehash to the current parameters after a sign-in:
@@ -32,12 +50,41 @@ type Store interface {
 	GetUser(ctx context.Context, name string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	DeleteUser(ctx context.Context, name string) error
+}
 
+// ClientStore keeps OAuth clients.
+type ClientStore interface {
 	PutClient(ctx context.Context, c Client) error // insert or replace
 	GetClient(ctx context.Context, id string) (Client, error)
 	ListClients(ctx context.Context) ([]Client, error)
 	DeleteClient(ctx context.Context, id string) error
+}
 
+// EntityStore keeps the Token Service's entities.
+type EntityStore interface {
+	PutEntity(ctx context.Context, e Entity) error // insert or replace
+	GetEntity(ctx context.Context, id string) (Entity, error)
+	ListEntities(ctx context.Context) ([]Entity, error)
+	// DeleteEntity removes the entity and its secrets.
+	DeleteEntity(ctx context.Context, id string) error
+}
+
+// SecretStore keeps entities' generated secrets.
+type SecretStore interface {
+	// CurrentSecret returns the entity's current (not superseded) secret.
+	CurrentSecret(ctx context.Context, entityID string) (EntitySecret, error)
+	// AddSecret stores s as the entity's current secret. With replace
+	// false it fails with ErrConflict if the entity already has one; with
+	// replace true the current one is superseded and stays usable until
+	// usableUntil, in the same transaction: the entity always has exactly
+	// the old or the new secret, never neither.
+	AddSecret(ctx context.Context, s EntitySecret, replace bool, usableUntil time.Time) error
+	// UsableSecrets lists the entity's secrets that may still yield tokens at now.
+	UsableSecrets(ctx context.Context, entityID string, now time.Time) ([]EntitySecret, error)
+}
+
+// KeyStore keeps signing keys.
+type KeyStore interface {
 	// AddKey inserts a signing key; ErrConflict if (Alg, Seq) is taken,
 	// which is how concurrent rotations elect exactly one winner.
 	AddKey(ctx context.Context, k KeyRecord) error
@@ -46,7 +93,10 @@ type Store interface {
 	// RaiseKeyLifetime sets the key's MaxTTL to d unless it is already
 	// longer: a site that signs longer-lived tokens with it needs that.
 	RaiseKeyLifetime(ctx context.Context, kid string, d time.Duration) error
+}
 
+// RefreshStore keeps refresh tokens, by family (one family a grant).
+type RefreshStore interface {
 	// CreateRefresh stores a refresh token that starts a new family. With
 	// exclusive, the same transaction ends every other session of the
 	// subject, as EndSessions(r.Subject, r.AuthTime, r.Family) does.
@@ -75,7 +125,10 @@ type Store interface {
 	// or before at, except keepFamily (""): their tokens are refused from
 	// then on by every process sharing the store.
 	EndSessions(ctx context.Context, subject string, at time.Time, keepFamily string) error
+}
 
+// RevocationStore keeps the revocation list every process follows.
+type RevocationStore interface {
 	// AddRevocation records a revoked access token, session or subject.
 	AddRevocation(ctx context.Context, r Revocation) error
 	// RevocationsSince lists the revocations committed since cursor (0:
@@ -85,31 +138,13 @@ type Store interface {
 	RevocationsSince(ctx context.Context, cursor int64) (rs []Revocation, next int64, err error)
 	// PurgeExpired drops refresh tokens and revocations that can no longer matter.
 	PurgeExpired(ctx context.Context, now time.Time) error
+}
 
-	PutEntity(ctx context.Context, e Entity) error // insert or replace
-	GetEntity(ctx context.Context, id string) (Entity, error)
-	ListEntities(ctx context.Context) ([]Entity, error)
-	// DeleteEntity removes the entity and its secrets.
-	DeleteEntity(ctx context.Context, id string) error
-
-	// CurrentSecret returns the entity's current (not superseded) secret.
-	CurrentSecret(ctx context.Context, entityID string) (EntitySecret, error)
-	// AddSecret stores s as the entity's current secret. With replace
-	// false it fails with ErrConflict if the entity already has one; with
-	// replace true the current one is superseded and stays usable until
-	// usableUntil, in the same transaction: the entity always has exactly
-	// the old or the new secret, never neither.
-	AddSecret(ctx context.Context, s EntitySecret, replace bool, usableUntil time.Time) error
-	// UsableSecrets lists the entity's secrets that may still yield tokens at now.
-	UsableSecrets(ctx context.Context, entityID string, now time.Time) ([]EntitySecret, error)
-
+// SettingStore keeps named values decided once per store.
+type SettingStore interface {
 	// Setting returns the named setting, storing create()'s value first if
 	// there is none; concurrent callers all see the first value stored.
 	Setting(ctx context.Context, name string, create func() (string, error)) (string, error)
-
-	DPoPStore
-
-	Close() error
 }
 
 // ChangeWatcher is implemented by stores that can tell, faster than
@@ -200,7 +235,7 @@ type RefreshRecord struct {
 	Hash      string
 	Family    string // every token rotated from one grant shares it
 	Subject   string
-	Kind      string // "user" or "client" or "entity"
+	Kind      PrincipalKind
 	Principal string // user name or client id, to re-read roles on refresh
 	ClientID  string // client the token was issued to, "" for none
 	Scope     string

@@ -71,7 +71,7 @@ type Server struct {
 	// AdminKinds are the principal kinds (issuer.KindUser, KindClient,
 	// KindEntity, or "table:<name>") whose AdminRoles count; a token of
 	// another kind never manages secrets, whatever its roles.
-	AdminKinds []string
+	AdminKinds []issuer.PrincipalKind
 	// SecretTTL is the default lifetime of a new secret; MaxSecretTTL caps
 	// what secretExpiryDays may ask for.
 	SecretTTL, MaxSecretTTL time.Duration
@@ -281,7 +281,7 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, req *request, p i
 		s.fail(w, r, req, internalError(w, err, "the server could not issue a token"))
 		return
 	}
-	s.Log.Info("token issued", zap.String("grant", "token_service_"+p.Kind), zap.String("sub", p.Subject),
+	s.Log.Info("token issued", zap.String("grant", "token_service_"+string(p.Kind)), zap.String("sub", p.Subject),
 		zap.String("jti", toks.Claims.ID), zap.String("txn_id", req.txn))
 	httpx.WriteJSON(w, http.StatusOK, tokenResponse{envelope: stamp(req.ver, req.txn), AccessToken: toks.AccessToken,
 		ExpiresIn: toks.ExpiresIn, TokenType: "Bearer"})

@@ -39,7 +39,7 @@ type Checker struct {
 var ErrLacksRole = errors.New("the token lacks the role this route needs")
 
 // AnyKind, in WithRole's kinds, lets roles count on every principal kind.
-const AnyKind = "*"
+const AnyKind issuer.PrincipalKind = "*"
 
 // Refusal is why a request's token was refused, with what the answer
 // needs: its status, the scheme of its challenge and the error code.
@@ -97,7 +97,7 @@ func (c *Checker) Check(r *http.Request) (*issuer.AccessClaims, bool, *Refusal) 
 // only where the route says so, since a role called admin in an
 // application's user table, on a client or on an entity need not mean the
 // gateway's admin.
-func (c *Checker) WithRole(r *http.Request, roles, kinds []string) (*issuer.AccessClaims, *Refusal) {
+func (c *Checker) WithRole(r *http.Request, roles []string, kinds []issuer.PrincipalKind) (*issuer.AccessClaims, *Refusal) {
 	claims, viaDPoP, rf := c.Check(r)
 	if rf != nil {
 		return nil, rf

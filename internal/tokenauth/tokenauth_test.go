@@ -42,13 +42,14 @@ func TestWithRole(t *testing.T) {
 	is := issuertest.New(t, issuer.Config{})
 	key := dpoptest.NewKey("ES256")
 	admin, plain, bound := mint(t, is, "alice", ""), mint(t, is, "bob", ""), mint(t, is, "alice", key.JKT())
-	users := []string{issuer.KindUser}
+	users := []issuer.PrincipalKind{issuer.KindUser}
 	admins := []string{"admin"}
 	for _, tc := range []struct {
 		name         string
 		auth         []string
 		proof        string
-		roles, kinds []string
+		roles        []string
+		kinds        []issuer.PrincipalKind
 		requireDPoP  bool
 		status       int // 0: allowed
 		scheme, code string
@@ -56,8 +57,8 @@ func TestWithRole(t *testing.T) {
 	}{
 		{"admin token", []string{"Bearer " + admin}, "", []string{"viewer", "admin"}, users, false, 0, "", "", nil},
 		{"scheme case-insensitive", []string{"bearer " + admin}, "", admins, users, false, 0, "", "", nil},
-		{"any kind", []string{"Bearer " + admin}, "", admins, []string{tokenauth.AnyKind}, false, 0, "", "", nil},
-		{"kind among several", []string{"Bearer " + admin}, "", admins, []string{issuer.KindClient, issuer.KindUser}, false, 0, "", "", nil},
+		{"any kind", []string{"Bearer " + admin}, "", admins, []issuer.PrincipalKind{tokenauth.AnyKind}, false, 0, "", "", nil},
+		{"kind among several", []string{"Bearer " + admin}, "", admins, []issuer.PrincipalKind{issuer.KindClient, issuer.KindUser}, false, 0, "", "", nil},
 		{"no header", nil, "", admins, users, false, 401, "Bearer", "", httpx.ErrNoCredentials},
 		{"basic, not bearer", []string{"Basic " + base64.StdEncoding.EncodeToString([]byte("a:b"))}, "", admins, users, false, 401, "Bearer", "", httpx.ErrNoCredentials},
 		{"empty bearer", []string{"Bearer "}, "", admins, users, false, 400, "Bearer", "invalid_request", nil},
@@ -65,7 +66,7 @@ func TestWithRole(t *testing.T) {
 		{"garbage token", []string{"Bearer a.b.c"}, "", admins, users, false, 401, "Bearer", "invalid_token", issuer.ErrTokenMalformed},
 		{"lacks the role", []string{"Bearer " + plain}, "", admins, users, false, 403, "Bearer", "insufficient_scope", tokenauth.ErrLacksRole},
 		{"no roles configured", []string{"Bearer " + admin}, "", nil, users, false, 403, "Bearer", "insufficient_scope", tokenauth.ErrLacksRole},
-		{"role on another kind", []string{"Bearer " + admin}, "", admins, []string{issuer.KindClient, "table:app"}, false, 403, "Bearer", "insufficient_scope", tokenauth.ErrLacksRole},
+		{"role on another kind", []string{"Bearer " + admin}, "", admins, []issuer.PrincipalKind{issuer.KindClient, issuer.TableKind("app")}, false, 403, "Bearer", "insufficient_scope", tokenauth.ErrLacksRole},
 		{"no kinds configured", []string{"Bearer " + admin}, "", admins, nil, false, 403, "Bearer", "insufficient_scope", tokenauth.ErrLacksRole},
 		{"bound token as bearer", []string{"Bearer " + bound}, "", admins, users, false, 401, "DPoP", "invalid_token", nil},
 		{"bound token as bearer, with a proof", []string{"Bearer " + bound}, key.Proof("POST", url, bound), admins, users, false, 401, "DPoP", "invalid_token", nil},
