@@ -502,11 +502,11 @@ func mintWithClock(t *testing.T, storePath string, at time.Time) string {
 	t.Helper()
 	core := openTestCore(t, storePath, at)
 	defer core.Close()
-	is, err := issuer.New(core, issuer.Config{})
+	is, err := issuer.New(core, issuer.Config{Issuer: base})
 	if err != nil {
 		t.Fatal(err)
 	}
-	toks, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Kind: "user", Name: "alice", Subject: "alice", Roles: []string{"admin"}}, Issuer: base})
+	toks, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Kind: "user", Name: "alice", Subject: "alice", Roles: []string{"admin"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -226,7 +226,7 @@ func (h *Handler) open(ctx caddy.Context) error {
 	if err := h.provisionDPoP(ctx); err != nil {
 		return err
 	}
-	h.tokens = &tokenauth.Checker{Issuer: h.issuer, Iss: h.iss, DPoP: h.dpop, RequireDPoP: h.dpopPolicy().Required,
+	h.tokens = &tokenauth.Checker{Issuer: h.issuer, DPoP: h.dpop, RequireDPoP: h.dpopPolicy().Required,
 		URL: requestURL, Realm: h.realm, Log: h.log}
 	if !h.DisableIssuing {
 		return h.mountRoutes()
@@ -329,10 +329,10 @@ func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Confi
 
 // mountRoutes sets up the OAuth 2.0, Token Service and compatibility routes.
 func (h *Handler) mountRoutes() error {
-	h.routes = (&oauth.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, DPoP: h.oauthDPoP()}).Routes()
+	h.routes = (&oauth.Server{Issuer: h.issuer, Log: h.log, Realm: h.realm, DPoP: h.oauthDPoP()}).Routes()
 	h.prefixes = []string{"/token/"}
 	if !h.DisableTokenService {
-		ts := &tokenservice.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, Tokens: h.tokens,
+		ts := &tokenservice.Server{Issuer: h.issuer, Log: h.log, Realm: h.realm, Tokens: h.tokens,
 			AdminRoles: h.EntityAdminRoles, AdminKinds: adminKinds(h.EntityAdminKinds), SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),
 			MaxSecretTTL: durationOr(h.SecretMaxTTL, DefaultSecretMaxTTL)}
 		if len(ts.AdminRoles) == 0 {
@@ -371,16 +371,16 @@ func (h *Handler) mountEndpoints() error {
 		path := ep.Path
 		switch ep.Name {
 		case "apimaker":
-			srv := &apimaker.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, Tokens: h.tokens, Tables: h.tables,
+			srv := &apimaker.Server{Issuer: h.issuer, Log: h.log, Realm: h.realm, Tokens: h.tokens, Tables: h.tables,
 				RequireRoles: ep.RequireRoles, AccessTTL: ttl}
 			rt = httpx.Route{Methods: httpx.Post, Handler: srv.ServeHTTP}
 			path = cmp.Or(path, apimaker.DefaultPath)
 		case "eventhos":
-			srv := &eventhos.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, AccessTTL: ttl}
+			srv := &eventhos.Server{Issuer: h.issuer, Log: h.log, AccessTTL: ttl}
 			rt = httpx.Route{Methods: httpx.Post, Handler: srv.ServeHTTP}
 			path = cmp.Or(path, eventhos.DefaultPath)
 		case "owin":
-			srv := &owin.Server{Issuer: h.issuer, IssuerURL: h.issuerURL, Log: h.log, Realm: h.realm, AccessTTL: ttl}
+			srv := &owin.Server{Issuer: h.issuer, Log: h.log, Realm: h.realm, AccessTTL: ttl}
 			rt = httpx.Route{Methods: []string{http.MethodGet, http.MethodPost}, Handler: srv.ServeHTTP}
 			path = cmp.Or(path, owin.DefaultPath)
 		default:
@@ -462,10 +462,6 @@ func (h *Handler) warnSharedSubjects() {
 		}
 	}
 }
-
-// issuerURL is the issuer of every route: configured or derived from the
-// site at Provision, never from the request.
-func (h *Handler) issuerURL(*http.Request) string { return h.iss }
 
 func (h *Handler) provisionGuard(ctx caddy.Context) error {
 	h.forwarded = map[string]bool{}

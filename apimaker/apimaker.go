@@ -23,9 +23,8 @@ const DefaultPath = "/api/system-api/user-path/token"
 
 // Server serves the route.
 type Server struct {
-	Issuer    *issuer.Issuer
-	IssuerURL func(*http.Request) string
-	Log       *zap.Logger
+	Issuer *issuer.Issuer
+	Log    *zap.Logger
 	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
 	Realm string
 	// Tokens checks the require_role token (Bearer, or DPoP with a proof).
@@ -169,7 +168,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err, "the server could not check the credentials")
 		return
 	}
-	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " "), Issuer: s.IssuerURL(r),
+	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " "),
 		Refresh: true, AccessTTL: s.AccessTTL})
 	if err != nil {
 		s.Log.Error("issuing token", zap.String("route", "apimaker"), zap.Error(err))

@@ -14,8 +14,8 @@ import (
 )
 
 func TestEnvelope(t *testing.T) {
-	s := &Server{Issuer: issuertest.New(t, issuer.Config{}), IssuerURL: func(*http.Request) string { return "https://gw" }, Log: zap.NewNop()}
-	s.Tokens = issuertest.Checker(t, s.Issuer, "https://gw")
+	s := &Server{Issuer: issuertest.New(t, issuer.Config{}), Log: zap.NewNop()}
+	s.Tokens = issuertest.Checker(t, s.Issuer)
 	for _, tc := range []struct {
 		name, body string
 		status     int

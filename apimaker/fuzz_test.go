@@ -38,8 +38,8 @@ func FuzzServeHTTP(f *testing.F) {
 	}
 	f.Cleanup(func() { tb.Close() })
 	is := issuertest.New(f, issuer.Config{Issuer: "https://gw", Directories: map[string]issuer.UserDirectory{"app": tb}})
-	s := &Server{Issuer: is, IssuerURL: func(*http.Request) string { return "https://gw" }, Log: zap.NewNop(),
-		Tables: []*usertable.Table{tb}, Tokens: issuertest.Checker(f, is, "https://gw")}
+	s := &Server{Issuer: is, Log: zap.NewNop(),
+		Tables: []*usertable.Table{tb}, Tokens: issuertest.Checker(f, is)}
 	guarded := *s
 	guarded.RequireRoles = []string{"admin"}
 	f.Fuzz(func(t *testing.T, requireRole bool, ctype, auth string, body []byte) {

@@ -62,7 +62,7 @@ func TestClientLifecycle(t *testing.T) {
 	if err := is.Core().EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
 		t.Fatal(err)
 	}
-	held, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.ClientPrincipal(c), ClientID: "billing", Issuer: "https://x"})
+	held, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.ClientPrincipal(c), ClientID: "billing"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestClientLifecycle(t *testing.T) {
 	if err := is.Core().SyncNow(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := is.Verify(held.AccessToken, "https://x", ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+	if _, err := is.Verify(held.AccessToken); !errors.Is(err, issuer.ErrTokenRevoked) {
 		t.Fatalf("access token of a removed client: %v", err)
 	}
 	if _, err := run(t, "", "client", "remove", "billing", store); err == nil || !strings.Contains(err.Error(), "declared in a Caddyfile") {
@@ -107,14 +107,14 @@ func TestUserLifecycleThroughCaddyfile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		toks, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.UserPrincipal(u), Issuer: "https://x", Refresh: true})
+		toks, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.UserPrincipal(u), Refresh: true})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return toks
 	}
 	refresh := func(toks issuer.Tokens) error {
-		_, _, err := is.Refresh(context.Background(), toks.RefreshToken, "", "", "https://x")
+		_, _, err := is.Refresh(context.Background(), issuer.RefreshRequest{Token: toks.RefreshToken})
 		return err
 	}
 	if err := is.Core().EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
@@ -154,7 +154,7 @@ func TestUserLifecycleThroughCaddyfile(t *testing.T) {
 	if err := is.Core().SyncNow(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := is.Verify(held.AccessToken, "https://x", ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+	if _, err := is.Verify(held.AccessToken); !errors.Is(err, issuer.ErrTokenRevoked) {
 		t.Fatalf("access token of a removed user: %v", err)
 	}
 	if err := refresh(held); !errors.Is(err, issuer.ErrRefreshInvalid) {
@@ -227,11 +227,11 @@ func TestEntitiesAndRevoke(t *testing.T) {
 	if err := is.Core().EnsureKey(context.Background(), issuer.AlgEdDSA); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Name: "aa-1", Subject: "aa-1"}, Issuer: "https://x"})
+	tok, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Name: "aa-1", Subject: "aa-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Kind: "user", Name: "aa-1", Subject: "aa-1"}, Issuer: "https://x", Refresh: true})
+	user, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Kind: "user", Name: "aa-1", Subject: "aa-1"}, Refresh: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,17 +242,17 @@ func TestEntitiesAndRevoke(t *testing.T) {
 	if err := is.Core().SyncNow(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := is.Verify(tok.AccessToken, "https://x", ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+	if _, err := is.Verify(tok.AccessToken); !errors.Is(err, issuer.ErrTokenRevoked) {
 		t.Fatalf("token after revoke --sub: %v", err)
 	}
 	// Its refresh tokens end too, read from the store, no sync needed.
-	if _, _, err := is.Refresh(context.Background(), user.RefreshToken, "", "", "https://x"); !errors.Is(err, issuer.ErrRefreshInvalid) {
+	if _, _, err := is.Refresh(context.Background(), issuer.RefreshRequest{Token: user.RefreshToken}); !errors.Is(err, issuer.ErrRefreshInvalid) {
 		t.Fatalf("refresh after revoke --sub: %v", err)
 	}
 	if _, err := run(t, "", "revoke", store); err == nil {
 		t.Fatal("revoke without --sub or --jti should fail")
 	}
-	later, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Kind: issuer.KindEntity, Name: "aa-1", Subject: "aa-1"}, Issuer: "https://x"})
+	later, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Kind: issuer.KindEntity, Name: "aa-1", Subject: "aa-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestEntitiesAndRevoke(t *testing.T) {
 	if err := is.Core().SyncNow(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := is.Verify(later.AccessToken, "https://x", ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+	if _, err := is.Verify(later.AccessToken); !errors.Is(err, issuer.ErrTokenRevoked) {
 		t.Fatalf("access token of a removed entity: %v", err)
 	}
 }
@@ -310,11 +310,11 @@ func TestKeysRotateAlgChangesWhatIsSigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer core.Close()
-	is, err := issuer.New(core, issuer.Config{}) // no signing_alg
+	is, err := issuer.New(core, issuer.Config{Issuer: "https://gw"}) // no signing_alg
 	if err != nil {
 		t.Fatal(err)
 	}
-	toks, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: "https://gw"})
+	toks, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,11 +322,11 @@ func TestKeysRotateAlgChangesWhatIsSigned(t *testing.T) {
 	if !strings.Contains(string(hdr), `"alg":"ES256"`) {
 		t.Fatalf("after keys rotate --alg ES256 the site signs %s", hdr)
 	}
-	pinned, err := issuer.New(core, issuer.Config{Alg: issuer.AlgEdDSA})
+	pinned, err := issuer.New(core, issuer.Config{Issuer: "https://gw", Alg: issuer.AlgEdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if toks, err = pinned.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: "https://gw"}); err != nil {
+	if toks, err = pinned.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}}); err != nil {
 		t.Fatal(err)
 	}
 	if hdr, _ = base64.RawURLEncoding.DecodeString(strings.Split(toks.AccessToken, ".")[0]); !strings.Contains(string(hdr), `"alg":"EdDSA"`) {

@@ -33,7 +33,6 @@ const (
 // Server serves the route.
 type Server struct {
 	Issuer    *issuer.Issuer
-	IssuerURL func(*http.Request) string
 	Log       *zap.Logger
 	AccessTTL time.Duration
 }
@@ -143,7 +142,7 @@ func (s *Server) user(w http.ResponseWriter, r *http.Request, name, password str
 
 func (s *Server) issue(w http.ResponseWriter, r *http.Request, p issuer.Principal, clientID, msg string, content map[string]any) {
 	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, ClientID: clientID, Scope: strings.Join(p.Scopes, " "),
-		Issuer: s.IssuerURL(r), AccessTTL: s.AccessTTL})
+		AccessTTL: s.AccessTTL})
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -21,7 +21,7 @@ func TestEntitiesAndCodes(t *testing.T) {
 		Clients:  []issuer.Client{{ID: "svc", SecretHash: issuertest.Hash(t, "s3cret"), Roles: []string{"r"}}},
 		Entities: []issuer.Entity{{ID: "aa-1", Roles: []string{"member"}}},
 	})
-	s := &Server{Issuer: is, IssuerURL: func(*http.Request) string { return "https://gw" }, Log: zap.NewNop(), AccessTTL: time.Hour}
+	s := &Server{Issuer: is, Log: zap.NewNop(), AccessTTL: time.Hour}
 	for _, tc := range []struct {
 		name, body string
 		status     int
@@ -51,7 +51,7 @@ func TestEntitiesAndCodes(t *testing.T) {
 				if tok, _ := body.Content["jwt_token"].(string); tok == "" {
 					t.Fatalf("no jwt_token: %s", rec.Body)
 				}
-				claims, err := is.Verify(body.Content["jwt_token"].(string), "https://gw", "")
+				claims, err := is.Verify(body.Content["jwt_token"].(string))
 				if err != nil || time.Until(claims.ExpiresAt.Time) < 59*time.Minute {
 					t.Fatalf("token: %v %v (want the route's 1h lifetime)", claims, err)
 				}

@@ -17,7 +17,7 @@ func FuzzServeHTTP(f *testing.F) {
 	is := issuertest.New(f, issuer.Config{Issuer: "https://gw",
 		Clients:  []issuer.Client{{ID: "svc", SecretHash: issuertest.Hash(f, "s3cret")}},
 		Entities: []issuer.Entity{{ID: "aa-1"}}})
-	s := &Server{Issuer: is, IssuerURL: func(*http.Request) string { return "https://gw" }, Log: zap.NewNop()}
+	s := &Server{Issuer: is, Log: zap.NewNop()}
 	f.Fuzz(func(t *testing.T, ctype string, body []byte) {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, issuertest.Request(http.MethodPost, DefaultPath, ctype, "", body))

@@ -280,7 +280,7 @@ func TestVerifiedCacheKeepsWorkingSetUnderScan(t *testing.T) {
 	for i := range hot {
 		hot[i] = mint()
 		for range 3 {
-			if _, err := is.Verify(hot[i], "", ""); err != nil {
+			if _, err := is.Verify(hot[i]); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -288,21 +288,21 @@ func TestVerifiedCacheKeepsWorkingSetUnderScan(t *testing.T) {
 	// ~1 MiB at ~1.5 KiB a token is ~700 entries; scan 5 000 others.
 	for range 5000 {
 		tok := mint()
-		_, _ = is.Verify(tok, "", "")
+		_, _ = is.Verify(tok)
 		for _, h := range hot[:5] { // the working set keeps being used
-			_, _ = is.Verify(h, "", "")
+			_, _ = is.Verify(h)
 		}
 	}
 	checks := core.SignatureChecks()
 	for _, h := range hot[:5] {
-		if _, err := is.Verify(h, "", ""); err != nil {
+		if _, err := is.Verify(h); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if got := core.SignatureChecks() - checks; got != 0 {
 		t.Fatalf("%d of the 5 hot tokens were evicted by the scan", got)
 	}
-	allocs := testing.AllocsPerRun(100, func() { _, _ = is.Verify(hot[0], "", "") })
+	allocs := testing.AllocsPerRun(100, func() { _, _ = is.Verify(hot[0]) })
 	if allocs != 0 {
 		t.Fatalf("a cache hit allocates %.1f times", allocs)
 	}

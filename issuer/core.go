@@ -22,8 +22,6 @@ type CoreOptions struct {
 	// The store records its fingerprint: OpenCore fails with a
 	// *SealMismatchError on a store sealed under another key.
 	MasterKey *MasterKey
-	// SecretsKey is the former name of MasterKey, used when MasterKey is nil.
-	SecretsKey *MasterKey
 	// Unsealed opens the Core for what touches nothing sealed (revoking):
 	// the master key is not checked against the store, and private keys
 	// that do not open under it are left closed.
@@ -117,9 +115,6 @@ type Core struct {
 // OpenCore loads keys and revocations from store and starts the background
 // sync. The Core owns store from then on and closes it in Close.
 func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error) {
-	if opts.MasterKey == nil {
-		opts.MasterKey = opts.SecretsKey
-	}
 	c := &Core{store: store, readOnly: opts.ReadOnly, mk: opts.MasterKey, now: opts.Clock, log: opts.Logger,
 		budget: NewHashBudget(0, 0, 0), verifyPW: opts.VerifyPassword, revoked: newRevocationSet(),
 		verified: newVerifiedCache(opts.VerifiedCacheBytes), lifetimes: map[int]time.Duration{}, rotations: map[int]rotation{},
@@ -177,14 +172,6 @@ func OpenCore(ctx context.Context, store Store, opts CoreOptions) (*Core, error)
 
 // HashBudget returns the budget every password check of this Core runs in.
 func (c *Core) HashBudget() *HashBudget { return c.budget }
-
-// CredentialChecks counts the password hashes and keyed secret hashes
-// this Core has computed to check credentials.
-func (c *Core) CredentialChecks() uint64 { return c.checks.Load() }
-
-// SignatureChecks counts the access-token signatures checked: the
-// verified-token cache's misses.
-func (c *Core) SignatureChecks() uint64 { return c.sigChecks.Load() }
 
 // checkPasswordTimed checks password against an argon2id or bcrypt hash
 // within the hashing budget, setting *took to how long the hash itself
@@ -333,13 +320,6 @@ func (c *Core) Revoke(ctx context.Context, r Revocation) error {
 	c.revoked.apply(r)
 	c.Emit(ctx, Event{Kind: EventRevoked, NameKind: r.Kind, Name: r.Key, ExpiresAt: r.ExpiresAt})
 	return nil
-}
-
-// RevokeSubject revokes every access token of sub issued until now; one
-// issued a microsecond later is valid.
-func (c *Core) RevokeSubject(ctx context.Context, sub string) error {
-	at := c.Stamp()
-	return c.Revoke(ctx, Revocation{Kind: RevokeSubject, Key: sub, At: at, ExpiresAt: c.RevocationExpiry(at)})
 }
 
 // RevocationExpiry is when a revocation of tokens issued until at may be

@@ -41,7 +41,7 @@ var ErrRefreshKey = errors.New("refresh token is bound to another DPoP key")
 // UseDPoPProof records a DPoP proof id in the shared store (see
 // DPoPStore.UseProofID).
 func (i *Issuer) UseDPoPProof(ctx context.Context, id string, expires time.Time) (bool, error) {
-	return i.core.store.UseProofID(ctx, id, expires, i.core.now())
+	return i.proofStore.UseProofID(ctx, id, expires, i.core.now())
 }
 
 // checkFamilyKey refuses a refresh of rec, whose family may be bound to a

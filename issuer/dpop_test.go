@@ -38,21 +38,21 @@ func TestDPoPBinding(t *testing.T) {
 		{"confidential client, another key", false, "jkt-2", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			toks, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss, Refresh: true, JKT: "jkt-1", BindRefresh: tc.bind})
+			toks, err := is.Issue(ctx, issuer.Grant{Principal: p, Refresh: true, JKT: "jkt-1", BindRefresh: tc.bind})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := is.Verify(toks.AccessToken, iss, "")
+			c, err := is.Verify(toks.AccessToken)
 			if err != nil || c.BoundKey() != "jkt-1" {
 				t.Fatalf("verified claims %+v, %v; want cnf.jkt jkt-1", c, err)
 			}
-			next, _, err := is.RefreshDPoP(ctx, toks.RefreshToken, "", "", iss, tc.refreshWith)
+			next, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: toks.RefreshToken, JKT: tc.refreshWith})
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("refresh: %v, want %v", err, tc.want)
 			}
 			if err != nil {
 				// Refused before use: the owner's key still works.
-				if _, _, err := is.RefreshDPoP(ctx, toks.RefreshToken, "", "", iss, "jkt-1"); err != nil {
+				if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: toks.RefreshToken, JKT: "jkt-1"}); err != nil {
 					t.Fatalf("owner after a refused attempt: %v", err)
 				}
 				return
@@ -62,7 +62,7 @@ func TestDPoPBinding(t *testing.T) {
 			}
 		})
 	}
-	toks, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss})
+	toks, err := is.Issue(ctx, issuer.Grant{Principal: p})
 	if err != nil || toks.Claims.Cnf != nil {
 		t.Fatalf("a bearer grant got cnf %+v, %v", toks.Claims.Cnf, err)
 	}

@@ -20,7 +20,7 @@ func (i *Issuer) LookupEntity(ctx context.Context, id string) (Entity, error) {
 	if id == "" {
 		return Entity{}, ErrNotFound
 	}
-	e, err := i.core.store.GetEntity(ctx, id)
+	e, err := i.entityStore.GetEntity(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Entity{}, fmt.Errorf("looking up entity: %w", err)
 	}
@@ -45,7 +45,7 @@ func (i *Issuer) ReadSecret(ctx context.Context, entityID string, ttl time.Durat
 	}
 	for range 3 { // a concurrent reader may create it first; then read theirs
 		now := i.core.now()
-		cur, err := i.core.store.CurrentSecret(ctx, entityID)
+		cur, err := i.secretStore.CurrentSecret(ctx, entityID)
 		switch {
 		case err == nil && now.Before(cur.ExpiresAt):
 			return i.openSecret(cur)
@@ -89,7 +89,7 @@ func (i *Issuer) newSecret(ctx context.Context, entityID string, ttl time.Durati
 	}
 	now := i.core.now()
 	rec := EntitySecret{EntityID: entityID, Hash: i.core.hasher.Hash(secret), Sealed: sealed, CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	if err := i.core.store.AddSecret(ctx, rec, replace, oldUsableUntil); err != nil {
+	if err := i.secretStore.AddSecret(ctx, rec, replace, oldUsableUntil); err != nil {
 		return SecretInfo{}, err
 	}
 	return SecretInfo{EntityID: entityID, Secret: secret, ExpiresAt: rec.ExpiresAt}, nil
@@ -136,7 +136,7 @@ func (i *Issuer) authenticateEntity(ctx context.Context, id, secret string) (Ent
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Entity{}, false, err
 	}
-	usable, err := i.core.store.UsableSecrets(ctx, id, i.core.now())
+	usable, err := i.secretStore.UsableSecrets(ctx, id, i.core.now())
 	if err != nil {
 		return Entity{}, found, fmt.Errorf("reading secrets of entity %s: %w", id, err)
 	}

@@ -21,10 +21,10 @@ func killIssuer(t *testing.T, path string) *issuer.Issuer {
 	must(t, err)
 	sk, err := issuer.ParseMasterKey(killKey)
 	must(t, err)
-	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{SecretsKey: sk, SyncInterval: -1})
+	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{MasterKey: sk, SyncInterval: -1})
 	must(t, err)
 	t.Cleanup(func() { core.Close() })
-	is, err := issuer.New(core, issuer.Config{Entities: []issuer.Entity{{ID: "aa-1"}}})
+	is, err := issuer.New(core, issuer.Config{Issuer: iss, Entities: []issuer.Entity{{ID: "aa-1"}}})
 	must(t, err)
 	return is
 }

@@ -18,7 +18,7 @@ func entityIssuer(t *testing.T, clk *clock, grace time.Duration) *issuer.Issuer 
 	keyStr, _ := issuer.NewMasterKeyString()
 	sk, err := issuer.ParseMasterKey(keyStr)
 	must(t, err)
-	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{SecretsKey: sk, Clock: clk.Now, SyncInterval: -1})
+	core, err := issuer.OpenCore(context.Background(), st, issuer.CoreOptions{MasterKey: sk, Clock: clk.Now, SyncInterval: -1})
 	must(t, err)
 	t.Cleanup(func() { core.Close() })
 	must(t, core.Store().PutEntity(context.Background(), issuer.Entity{ID: "stored-1", Roles: []string{"svc"}}))

@@ -23,13 +23,13 @@ const (
 // Event is something the issuer did that operators count and audit. It
 // never holds a secret, token or hash: only names and ids.
 type Event struct {
-	Kind      string
-	Route     string // the gateway route serving the request; "" outside one
-	Grant     string // issued/refreshed: password, client_credentials, entity, refresh_token, ...
+	Kind  string
+	Route string // the gateway route serving the request; "" outside one
+	Grant string // issued/refreshed: password, client_credentials, entity, refresh_token, ...
 	// NameKind says what Name names: the account kind (user, client,
 	// entity, table) for sign-in events, the revocation kind (jti, sid,
 	// sub) for revoked.
-	NameKind string
+	NameKind  string
 	Name      string // the user, client or entity name, or the revoked key
 	Subject   string
 	ClientID  string

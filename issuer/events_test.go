@@ -29,11 +29,11 @@ func TestEvents(t *testing.T) {
 	is := newIssuer(t, core, issuer.Config{Entities: []issuer.Entity{{ID: "e-1"}}, RefreshGrace: -1})
 	must(t, core.Store().PutUser(ctx, issuer.User{Name: "a"}))
 	p := issuer.Principal{Kind: "user", Name: "a", Subject: "a"}
-	toks, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss, Refresh: true})
+	toks, err := is.Issue(ctx, issuer.Grant{Principal: p, Refresh: true})
 	must(t, err)
-	refreshed, _, err := is.Refresh(ctx, toks.RefreshToken, "", "", iss)
+	refreshed, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: toks.RefreshToken})
 	must(t, err)
-	if _, _, err := is.Refresh(ctx, toks.RefreshToken, "", "", iss); !errors.Is(err, issuer.ErrRefreshReused) {
+	if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: toks.RefreshToken}); !errors.Is(err, issuer.ErrRefreshReused) {
 		t.Fatalf("reuse: %v", err)
 	}
 	if _, err := is.AuthenticateUser(ctx, "nobody", "pw"); !errors.Is(err, issuer.ErrInvalidCredentials) {

@@ -22,13 +22,13 @@ func TestExclusiveGrantRevokesOlderTokens(t *testing.T) {
 	other := issuer.Principal{Kind: "user", Name: "bob", Subject: "bob"}
 	issue := func(p issuer.Principal) string {
 		t.Helper()
-		tok, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss, Exclusive: true})
+		tok, err := is.Issue(ctx, issuer.Grant{Principal: p, Exclusive: true})
 		must(t, err)
 		return tok.AccessToken
 	}
 	valid := func(name, tok string, want bool) {
 		t.Helper()
-		_, err := is.Verify(tok, iss, "")
+		_, err := is.Verify(tok)
 		if want && err != nil || !want && !errors.Is(err, issuer.ErrTokenRevoked) {
 			t.Fatalf("%s: Verify = %v, want valid=%v", name, err, want)
 		}

@@ -18,7 +18,8 @@ import (
 
 // Config is one site's issuing policy over a shared Core.
 type Config struct {
-	// Issuer is the `iss` of tokens; when empty, callers pass one per request.
+	// Issuer is the `iss` of every token and the only one accepted:
+	// required, decided when the site loads.
 	Issuer string
 	// Audience is the `aud` of access tokens; when empty, the issuer.
 	Audience string
@@ -123,11 +124,18 @@ func DirectoryPrincipal(name string, u User) Principal {
 
 // Issuer mints and checks tokens for one site.
 type Issuer struct {
-	core     *Core
-	cfg      Config
-	users    map[string]User
-	clients  map[string]Client
-	entities map[string]Entity
+	core *Core
+	// The roles of the Core's store that issuing uses.
+	userStore    UserStore
+	clientStore  ClientStore
+	entityStore  EntityStore
+	secretStore  SecretStore
+	refreshStore RefreshStore
+	proofStore   DPoPStore
+	cfg          Config
+	users        map[string]User
+	clients      map[string]Client
+	entities     map[string]Entity
 	// clientOK caches the keyed hash of configured clients' secrets once a
 	// slow argon2id/bcrypt check has passed, so client_credentials stays fast.
 	clientOK sync.Map // client id -> verifiedSecret
@@ -143,6 +151,9 @@ type Issuer struct {
 
 // New returns an Issuer for cfg over core.
 func New(core *Core, cfg Config) (*Issuer, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("issuer: Config.Issuer is required")
+	}
 	if cfg.Alg != "" && !ValidAlg(cfg.Alg) {
 		return nil, fmt.Errorf("unsupported signing algorithm %q", cfg.Alg)
 	}
@@ -152,7 +163,8 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 	if cfg.RefreshTTL <= 0 {
 		cfg.RefreshTTL = 30 * 24 * time.Hour
 	}
-	i := &Issuer{core: core, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}, entities: map[string]Entity{},
+	st := core.store
+	i := &Issuer{core: core, userStore: st, clientStore: st, entityStore: st, secretStore: st, refreshStore: st, proofStore: st, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}, entities: map[string]Entity{},
 		cost: newSigninCost(core.now)}
 	if tc := throttleConfig(cfg); tc != nil {
 		i.throttle = core.Throttle(*tc)
@@ -250,7 +262,7 @@ func (i *Issuer) lookupUser(ctx context.Context, name string) (User, error) {
 	if name == "" {
 		return User{}, ErrNotFound
 	}
-	u, err := i.core.store.GetUser(ctx, name)
+	u, err := i.userStore.GetUser(ctx, name)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return User{}, fmt.Errorf("looking up user: %w", err)
 	}
@@ -268,7 +280,7 @@ func (i *Issuer) LookupClient(ctx context.Context, id string) (Client, error) {
 	if id == "" {
 		return Client{}, ErrNotFound
 	}
-	c, err := i.core.store.GetClient(ctx, id)
+	c, err := i.clientStore.GetClient(ctx, id)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return Client{}, fmt.Errorf("looking up client: %w", err)
 	}
@@ -437,7 +449,6 @@ type Grant struct {
 	Principal Principal
 	ClientID  string // the client the token is for; "" when none authenticated
 	Scope     string // already checked with GrantScope
-	Issuer    string // used when Config.Issuer is empty
 	Refresh   bool   // also issue a refresh token, starting a new family
 	AccessTTL time.Duration
 	// Exclusive ends the subject's other sessions (access tokens and
@@ -477,13 +488,13 @@ func (i *Issuer) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	if rec != nil {
 		// Bind before the token exists, so it is never usable unbound.
 		if g.BindRefresh && g.JKT != "" {
-			if err := i.core.store.BindFamily(ctx, family, g.JKT, rec.ExpiresAt); err != nil {
+			if err := i.proofStore.BindFamily(ctx, family, g.JKT, rec.ExpiresAt); err != nil {
 				return Tokens{}, err
 			}
 		}
 		// One live session: the new family ends the others in the same
 		// transaction that stores it.
-		if err := i.core.store.CreateRefresh(ctx, *rec, exclusive); err != nil {
+		if err := i.refreshStore.CreateRefresh(ctx, *rec, exclusive); err != nil {
 			return Tokens{}, fmt.Errorf("storing refresh token: %w", err)
 		}
 	}
@@ -533,7 +544,7 @@ func (i *Issuer) mint(ctx context.Context, g Grant, now time.Time, family string
 	if err := i.core.ensureLifetime(ctx, key, ttl); err != nil {
 		return Tokens{}, nil, err
 	}
-	iss := i.IssuerFor(g.Issuer)
+	iss := i.cfg.Issuer
 	jti, err := i.core.newJTI()
 	if err != nil {
 		return Tokens{}, nil, err
@@ -546,7 +557,7 @@ func (i *Issuer) mint(ctx context.Context, g Grant, now time.Time, family string
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    iss,
 			Subject:   g.Principal.Subject,
-			Audience:  jwt.ClaimStrings{i.AudienceFor(iss)},
+			Audience:  jwt.ClaimStrings{i.audience()},
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        jti,
@@ -594,21 +605,11 @@ func grantOf(g Grant) string {
 	return "password" // users, and users of a user table
 }
 
-// IssuerFor returns the `iss` to use: the configured one, else fallback.
-func (i *Issuer) IssuerFor(fallback string) string {
-	if i.cfg.Issuer != "" {
-		return i.cfg.Issuer
-	}
-	return fallback
-}
+// Identifier is the issuer identifier: the `iss` of every token.
+func (i *Issuer) Identifier() string { return i.cfg.Issuer }
 
-// AudienceFor returns the `aud` to use for tokens of issuer iss.
-func (i *Issuer) AudienceFor(iss string) string {
-	if i.cfg.Audience != "" {
-		return i.cfg.Audience
-	}
-	return iss
-}
+// audience is the `aud` of access tokens: the configured one, else the issuer.
+func (i *Issuer) audience() string { return cmp.Or(i.cfg.Audience, i.cfg.Issuer) }
 
 // Refresh errors.
 var (
@@ -616,25 +617,30 @@ var (
 	ErrClientMismatch = errors.New("refresh token was issued to another client")
 )
 
+// RefreshRequest is a refresh-token grant (RFC 6749 §6).
+type RefreshRequest struct {
+	Token    string
+	ClientID string // the authenticated client; "" if none
+	Scope    string // "" keeps the grant's scope; else it may only narrow it
+	// JKT is the thumbprint of the request's DPoP key ("" for none): the
+	// new access token is bound to it, and a refresh token bound to a key
+	// (RFC 9449 §5) is refused with ErrRefreshKey, unused, unless JKT is
+	// that key.
+	JKT string
+}
+
 // Refresh exchanges a refresh token for new tokens, rotating it in one
 // store transaction. A token presented again within RefreshGrace of its
 // exchange (a client that lost the response) gets a new pair, which
 // supersedes the one it got first; any other reuse revokes the whole
-// family. clientID is the authenticated client ("" if none).
-func (i *Issuer) Refresh(ctx context.Context, token, clientID, scope, iss string) (Tokens, Principal, error) {
-	return i.RefreshDPoP(ctx, token, clientID, scope, iss, "")
-}
-
-// RefreshDPoP is Refresh with the thumbprint of the request's DPoP key
-// ("" for none): the new access token is bound to it, and a refresh token
-// bound to a key (RFC 9449 §5) is refused with ErrRefreshKey, unused,
-// unless jkt is that key.
-func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, jkt string) (Tokens, Principal, error) {
+// family.
+func (i *Issuer) Refresh(ctx context.Context, req RefreshRequest) (Tokens, Principal, error) {
+	token, clientID, scope, jkt := req.Token, req.ClientID, req.Scope, req.JKT
 	now := i.core.Stamp() // the new access token's issue stamp
 	hash := RefreshKey(token)
 	// Read first to check the client and re-read the principal without
 	// holding a lock; RotateRefresh re-decides everything that can change.
-	rec, err := i.core.store.GetRefresh(ctx, hash)
+	rec, err := i.refreshStore.GetRefresh(ctx, hash)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return Tokens{}, Principal{}, ErrRefreshInvalid
@@ -646,7 +652,7 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 	if err := checkFamilyKey(rec, jkt); err != nil {
 		return Tokens{}, Principal{}, err
 	}
-	if !now.Before(rec.ExpiresAt) || rec.Issuer != i.IssuerFor(iss) {
+	if !now.Before(rec.ExpiresAt) || rec.Issuer != i.cfg.Issuer {
 		return Tokens{}, Principal{}, ErrRefreshInvalid
 	}
 	if rec.ClientID != clientID {
@@ -667,14 +673,14 @@ func (i *Issuer) RefreshDPoP(ctx context.Context, token, clientID, scope, iss, j
 			return Tokens{}, p, ErrScopeWidened
 		}
 	}
-	toks, next, err := i.mint(ctx, Grant{Principal: p, ClientID: rec.ClientID, Scope: granted, Issuer: iss, Refresh: true, JKT: jkt}, now, rec.Family, rec.AuthTime)
+	toks, next, err := i.mint(ctx, Grant{Principal: p, ClientID: rec.ClientID, Scope: granted, Refresh: true, JKT: jkt}, now, rec.Family, rec.AuthTime)
 	if err != nil {
 		return Tokens{}, p, err
 	}
 	// The new refresh token carries the grant, not this narrowing: a later
 	// refresh may ask for anything the original grant had (RFC 6749 §6).
 	next.Scope = rec.Scope
-	_, err = i.core.store.RotateRefresh(ctx, hash, *next, now, i.refreshGrace())
+	_, err = i.refreshStore.RotateRefresh(ctx, hash, *next, now, i.refreshGrace())
 	switch {
 	case errors.Is(err, ErrRefreshReused):
 		i.core.Emit(ctx, Event{Kind: EventRefreshReused, Subject: rec.Subject, ClientID: rec.ClientID, Session: rec.Family})
@@ -750,7 +756,7 @@ func (i *Issuer) refreshGrace() time.Duration {
 var ErrScopeWidened = errors.New("requested scope exceeds the original grant")
 
 func (i *Issuer) revokeFamily(ctx context.Context, family string, now time.Time) error {
-	if err := i.core.store.RevokeFamily(ctx, family); err != nil {
+	if err := i.refreshStore.RevokeFamily(ctx, family); err != nil {
 		return fmt.Errorf("revoking refresh family: %w", err)
 	}
 	return i.core.Revoke(ctx, Revocation{Kind: RevokeSession, Key: family, ExpiresAt: i.core.RevocationExpiry(now)})
@@ -759,10 +765,10 @@ func (i *Issuer) revokeFamily(ctx context.Context, family string, now time.Time)
 // RevokeToken revokes an access or refresh token (RFC 7009). It reports
 // false, nil for a token it does not know, which callers answer with 200
 // all the same. clientID, when not "", must own the token.
-func (i *Issuer) RevokeToken(ctx context.Context, token, clientID, iss string) (bool, error) {
+func (i *Issuer) RevokeToken(ctx context.Context, token, clientID string) (bool, error) {
 	now := i.core.now()
 	if strings.HasPrefix(token, refreshPrefix) {
-		rec, err := i.core.store.GetRefresh(ctx, RefreshKey(token))
+		rec, err := i.refreshStore.GetRefresh(ctx, RefreshKey(token))
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
@@ -774,7 +780,7 @@ func (i *Issuer) RevokeToken(ctx context.Context, token, clientID, iss string) (
 		}
 		return true, i.revokeFamily(ctx, rec.Family, now)
 	}
-	c, err := i.Verify(token, iss, "")
+	c, err := i.Verify(token)
 	if err != nil {
 		return false, nil
 	}
@@ -785,17 +791,17 @@ func (i *Issuer) RevokeToken(ctx context.Context, token, clientID, iss string) (
 }
 
 // RefreshInfo returns the record of a live (unused, unexpired, unrevoked)
-// refresh token of issuer iss, for introspection. An error means the store
-// could not say.
-func (i *Issuer) RefreshInfo(ctx context.Context, token, iss string) (RefreshRecord, bool, error) {
-	rec, err := i.core.store.GetRefresh(ctx, RefreshKey(token))
+// refresh token of this issuer, for introspection. An error means the
+// store could not say.
+func (i *Issuer) RefreshInfo(ctx context.Context, token string) (RefreshRecord, bool, error) {
+	rec, err := i.refreshStore.GetRefresh(ctx, RefreshKey(token))
 	if errors.Is(err, ErrNotFound) {
 		return RefreshRecord{}, false, nil
 	}
 	if err != nil {
 		return RefreshRecord{}, false, fmt.Errorf("looking up refresh token: %w", err)
 	}
-	if !rec.UsedAt.IsZero() || !i.core.now().Before(rec.ExpiresAt) || rec.Issuer != i.IssuerFor(iss) {
+	if !rec.UsedAt.IsZero() || !i.core.now().Before(rec.ExpiresAt) || rec.Issuer != i.cfg.Issuer {
 		return RefreshRecord{}, false, nil
 	}
 	return rec, true, nil

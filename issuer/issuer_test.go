@@ -61,6 +61,9 @@ func newIssuer(t *testing.T, core *issuer.Core, cfg issuer.Config) *issuer.Issue
 	if cfg.Alg == "" {
 		cfg.Alg = issuer.AlgEdDSA
 	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = iss
+	}
 	if err := core.EnsureKey(context.Background(), cfg.Alg); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +81,7 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 			core, _ := newCore(t, clk, nil)
 			is := newIssuer(t, core, issuer.Config{Alg: alg, Audience: "orders", AccessTTL: 10 * time.Minute})
 			p := issuer.Principal{Kind: "user", Name: "alice", Subject: "u-1", Roles: []string{"admin"}}
-			toks, err := is.Issue(context.Background(), issuer.Grant{Principal: p, ClientID: "web", Scope: "a b", Issuer: iss})
+			toks, err := is.Issue(context.Background(), issuer.Grant{Principal: p, ClientID: "web", Scope: "a b"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +100,7 @@ func TestIssueAndVerifyEveryAlgorithm(t *testing.T) {
 			if claims["exp"].(float64)-claims["iat"].(float64) != 600 || claims["jti"] == "" {
 				t.Errorf("exp/iat/jti = %v %v %v", claims["exp"], claims["iat"], claims["jti"])
 			}
-			c, err := is.Verify(toks.AccessToken, iss, "")
+			c, err := is.Verify(toks.AccessToken)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +124,7 @@ func TestVerifyRejects(t *testing.T) {
 	is := newIssuer(t, core, issuer.Config{AccessTTL: 10 * time.Minute})
 	ctx := context.Background()
 	p := issuer.Principal{Kind: "user", Name: "alice", Subject: "alice"}
-	good, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss})
+	good, err := is.Issue(ctx, issuer.Grant{Principal: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,46 +152,46 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := is.Verify(tc.token, tc.iss, ""); !errors.Is(err, tc.want) {
+			if _, err := newIssuer(t, core, issuer.Config{Issuer: tc.iss}).Verify(tc.token); !errors.Is(err, tc.want) {
 				t.Fatalf("Verify = %v, want %v", err, tc.want)
 			}
 		})
 	}
 	t.Run("wrong audience", func(t *testing.T) {
-		if _, err := is.Verify(good.AccessToken, iss, "other"); !errors.Is(err, issuer.ErrTokenAudience) {
+		if _, err := newIssuer(t, core, issuer.Config{Audience: "other"}).Verify(good.AccessToken); !errors.Is(err, issuer.ErrTokenAudience) {
 			t.Fatalf("Verify = %v", err)
 		}
 	})
 	t.Run("expiry with leeway", func(t *testing.T) {
 		clk.Add(10*time.Minute + issuer.Leeway - time.Second)
-		if _, err := is.Verify(good.AccessToken, iss, ""); err != nil {
+		if _, err := is.Verify(good.AccessToken); err != nil {
 			t.Fatalf("within leeway: %v", err)
 		}
 		clk.Add(2 * time.Second)
-		if _, err := is.Verify(good.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenExpired) {
+		if _, err := is.Verify(good.AccessToken); !errors.Is(err, issuer.ErrTokenExpired) {
 			t.Fatalf("after leeway: %v", err)
 		}
 	})
 	t.Run("issued in the future", func(t *testing.T) {
-		future, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss})
+		future, err := is.Issue(ctx, issuer.Grant{Principal: p})
 		if err != nil {
 			t.Fatal(err)
 		}
 		clk.Add(-2 * time.Minute)
 		defer clk.Add(2 * time.Minute)
-		if _, err := is.Verify(future.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenNotYet) {
+		if _, err := is.Verify(future.AccessToken); !errors.Is(err, issuer.ErrTokenNotYet) {
 			t.Fatalf("Verify = %v", err)
 		}
 	})
 	t.Run("revoked", func(t *testing.T) {
-		tok, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss})
+		tok, err := is.Issue(ctx, issuer.Grant{Principal: p})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := is.RevokeToken(ctx, tok.AccessToken, "", iss); !ok || err != nil {
+		if ok, err := is.RevokeToken(ctx, tok.AccessToken, ""); !ok || err != nil {
 			t.Fatalf("RevokeToken = %v, %v", ok, err)
 		}
-		if _, err := is.Verify(tok.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+		if _, err := is.Verify(tok.AccessToken); !errors.Is(err, issuer.ErrTokenRevoked) {
 			t.Fatalf("Verify = %v", err)
 		}
 	})
@@ -204,59 +207,59 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Issuer: iss, Refresh: true})
+	first, err := is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Refresh: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(first.RefreshToken, "tgr_") || len(first.RefreshToken) < 40 {
 		t.Fatalf("refresh token %q", first.RefreshToken)
 	}
-	if _, _, err := is.Refresh(ctx, first.RefreshToken, "other", "", iss); !errors.Is(err, issuer.ErrClientMismatch) {
+	if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: first.RefreshToken, ClientID: "other"}); !errors.Is(err, issuer.ErrClientMismatch) {
 		t.Fatalf("refresh by another client: %v", err)
 	}
 	// Another client presenting it means it leaked: the grant is over.
-	if _, _, err := is.Refresh(ctx, first.RefreshToken, "web", "", iss); err == nil {
+	if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: first.RefreshToken, ClientID: "web"}); err == nil {
 		t.Fatal("a refresh token presented by another client still works for its own")
 	}
-	if _, err := is.Verify(first.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+	if _, err := is.Verify(first.AccessToken); !errors.Is(err, issuer.ErrTokenRevoked) {
 		t.Fatalf("access token of a leaked grant: %v", err)
 	}
-	first, err = is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Issuer: iss, Refresh: true})
+	first, err = is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Refresh: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := is.Refresh(ctx, first.RefreshToken, "web", "a c", iss); !errors.Is(err, issuer.ErrScopeWidened) {
+	if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: first.RefreshToken, ClientID: "web", Scope: "a c"}); !errors.Is(err, issuer.ErrScopeWidened) {
 		t.Fatalf("widening scope: %v", err)
 	}
-	first, _ = is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Issuer: iss, Refresh: true})
-	second, _, err := is.Refresh(ctx, first.RefreshToken, "web", "a", iss)
+	first, _ = is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), ClientID: "web", Scope: "a b", Refresh: true})
+	second, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: first.RefreshToken, ClientID: "web", Scope: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if second.RefreshToken == first.RefreshToken || second.Claims.Scope != "a" || second.Claims.SID != first.Claims.SID {
 		t.Fatalf("rotation: %+v", second.Claims)
 	}
-	third, _, err := is.Refresh(ctx, second.RefreshToken, "web", "", iss)
+	third, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: second.RefreshToken, ClientID: "web"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Replaying the first token revokes the family: the live refresh token
 	// and every access token of the family stop working.
-	if _, _, err := is.Refresh(ctx, first.RefreshToken, "web", "", iss); !errors.Is(err, issuer.ErrRefreshReused) {
+	if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: first.RefreshToken, ClientID: "web"}); !errors.Is(err, issuer.ErrRefreshReused) {
 		t.Fatalf("reuse: %v", err)
 	}
-	if _, _, err := is.Refresh(ctx, third.RefreshToken, "web", "", iss); !errors.Is(err, issuer.ErrRefreshInvalid) {
+	if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: third.RefreshToken, ClientID: "web"}); !errors.Is(err, issuer.ErrRefreshInvalid) {
 		t.Fatalf("descendant after reuse: %v", err)
 	}
 	for _, tok := range []string{second.AccessToken, third.AccessToken} {
-		if _, err := is.Verify(tok, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+		if _, err := is.Verify(tok); !errors.Is(err, issuer.ErrTokenRevoked) {
 			t.Fatalf("family access token: %v", err)
 		}
 	}
 	t.Run("expired", func(t *testing.T) {
-		tok, _ := is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), Issuer: iss, Refresh: true})
+		tok, _ := is.Issue(ctx, issuer.Grant{Principal: issuer.UserPrincipal(u), Refresh: true})
 		clk.Add(31 * 24 * time.Hour)
-		if _, _, err := is.Refresh(ctx, tok.RefreshToken, "", "", iss); !errors.Is(err, issuer.ErrRefreshInvalid) {
+		if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: tok.RefreshToken}); !errors.Is(err, issuer.ErrRefreshInvalid) {
 			t.Fatalf("expired refresh: %v", err)
 		}
 	})
@@ -309,7 +312,7 @@ func TestPrivateKeysSealedUnderMasterKey(t *testing.T) {
 	if len(recs) != 1 || !strings.HasPrefix(recs[0].Private, "gcm1:") {
 		t.Fatalf("stored private key not sealed: %.12q", recs[0].Private)
 	}
-	tok, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: iss})
+	tok, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}})
 	must(t, err)
 	core.Close()
 	// Under no key, or another one, the store refuses to open, naming
@@ -329,7 +332,7 @@ func TestPrivateKeysSealedUnderMasterKey(t *testing.T) {
 	}
 	// With it, the key signs what verifies as before.
 	is2 := newIssuer(t, openCoreAt(t, path, clk, mk), issuer.Config{})
-	if _, err := is2.Verify(tok.AccessToken, iss, ""); err != nil {
+	if _, err := is2.Verify(tok.AccessToken); err != nil {
 		t.Fatalf("verify after reopening: %v", err)
 	}
 	if _, err := issuer.ParseMasterKey("short"); err == nil {
@@ -393,31 +396,32 @@ func TestVerifiedCacheRechecks(t *testing.T) {
 	core, _ := newCore(t, clk, nil)
 	is := newIssuer(t, core, issuer.Config{AccessTTL: time.Minute})
 	ctx := context.Background()
-	tok, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: iss})
+	tok, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}})
 	must(t, err)
-	if _, err := is.Verify(tok.AccessToken, iss, ""); err != nil {
+	if _, err := is.Verify(tok.AccessToken); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := is.Verify(tok.AccessToken, "https://other", ""); !errors.Is(err, issuer.ErrTokenIssuer) {
+	// Sites on one core share its cache of verified tokens.
+	if _, err := newIssuer(t, core, issuer.Config{Issuer: "https://other"}).Verify(tok.AccessToken); !errors.Is(err, issuer.ErrTokenIssuer) {
 		t.Fatalf("cached token, other issuer: %v", err)
 	}
-	if _, err := is.Verify(tok.AccessToken, iss, "other-aud"); !errors.Is(err, issuer.ErrTokenAudience) {
+	if _, err := newIssuer(t, core, issuer.Config{Audience: "other-aud"}).Verify(tok.AccessToken); !errors.Is(err, issuer.ErrTokenAudience) {
 		t.Fatalf("cached token, other audience: %v", err)
 	}
-	if _, err := is.Verify(tok.AccessToken, iss, ""); err != nil {
+	if _, err := is.Verify(tok.AccessToken); err != nil {
 		t.Fatalf("cached token: %v", err)
 	}
 	must(t, core.Revoke(ctx, issuer.Revocation{Kind: issuer.RevokeJTI, Key: tok.Claims.ID, ExpiresAt: clk.Now().Add(time.Hour)}))
-	if _, err := is.Verify(tok.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+	if _, err := is.Verify(tok.AccessToken); !errors.Is(err, issuer.ErrTokenRevoked) {
 		t.Fatalf("cached token after revocation: %v", err)
 	}
-	tok2, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: iss})
+	tok2, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}})
 	must(t, err)
-	if _, err := is.Verify(tok2.AccessToken, iss, ""); err != nil {
+	if _, err := is.Verify(tok2.AccessToken); err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(time.Minute + issuer.Leeway)
-	if _, err := is.Verify(tok2.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenExpired) {
+	if _, err := is.Verify(tok2.AccessToken); !errors.Is(err, issuer.ErrTokenExpired) {
 		t.Fatalf("cached token after expiry: %v", err)
 	}
 }
@@ -430,7 +434,7 @@ func TestVerifyRefusesCrit(t *testing.T) {
 	core, path := newCore(t, clk, nil)
 	is := newIssuer(t, core, issuer.Config{AccessTTL: 10 * time.Minute})
 	claims := claimsFor(clk.Now())
-	if _, err := is.Verify(issuertest.SignWithStoredKey(t, path, claims, nil), iss, ""); err != nil {
+	if _, err := is.Verify(issuertest.SignWithStoredKey(t, path, claims, nil)); err != nil {
 		t.Fatalf("the same token without crit: %v", err)
 	}
 	for name, extra := range map[string]map[string]any{
@@ -441,7 +445,7 @@ func TestVerifyRefusesCrit(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			tok := issuertest.SignWithStoredKey(t, path, claims, extra)
-			if _, err := is.Verify(tok, iss, ""); !errors.Is(err, issuer.ErrTokenCrit) {
+			if _, err := is.Verify(tok); !errors.Is(err, issuer.ErrTokenCrit) {
 				t.Fatalf("Verify = %v, want %v", err, issuer.ErrTokenCrit)
 			}
 		})
@@ -532,23 +536,23 @@ func TestRefreshTokenOfTheFormatBefore(t *testing.T) {
 		ExpiresAt: clk.Now().Add(time.Hour), AuthTime: clk.Now().Add(-time.Minute)}, false); err != nil {
 		t.Fatal(err)
 	}
-	toks, p, err := is.Refresh(ctx, old, "web", "", iss)
+	toks, p, err := is.Refresh(ctx, issuer.RefreshRequest{Token: old, ClientID: "web"})
 	if err != nil {
 		t.Fatalf("refreshing a token of the format before: %v", err)
 	}
 	if p.Name != "alice" || toks.Claims.SID != "fam-before" || len(toks.RefreshToken) == len(old) {
 		t.Fatalf("principal %q, session %q, successor %q", p.Name, toks.Claims.SID, toks.RefreshToken)
 	}
-	latest, _, err := is.Refresh(ctx, toks.RefreshToken, "web", "", iss)
+	latest, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: toks.RefreshToken, ClientID: "web"})
 	if err != nil {
 		t.Fatalf("refreshing its successor: %v", err)
 	}
 	// The old token, used, is a reuse now (past the grace): it ends the family.
 	clk.Add(time.Hour / 2)
-	if _, _, err := is.Refresh(ctx, old, "web", "", iss); !errors.Is(err, issuer.ErrRefreshReused) {
+	if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: old, ClientID: "web"}); !errors.Is(err, issuer.ErrRefreshReused) {
 		t.Fatalf("reusing the old token: %v", err)
 	}
-	if _, _, err := is.Refresh(ctx, latest.RefreshToken, "web", "", iss); err == nil {
+	if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: latest.RefreshToken, ClientID: "web"}); err == nil {
 		t.Fatal("the family outlived a reuse of its token of the format before")
 	}
 }

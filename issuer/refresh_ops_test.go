@@ -55,12 +55,12 @@ func TestRefreshGrantIsTwoStatementsOnPostgres(t *testing.T) {
 	want := []string{"SELECT tg_refresh", "WITH tg_refresh"}
 
 	for _, jkt := range []string{"", "key-thumbprint"} {
-		toks, err := is.Issue(ctx, issuer.Grant{Principal: p, ClientID: "web", Issuer: iss, Refresh: true, JKT: jkt, BindRefresh: jkt != ""})
+		toks, err := is.Issue(ctx, issuer.Grant{Principal: p, ClientID: "web", Refresh: true, JKT: jkt, BindRefresh: jkt != ""})
 		must(t, err)
 		rt := toks.RefreshToken
 		if jkt != "" {
 			take()
-			if _, _, err := is.RefreshDPoP(ctx, rt, "web", "", iss, "another-key"); !errors.Is(err, issuer.ErrRefreshKey) {
+			if _, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: rt, ClientID: "web", JKT: "another-key"}); !errors.Is(err, issuer.ErrRefreshKey) {
 				t.Fatalf("refresh with another key: %v", err)
 			}
 			if got := take(); !slices.Equal(got, want[:1]) {
@@ -70,7 +70,7 @@ func TestRefreshGrantIsTwoStatementsOnPostgres(t *testing.T) {
 		for range 3 {
 			clk.Add(time.Second)
 			take()
-			next, _, err := is.RefreshDPoP(ctx, rt, "web", "", iss, jkt)
+			next, _, err := is.Refresh(ctx, issuer.RefreshRequest{Token: rt, ClientID: "web", JKT: jkt})
 			must(t, err)
 			if got := take(); !slices.Equal(got, want) {
 				t.Fatalf("refresh (DPoP key %q) ran %v, want %v", jkt, got, want)

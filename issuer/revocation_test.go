@@ -27,11 +27,11 @@ func TestSubjectRevocationIsExact(t *testing.T) {
 	is := newIssuer(t, core, issuer.Config{})
 	p := issuer.Principal{Kind: "user", Name: "alice", Subject: "alice"}
 	mint := func(is *issuer.Issuer) string {
-		tok, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss})
+		tok, err := is.Issue(ctx, issuer.Grant{Principal: p})
 		must(t, err)
 		return tok.AccessToken
 	}
-	verify := func(is *issuer.Issuer, tok string) error { _, err := is.Verify(tok, iss, ""); return err }
+	verify := func(is *issuer.Issuer, tok string) error { _, err := is.Verify(tok); return err }
 
 	before := mint(is)
 	must(t, core.RevokeSubject(ctx, "alice"))
@@ -56,7 +56,7 @@ func TestSubjectRevocationIsExact(t *testing.T) {
 	}
 	// Another process (the CLI) sharing the store sees the same cut-off.
 	other := openCoreAt(t, path, clk, nil)
-	isOther, err := issuer.New(other, issuer.Config{Alg: issuer.AlgEdDSA})
+	isOther, err := issuer.New(other, issuer.Config{Issuer: iss, Alg: issuer.AlgEdDSA})
 	must(t, err)
 	if err := verify(isOther, before); !errors.Is(err, issuer.ErrTokenRevoked) {
 		t.Fatalf("another process, token before the revocation: %v", err)
@@ -116,24 +116,24 @@ func TestRevocationPropagates(t *testing.T) {
 			a, b := openWatched(t, tc.driver, dsn), openWatched(t, tc.driver, dsn)
 			isA := newIssuer(t, a, issuer.Config{})
 			must(t, b.SyncNow(context.Background()))
-			isB, err := issuer.New(b, issuer.Config{Alg: issuer.AlgEdDSA})
+			isB, err := issuer.New(b, issuer.Config{Issuer: iss, Alg: issuer.AlgEdDSA})
 			must(t, err)
 			ctx := context.Background()
 			for i := range 3 {
-				tok, err := isA.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "c", Subject: "c"}, Issuer: iss})
+				tok, err := isA.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "c", Subject: "c"}})
 				must(t, err)
-				if _, err := isB.Verify(tok.AccessToken, iss, ""); err != nil {
+				if _, err := isB.Verify(tok.AccessToken); err != nil {
 					t.Fatalf("before revocation at B: %v", err)
 				}
-				found, err := isA.RevokeToken(ctx, tok.AccessToken, "", iss)
+				found, err := isA.RevokeToken(ctx, tok.AccessToken, "")
 				if !found || err != nil {
 					t.Fatalf("revoke: %v %v", found, err)
 				}
-				if _, err := isA.Verify(tok.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+				if _, err := isA.Verify(tok.AccessToken); !errors.Is(err, issuer.ErrTokenRevoked) {
 					t.Fatalf("the revoking process still accepts the token: %v", err)
 				}
 				took := waitFor(t, "revocation reaching the other process", func() bool {
-					_, err := isB.Verify(tok.AccessToken, iss, "")
+					_, err := isB.Verify(tok.AccessToken)
 					return errors.Is(err, issuer.ErrTokenRevoked)
 				})
 				t.Logf("revocation %d reached the other process in %v", i, took)
@@ -144,12 +144,12 @@ func TestRevocationPropagates(t *testing.T) {
 			cli, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{SyncInterval: -1})
 			must(t, err)
 			defer cli.Close()
-			tok, err := isA.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "d", Subject: "d"}, Issuer: iss})
+			tok, err := isA.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "d", Subject: "d"}})
 			must(t, err)
 			must(t, cli.RevokeSubject(ctx, "d"))
 			for _, is := range []*issuer.Issuer{isA, isB} {
 				waitFor(t, "CLI revocation", func() bool {
-					_, err := is.Verify(tok.AccessToken, iss, "")
+					_, err := is.Verify(tok.AccessToken)
 					return errors.Is(err, issuer.ErrTokenRevoked)
 				})
 			}
@@ -171,14 +171,14 @@ func TestRevocationWhileStarting(t *testing.T) {
 			}
 			a := openWatched(t, tc.driver, dsn)
 			isA := newIssuer(t, a, issuer.Config{})
-			tok, err := isA.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "c", Subject: "c"}, Issuer: iss})
+			tok, err := isA.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "c", Subject: "c"}})
 			must(t, err)
 			b := openWatched(t, tc.driver, dsn) // loads the key and (no) revocations
 			must(t, a.RevokeSubject(ctx, "c"))
-			isB, err := issuer.New(b, issuer.Config{Alg: issuer.AlgEdDSA})
+			isB, err := issuer.New(b, issuer.Config{Issuer: iss, Alg: issuer.AlgEdDSA})
 			must(t, err)
 			took := waitFor(t, "revocation made while the other process started", func() bool {
-				_, err := isB.Verify(tok.AccessToken, iss, "")
+				_, err := isB.Verify(tok.AccessToken)
 				return errors.Is(err, issuer.ErrTokenRevoked)
 			})
 			t.Logf("reached the starting process in %v", took)
@@ -216,12 +216,12 @@ func TestUnknownKidReloadsKeysOnce(t *testing.T) {
 	_, err = b.Rotate(ctx, issuer.AlgEdDSA, time.Second)
 	must(t, err)
 	clk.Add(time.Second) // B's new key signs; A has not heard of it
-	isB, err := issuer.New(b, issuer.Config{Alg: issuer.AlgEdDSA})
+	isB, err := issuer.New(b, issuer.Config{Issuer: iss, Alg: issuer.AlgEdDSA})
 	must(t, err)
-	tok, err := isB.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "c", Subject: "c"}, Issuer: iss})
+	tok, err := isB.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "c", Subject: "c"}})
 	must(t, err)
 	before := counted.lists.Load()
-	if _, err := isA.Verify(tok.AccessToken, iss, ""); err != nil {
+	if _, err := isA.Verify(tok.AccessToken); err != nil {
 		t.Fatalf("token signed by a key published elsewhere: %v", err)
 	}
 	if n := counted.lists.Load() - before; n != 1 {
@@ -232,7 +232,7 @@ func TestUnknownKidReloadsKeysOnce(t *testing.T) {
 	start := time.Now()
 	for i := range 50 {
 		forged := sign(t, jwt.SigningMethodHS256, "forged-"+string(rune('a'+i%26)), []byte("guess"), claimsFor(time.Now()))
-		if _, err := isA.Verify(forged, iss, ""); !errors.Is(err, issuer.ErrTokenKey) {
+		if _, err := isA.Verify(forged); !errors.Is(err, issuer.ErrTokenKey) {
 			t.Fatalf("forged kid: %v", err)
 		}
 	}
@@ -252,11 +252,11 @@ func TestRetentionFollowsLongestLifetime(t *testing.T) {
 	must(t, err)
 	is := newIssuer(t, core, issuer.Config{AccessTTL: 15 * time.Minute})
 	p := issuer.Principal{Kind: "user", Name: "a", Subject: "a"}
-	long, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss, AccessTTL: 6 * time.Hour})
+	long, err := is.Issue(ctx, issuer.Grant{Principal: p, AccessTTL: 6 * time.Hour})
 	must(t, err)
-	revoked, err := is.Issue(ctx, issuer.Grant{Principal: p, Issuer: iss, AccessTTL: 6 * time.Hour, Refresh: true})
+	revoked, err := is.Issue(ctx, issuer.Grant{Principal: p, AccessTTL: 6 * time.Hour, Refresh: true})
 	must(t, err)
-	found, err := is.RevokeToken(ctx, revoked.RefreshToken, "", iss) // revokes the session (sid)
+	found, err := is.RevokeToken(ctx, revoked.RefreshToken, "") // revokes the session (sid)
 	if !found || err != nil {
 		t.Fatalf("revoke: %v %v", found, err)
 	}
@@ -275,12 +275,12 @@ func TestRetentionFollowsLongestLifetime(t *testing.T) {
 	must(t, core.Store().PurgeExpired(ctx, clk.Now()))
 	fresh := openCoreAt(t, path, clk, nil) // a process starting now loads what is left
 	for _, c := range []*issuer.Core{core, fresh} {
-		v, err := issuer.New(c, issuer.Config{Alg: issuer.AlgEdDSA})
+		v, err := issuer.New(c, issuer.Config{Issuer: iss, Alg: issuer.AlgEdDSA})
 		must(t, err)
-		if _, err := v.Verify(long.AccessToken, iss, ""); err != nil {
+		if _, err := v.Verify(long.AccessToken); err != nil {
 			t.Fatalf("6h token after 5h and a rotation: %v", err)
 		}
-		if _, err := v.Verify(revoked.AccessToken, iss, ""); !errors.Is(err, issuer.ErrTokenRevoked) {
+		if _, err := v.Verify(revoked.AccessToken); !errors.Is(err, issuer.ErrTokenRevoked) {
 			t.Fatalf("revoked 6h token after 5h: %v (it came back to life)", err)
 		}
 	}

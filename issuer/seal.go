@@ -69,7 +69,7 @@ var errUnset = errors.New("unset")
 
 // StoredFingerprint returns the fingerprint recorded in st, or "" if none
 // is. It never writes.
-func StoredFingerprint(ctx context.Context, st Store) (string, error) {
+func StoredFingerprint(ctx context.Context, st SettingStore) (string, error) {
 	fp, err := st.Setting(ctx, FingerprintSetting, func() (string, error) { return "", errUnset })
 	if errors.Is(err, errUnset) {
 		return "", nil

@@ -27,7 +27,7 @@ func sessionIssuer(t *testing.T, cfg issuer.Config) (*issuer.Issuer, *clock, iss
 
 func login(t *testing.T, is *issuer.Issuer, p issuer.Principal, refresh bool) issuer.Tokens {
 	t.Helper()
-	toks, err := is.Issue(context.Background(), issuer.Grant{Principal: p, ClientID: "web", Issuer: iss, Refresh: refresh})
+	toks, err := is.Issue(context.Background(), issuer.Grant{Principal: p, ClientID: "web", Refresh: refresh})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,13 +35,13 @@ func login(t *testing.T, is *issuer.Issuer, p issuer.Principal, refresh bool) is
 }
 
 func refresh(is *issuer.Issuer, rt string) (issuer.Tokens, error) {
-	toks, _, err := is.Refresh(context.Background(), rt, "web", "", iss)
+	toks, _, err := is.Refresh(context.Background(), issuer.RefreshRequest{Token: rt, ClientID: "web"})
 	return toks, err
 }
 
 func wantVerify(t *testing.T, is *issuer.Issuer, at string, want error) {
 	t.Helper()
-	if _, err := is.Verify(at, iss, ""); !errors.Is(err, want) && !(want == nil && err == nil) {
+	if _, err := is.Verify(at); !errors.Is(err, want) && !(want == nil && err == nil) {
 		t.Fatalf("Verify = %v, want %v", err, want)
 	}
 }
@@ -122,7 +122,7 @@ func TestSingleSessionEndsRefreshFamilies(t *testing.T) {
 		is, clk, p := sessionIssuer(t, issuer.Config{})
 		s := login(t, is, p, true)
 		clk.Add(time.Second)
-		owin, err := is.Issue(context.Background(), issuer.Grant{Principal: p, Issuer: iss, Exclusive: true})
+		owin, err := is.Issue(context.Background(), issuer.Grant{Principal: p, Exclusive: true})
 		must(t, err)
 		if _, err := refresh(is, s.RefreshToken); !errors.Is(err, issuer.ErrRefreshInvalid) {
 			t.Fatalf("refresh after an exclusive grant: %v", err)
@@ -146,7 +146,7 @@ func TestEndSessions(t *testing.T) {
 		t.Fatalf("refresh after EndSessions: %v", err)
 	}
 	wantVerify(t, is, rotated.AccessToken, issuer.ErrTokenRevoked)
-	if _, ok, err := is.RefreshInfo(context.Background(), rotated.RefreshToken, iss); err != nil || ok {
+	if _, ok, err := is.RefreshInfo(context.Background(), rotated.RefreshToken); err != nil || ok {
 		t.Fatal("introspection calls an ended refresh token active")
 	}
 	clk.Add(time.Second)
@@ -203,14 +203,14 @@ func BenchmarkRefresh(b *testing.B) {
 			b.SetParallelism(8)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
-				toks, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.UserPrincipal(alice), Issuer: iss, Refresh: true})
+				toks, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.UserPrincipal(alice), Refresh: true})
 				if err != nil {
 					b.Error(err)
 					return
 				}
 				rt := toks.RefreshToken
 				for pb.Next() {
-					next, _, err := is.Refresh(context.Background(), rt, "", "", iss)
+					next, _, err := is.Refresh(context.Background(), issuer.RefreshRequest{Token: rt})
 					if err != nil {
 						b.Error(err)
 						return

@@ -162,7 +162,7 @@ func (i *Issuer) rehash(ctx context.Context, u User, password string) {
 	if err := i.core.budget.Do(ctx, func() { h, herr = HashPasswordWith(i.params, password) }); err != nil || herr != nil {
 		return // busy: the next sign-in tries again
 	}
-	if err := i.core.store.RehashUser(ctx, u.Name, u.PasswordHash, h); err != nil {
+	if err := i.userStore.RehashUser(ctx, u.Name, u.PasswordHash, h); err != nil {
 		i.core.log.Warn("rehashing a password with the current parameters", zap.String("user", u.Name), zap.Error(err))
 	}
 }

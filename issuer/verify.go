@@ -25,22 +25,15 @@ var (
 // maxTokenLen bounds the work a forged token can cause.
 const maxTokenLen = 8 << 10
 
-// Verify checks an access token and returns its claims. iss is the expected
-// issuer when Config.Issuer is empty; aud overrides the expected audience.
-// It uses only memory: keys and revocations are held by the Core.
-func (i *Issuer) Verify(token, iss, aud string) (*AccessClaims, error) {
+// Verify checks an access token of this issuer and returns its claims. It
+// uses only memory: keys and revocations are held by the Core.
+func (i *Issuer) Verify(token string) (*AccessClaims, error) {
 	if len(token) > maxTokenLen || strings.Count(token, ".") != 2 {
 		return nil, ErrTokenMalformed
 	}
 	now := i.core.now()
 	kr := i.core.keys.Load()
-	iss = i.IssuerFor(iss)
-	if iss == "" { // the parser would skip the check: never verify without an issuer
-		return nil, ErrTokenIssuer
-	}
-	if aud == "" {
-		aud = i.AudienceFor(iss)
-	}
+	iss, aud := i.cfg.Issuer, i.audience()
 	if e, ok := i.core.verified.get(token); ok {
 		if err := e.stillValid(now, kr, iss, aud); err != nil {
 			return nil, err

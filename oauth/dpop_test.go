@@ -27,8 +27,8 @@ func TestDPoPReplayStoreOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	is := issuertest.New(t, issuer.Config{})
-	srv := &oauth.Server{Issuer: is, IssuerURL: func(*http.Request) string { return gw }, Log: zap.NewNop(),
+	is := issuertest.New(t, issuer.Config{Issuer: gw})
+	srv := &oauth.Server{Issuer: is, Log: zap.NewNop(),
 		DPoP: &oauth.DPoP{Verifier: v, URL: func(r *http.Request) string { return gw + r.URL.Path }}}
 	s := &server{t: t, routes: map[string]func(http.ResponseWriter, *http.Request){}}
 	for path, rt := range srv.Routes() {

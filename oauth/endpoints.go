@@ -20,7 +20,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, s.Realm, oerr)
 		return
 	}
-	found, err := s.Issuer.RevokeToken(r.Context(), p["token"], clientID, s.IssuerURL(r))
+	found, err := s.Issuer.RevokeToken(r.Context(), p["token"], clientID)
 	if err != nil {
 		s.Log.Error("revoking token", zap.Error(err))
 		WriteError(w, s.Realm, failure(err, "the server could not revoke the token"))
@@ -67,7 +67,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	tok := p["token"]
 	inactive := map[string]any{"active": false}
 	if strings.HasPrefix(tok, "tgr_") {
-		rec, ok, err := s.Issuer.RefreshInfo(r.Context(), tok, s.IssuerURL(r))
+		rec, ok, err := s.Issuer.RefreshInfo(r.Context(), tok)
 		if err != nil {
 			s.Log.Error("introspecting refresh token", zap.Error(err))
 			WriteError(w, s.Realm, failure(err, "the server could not look the token up"))
@@ -81,7 +81,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 			"sub": rec.Subject, "client_id": rec.ClientID, "scope": rec.Scope, "exp": rec.ExpiresAt.Unix(), "iss": rec.Issuer})
 		return
 	}
-	c, err := s.Issuer.Verify(tok, s.IssuerURL(r), "")
+	c, err := s.Issuer.Verify(tok)
 	if err != nil {
 		httpx.WriteJSON(w, http.StatusOK, inactive)
 		return
@@ -119,11 +119,11 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	meta := map[string]any{
-		"issuer":                                        s.issuerURL(r),
-		"token_endpoint":                                s.endpointURL(r, PathToken),
-		"jwks_uri":                                      s.endpointURL(r, PathJWKS),
-		"revocation_endpoint":                           s.endpointURL(r, PathRevoke),
-		"introspection_endpoint":                        s.endpointURL(r, PathIntrospect),
+		"issuer":                                        s.Issuer.Identifier(),
+		"token_endpoint":                                s.endpointURL(PathToken),
+		"jwks_uri":                                      s.endpointURL(PathJWKS),
+		"revocation_endpoint":                           s.endpointURL(PathRevoke),
+		"introspection_endpoint":                        s.endpointURL(PathIntrospect),
 		"grant_types_supported":                         []string{GrantPassword, GrantClientCredentials, GrantRefreshToken},
 		"response_types_supported":                      []string{},
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},

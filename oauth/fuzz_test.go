@@ -17,7 +17,7 @@ import (
 func FuzzTokenRoutes(f *testing.F) {
 	is := issuertest.New(f, issuer.Config{Issuer: "https://gw",
 		Clients: []issuer.Client{{ID: "svc", SecretHash: issuertest.Hash(f, "s3cret"), Scopes: []string{"read"}}}})
-	s := &Server{Issuer: is, IssuerURL: func(*http.Request) string { return "https://gw" }, Log: zap.NewNop()}
+	s := &Server{Issuer: is, Log: zap.NewNop()}
 	routes := s.Routes()
 	paths := []string{PathToken, PathRevoke, PathIntrospect}
 	f.Fuzz(func(t *testing.T, route uint8, ctype, auth string, body []byte) {

@@ -27,10 +27,7 @@ const (
 // Server serves the OAuth 2.0 routes for one Issuer.
 type Server struct {
 	Issuer *issuer.Issuer
-	// IssuerURL returns the `iss` when the Issuer has none configured
-	// (tokengate always configures one: never the request's Host).
-	IssuerURL func(*http.Request) string
-	Log       *zap.Logger
+	Log    *zap.Logger
 	// DPoP checks DPoP proofs at /token; nil accepts none.
 	DPoP *DPoP
 	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
@@ -163,11 +160,7 @@ func (s *Server) authenticate(w http.ResponseWriter, ctx context.Context, ca cli
 	return c, nil
 }
 
-func (s *Server) issuerURL(r *http.Request) string {
-	return s.Issuer.IssuerFor(s.IssuerURL(r))
-}
-
 // endpointURL joins the issuer URL and a route path.
-func (s *Server) endpointURL(r *http.Request, path string) string {
-	return strings.TrimSuffix(s.issuerURL(r), "/") + path
+func (s *Server) endpointURL(path string) string {
+	return strings.TrimSuffix(s.Issuer.Identifier(), "/") + path
 }

@@ -31,11 +31,11 @@ type server struct {
 }
 
 func newServer(t *testing.T) *server {
-	is := issuertest.New(t, issuer.Config{Clients: []issuer.Client{
+	is := issuertest.New(t, issuer.Config{Issuer: gw, Clients: []issuer.Client{
 		{ID: "svc", SecretHash: issuertest.Hash(t, "svc-secret"), Roles: []string{"reader"}, Scopes: []string{"read", "write"}},
 		{ID: "narrow", SecretHash: issuertest.Hash(t, "narrow-secret"), Grants: []string{"password", "refresh_token"}},
 	}})
-	s := &oauth.Server{Issuer: is, IssuerURL: func(*http.Request) string { return gw }, Log: zap.NewNop()}
+	s := &oauth.Server{Issuer: is, Log: zap.NewNop()}
 	routes := map[string]func(http.ResponseWriter, *http.Request){}
 	for path, rt := range s.Routes() {
 		routes[path] = rt.Handler

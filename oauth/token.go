@@ -146,7 +146,7 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, p map[stri
 	if p["refresh_token"] == "" {
 		return issuer.Tokens{}, "", oauthErr(ErrInvalidRequest, "refresh_token is required")
 	}
-	toks, pr, err := s.Issuer.RefreshDPoP(r.Context(), p["refresh_token"], clientID, p["scope"], s.IssuerURL(r), ca.jkt)
+	toks, pr, err := s.Issuer.Refresh(r.Context(), issuer.RefreshRequest{Token: p["refresh_token"], ClientID: clientID, Scope: p["scope"], JKT: ca.jkt})
 	switch {
 	case errors.Is(err, issuer.ErrRefreshKey):
 		return toks, pr.Subject, oauthErr(ErrInvalidGrant, "refresh token is bound to a DPoP key: send a DPoP proof signed with that key")
@@ -166,7 +166,6 @@ func (s *Server) refreshGrant(w http.ResponseWriter, r *http.Request, p map[stri
 }
 
 func (s *Server) issue(r *http.Request, g issuer.Grant) (issuer.Tokens, string, *Error) {
-	g.Issuer = s.IssuerURL(r)
 	toks, err := s.Issuer.Issue(r.Context(), g)
 	if err != nil {
 		s.Log.Error("issuing token", zap.String("sub", g.Principal.Subject), zap.Error(err))

@@ -17,7 +17,7 @@ import (
 func FuzzServeHTTP(f *testing.F) {
 	is := issuertest.New(f, issuer.Config{Issuer: "https://gw",
 		Clients: []issuer.Client{{ID: "svc", SecretHash: issuertest.Hash(f, "s3cret"), Grants: []string{"client_credentials"}}}})
-	s := &Server{Issuer: is, IssuerURL: func(*http.Request) string { return "https://gw" }, Log: zap.NewNop()}
+	s := &Server{Issuer: is, Log: zap.NewNop()}
 	f.Fuzz(func(t *testing.T, post bool, ctype, auth string, body []byte) {
 		method := http.MethodGet
 		if post {

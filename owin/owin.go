@@ -23,7 +23,6 @@ const DefaultPath = "/Token"
 // Server serves the route.
 type Server struct {
 	Issuer    *issuer.Issuer
-	IssuerURL func(*http.Request) string
 	Log       *zap.Logger
 	AccessTTL time.Duration
 	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
@@ -134,7 +133,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Exclusive: "every time you call the Token API … the platform issues
 	// a new token and discards any existing tokens".
 	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: pr, ClientID: clientID, Scope: strings.Join(pr.Scopes, " "),
-		Issuer: s.IssuerURL(r), AccessTTL: s.AccessTTL, Exclusive: true})
+		AccessTTL: s.AccessTTL, Exclusive: true})
 	if err != nil {
 		s.Log.Error("issuing token", zap.String("route", "owin"), zap.Error(err))
 		s.serverError(w, r, err, "the server could not issue a token")

@@ -14,7 +14,7 @@ import (
 )
 
 func TestBodyDecidesTheFormat(t *testing.T) {
-	s := &Server{Issuer: issuertest.New(t, issuer.Config{}), IssuerURL: func(*http.Request) string { return "https://gw" }, Log: zap.NewNop()}
+	s := &Server{Issuer: issuertest.New(t, issuer.Config{}), Log: zap.NewNop()}
 	for _, tc := range []struct {
 		name, ctype, body string
 		status            int

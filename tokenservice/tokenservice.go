@@ -57,9 +57,7 @@ func internalError(w http.ResponseWriter, err error, msg string) *apiError {
 // Server serves the Token Service routes for one Issuer.
 type Server struct {
 	Issuer *issuer.Issuer
-	// IssuerURL returns the `iss` when the Issuer has none configured.
-	IssuerURL func(*http.Request) string
-	Log       *zap.Logger
+	Log    *zap.Logger
 	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
 	Realm string
 	// Tokens checks the administrator's access token (Bearer, or DPoP
@@ -275,7 +273,7 @@ func (s *Server) credentialsToken(w http.ResponseWriter, r *http.Request, nameFi
 }
 
 func (s *Server) issue(w http.ResponseWriter, r *http.Request, req *request, p issuer.Principal) {
-	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " "), Issuer: s.IssuerURL(r)})
+	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " ")})
 	if err != nil {
 		s.Log.Error("issuing token", zap.String("sub", p.Subject), zap.Error(err))
 		s.fail(w, r, req, internalError(w, err, "the server could not issue a token"))

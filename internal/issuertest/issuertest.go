@@ -28,6 +28,9 @@ import (
 // Password is the password of the users New declares.
 const Password = "pw-123"
 
+// Iss is the issuer of New's and Open's issuers when cfg names none.
+const Iss = "https://gw"
+
 // New returns an Issuer with users alice (roles admin, scopes read) and
 // bob, and whatever cfg adds. Secrets hashes use bcrypt's lowest cost to
 // keep tests fast.
@@ -62,6 +65,9 @@ func Open(t testing.TB, path string, cfg issuer.Config) *issuer.Issuer {
 
 func open(t testing.TB, path string, cfg issuer.Config, key *issuer.MasterKey) *issuer.Issuer {
 	t.Helper()
+	if cfg.Issuer == "" {
+		cfg.Issuer = Iss
+	}
 	st, err := sqlstore.Open(context.Background(), "sqlite", path)
 	if err != nil {
 		t.Fatal(err)
@@ -168,14 +174,13 @@ func WantClientAnswer(t testing.TB, rec *httptest.ResponseRecorder) {
 	}
 }
 
-// Checker is the access-token check of a site whose issuer is iss, on is,
-// with DPoP's defaults.
-func Checker(t testing.TB, is *issuer.Issuer, iss string) *tokenauth.Checker {
+// Checker is the access-token check of is's site, with DPoP's defaults.
+func Checker(t testing.TB, is *issuer.Issuer) *tokenauth.Checker {
 	t.Helper()
 	v, err := dpop.New(dpop.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &tokenauth.Checker{Issuer: is, Iss: iss, DPoP: v, Log: zap.NewNop(),
-		URL: func(r *http.Request) string { return iss + r.URL.Path }}
+	return &tokenauth.Checker{Issuer: is, DPoP: v, Log: zap.NewNop(),
+		URL: func(r *http.Request) string { return is.Identifier() + r.URL.Path }}
 }

@@ -21,8 +21,6 @@ import (
 // Checker checks the access tokens presented to one site.
 type Checker struct {
 	Issuer *issuer.Issuer
-	// Iss is the site's issuer: a token of another is refused.
-	Iss string
 	// DPoP verifies proofs; its replay record is the store's.
 	DPoP *dpop.Verifier
 	// RequireDPoP refuses bearer tokens (the dpop block's `required`).
@@ -77,7 +75,7 @@ func (c *Checker) Check(r *http.Request) (*issuer.AccessClaims, bool, *Refusal) 
 	case err != nil:
 		return nil, false, &Refusal{Status: httpx.Status(err), Scheme: "Bearer", Code: "invalid_request", Description: err.Error(), Err: err}
 	}
-	claims, err := c.Issuer.Verify(tok, c.Iss, "")
+	claims, err := c.Issuer.Verify(tok)
 	if err != nil {
 		scheme := "Bearer"
 		if viaDPoP {

@@ -28,7 +28,7 @@ func mint(t *testing.T, is *issuer.Issuer, name, jkt string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.UserPrincipal(u), Issuer: iss, JKT: jkt})
+	tok, err := is.Issue(context.Background(), issuer.Grant{Principal: issuer.UserPrincipal(u), JKT: jkt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func mint(t *testing.T, is *issuer.Issuer, name, jkt string) string {
 // route that takes a token shares; a DPoP-bound token counts only with a
 // proof of its key (RFC 9449 §7.1), also where a role is all a route asks.
 func TestWithRole(t *testing.T) {
-	is := issuertest.New(t, issuer.Config{})
+	is := issuertest.New(t, issuer.Config{Issuer: iss})
 	key := dpoptest.NewKey("ES256")
 	admin, plain, bound := mint(t, is, "alice", ""), mint(t, is, "bob", ""), mint(t, is, "alice", key.JKT())
 	users := []issuer.PrincipalKind{issuer.KindUser}
@@ -79,7 +79,7 @@ func TestWithRole(t *testing.T) {
 		{"bound token with its proof where DPoP is required", []string{"DPoP " + bound}, key.Proof("POST", url, bound), admins, users, true, 0, "", "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := issuertest.Checker(t, is, iss)
+			c := issuertest.Checker(t, is)
 			c.RequireDPoP = tc.requireDPoP
 			r := httptest.NewRequest(http.MethodPost, url, nil)
 			for _, a := range tc.auth {
@@ -114,13 +114,16 @@ func TestWithRole(t *testing.T) {
 	}
 }
 
-// TestOtherIssuer: a token of another issuer is refused.
+// TestOtherIssuer: a token of another issuer on the same store is refused.
 func TestOtherIssuer(t *testing.T) {
-	is := issuertest.New(t, issuer.Config{})
-	c := issuertest.Checker(t, is, iss)
-	c.Iss = "https://other.example"
+	is := issuertest.New(t, issuer.Config{Issuer: iss})
+	other, err := issuer.New(is.Core(), issuer.Config{Issuer: "https://other.example", Users: []issuer.User{{Name: "alice", PasswordHash: issuertest.Hash(t, issuertest.Password)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := issuertest.Checker(t, is)
 	r := httptest.NewRequest(http.MethodPost, url, nil)
-	r.Header.Set("Authorization", "Bearer "+mint(t, is, "alice", ""))
+	r.Header.Set("Authorization", "Bearer "+mint(t, other, "alice", ""))
 	if _, _, rf := c.Check(r); rf == nil || rf.Status != 401 || !errors.Is(rf, issuer.ErrTokenIssuer) {
 		t.Fatalf("got %+v, want 401 for another issuer", rf)
 	}

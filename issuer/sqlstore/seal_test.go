@@ -66,8 +66,8 @@ func testReseal(t *testing.T, driver, dsn string) {
 	if err := core.EnsureKey(ctx, issuer.AlgEdDSA); err != nil {
 		t.Fatal(err)
 	}
-	is, _ := issuer.New(core, issuer.Config{Entities: []issuer.Entity{{ID: "e-1"}}})
-	tok, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: iss})
+	is, _ := issuer.New(core, issuer.Config{Issuer: iss, Entities: []issuer.Entity{{ID: "e-1"}}})
+	tok, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +106,8 @@ func testReseal(t *testing.T, driver, dsn string) {
 	if ks := core.Keys(); len(ks) != 1 || ks[0].KID != kid || !ks[0].CanSign() {
 		t.Fatalf("keys after reseal: %+v", ks)
 	}
-	is, _ = issuer.New(core, issuer.Config{Entities: []issuer.Entity{{ID: "e-1"}}, SecretGrace: time.Hour})
-	if _, err := is.Verify(tok.AccessToken, iss, ""); err != nil {
+	is, _ = issuer.New(core, issuer.Config{Issuer: iss, Entities: []issuer.Entity{{ID: "e-1"}}, SecretGrace: time.Hour})
+	if _, err := is.Verify(tok.AccessToken); err != nil {
 		t.Fatalf("token signed before reseal: %v", err)
 	}
 	secret, err := is.ReadSecret(ctx, "e-1", time.Hour)
@@ -150,7 +150,7 @@ func testReseal(t *testing.T, driver, dsn string) {
 		t.Fatal(err)
 	}
 	defer core.Close()
-	is, _ = issuer.New(core, issuer.Config{Entities: []issuer.Entity{{ID: "e-1"}}})
+	is, _ = issuer.New(core, issuer.Config{Issuer: iss, Entities: []issuer.Entity{{ID: "e-1"}}})
 	got, err := is.ReadSecret(ctx, "e-1", time.Hour)
 	if err != nil || got.Secret != current.Secret || got.Secret == secret.Secret {
 		t.Fatalf("secret after reseal: %v (want the current one)", err)
@@ -158,7 +158,7 @@ func testReseal(t *testing.T, driver, dsn string) {
 	if _, err := is.AuthenticateEntity(ctx, "e-1", current.Secret); err != nil {
 		t.Fatalf("entity secret after reseal: %v", err)
 	}
-	if _, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}, Issuer: iss}); err != nil {
+	if _, err := is.Issue(ctx, issuer.Grant{Principal: issuer.Principal{Name: "a", Subject: "a"}}); err != nil {
 		t.Fatalf("signing after reseal: %v", err)
 	}
 }
