@@ -148,7 +148,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		var u issuer.User
-		if u, err = s.Issuer.AuthenticateDirectoryUser(r.Context(), s.Tables[i].Name(), s.Tables[i], d.U, d.P); err == nil {
+		if u, err = s.Issuer.AuthenticateTableUser(r.Context(), s.Tables[i].Name(), d.U, d.P); err == nil {
 			p = issuer.DirectoryPrincipal(s.Tables[i].Name(), u)
 		}
 	default:

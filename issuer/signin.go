@@ -99,10 +99,14 @@ func throttleConfig(cfg Config) *throttle.Config {
 	return &t
 }
 
-// AuthenticateDirectoryUser checks the password of a user of directory
-// dir (registered as name), with the same throttling, hashing budget and
+// AuthenticateTableUser checks the password of a user of the user table
+// (Config.Directories) name, with the same throttling, hashing budget and
 // equal cost for unknown names as AuthenticateUser.
-func (i *Issuer) AuthenticateDirectoryUser(ctx context.Context, name string, dir UserDirectory, username, password string) (User, error) {
+func (i *Issuer) AuthenticateTableUser(ctx context.Context, name, username, password string) (User, error) {
+	dir, ok := i.cfg.Directories[name]
+	if !ok {
+		return User{}, fmt.Errorf("no user table %q is configured", name)
+	}
 	account := dirAccount(name, username)
 	if err := i.allow(ctx, account); err != nil {
 		return User{}, err

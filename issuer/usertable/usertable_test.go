@@ -54,7 +54,7 @@ func run(t *testing.T, driver, dsn string) {
 	}
 	defer tb.Close()
 	// Passwords are checked by the issuer (throttled, within its hashing budget).
-	is := issuertest.New(t, issuer.Config{})
+	is := issuertest.New(t, issuer.Config{Directories: map[string]issuer.UserDirectory{"app": tb}})
 	for _, tc := range []struct {
 		user, pw string
 		ok       bool
@@ -69,7 +69,7 @@ func run(t *testing.T, driver, dsn string) {
 		{"bad@example.com", "plaintext", false, "", ""}, // not a hash we read
 		{"' OR '1'='1", "bcrypt-pw", false, "", ""},
 	} {
-		u, err := is.AuthenticateDirectoryUser(ctx, "app", tb, tc.user, tc.pw)
+		u, err := is.AuthenticateTableUser(ctx, "app", tc.user, tc.pw)
 		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, issuer.ErrInvalidCredentials)) {
 			t.Errorf("Authenticate(%q) = %v", tc.user, err)
 			continue
@@ -86,7 +86,8 @@ func run(t *testing.T, driver, dsn string) {
 		t.Fatal(err)
 	}
 	defer tp.Close()
-	if u, err := is.AuthenticateDirectoryUser(ctx, "app", tp, "ann@example.com", "bcrypt-pw"); err != nil || u.Subject() != "ann@example.com" || len(u.Roles) != 0 {
+	isPlain := issuertest.New(t, issuer.Config{Directories: map[string]issuer.UserDirectory{"app": tp}})
+	if u, err := isPlain.AuthenticateTableUser(ctx, "app", "ann@example.com", "bcrypt-pw"); err != nil || u.Subject() != "ann@example.com" || len(u.Roles) != 0 {
 		t.Fatalf("without id/roles: %+v %v", u, err)
 	}
 	if !tb.Names("app", tb.cfg.Database, "app_users", "email", "password_hash") || tb.Names("app", tb.cfg.Database, "other", "email", "password_hash") {
