@@ -403,15 +403,15 @@ func maxTokenAgeFlag(c *cobra.Command) {
 	c.Flags().Duration("max-token-age", 24*time.Hour, "keep the revocation this long: at least the longest access_ttl")
 }
 
-// endSessions ends every session subject has now: its access tokens and its
-// refresh-token families, on every gateway sharing the store. The
+// endSessions ends every session subject has now: its sign-in sessions,
+// access tokens and refresh-token families, on every gateway sharing the store. The
 // revocation is kept until the longest-lived token any key may still verify
 // has expired, or --max-token-age if longer.
 func endSessions(ctx context.Context, cmd *cobra.Command, e env, subject string) error {
 	within, _ := cmd.Flags().GetDuration("max-token-age")
 	at := e.core.Stamp()
-	return e.core.EndSessions(ctx, issuer.Revocation{Kind: issuer.RevokeSubject, Key: subject, At: at,
-		ExpiresAt: later(e.core.RevocationExpiry(at), at.Add(within))}, "")
+	return e.core.SignOut(ctx, issuer.Revocation{Kind: issuer.RevokeSubject, Key: subject, At: at,
+		ExpiresAt: later(e.core.RevocationExpiry(at), at.Add(within))})
 }
 
 func later(a, b time.Time) time.Time {

@@ -221,3 +221,31 @@ func BenchmarkRefresh(b *testing.B) {
 		})
 	}
 }
+
+// TestSignOutEndsSignInSessions: revoke --sub (SignOut) ends the subject's
+// sign-in sessions with its tokens; a session begun after stays, and so do
+// other subjects'.
+func TestSignOutEndsSignInSessions(t *testing.T) {
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	core, _ := newCore(t, clk, nil)
+	ctx := context.Background()
+	st := core.Store()
+	now := clk.Now()
+	for _, s := range []issuer.Session{
+		{Hash: "old", Subject: "alice", AuthTime: now.Add(-time.Minute)},
+		{Hash: "later", Subject: "alice", AuthTime: now.Add(time.Minute)},
+		{Hash: "bob", Subject: "bob", AuthTime: now.Add(-time.Minute)},
+	} {
+		s.IdleUntil, s.ExpiresAt = now.Add(time.Hour), now.Add(time.Hour)
+		must(t, st.CreateSession(ctx, s))
+	}
+	must(t, core.SignOut(ctx, issuer.Revocation{Kind: issuer.RevokeSubject, Key: "alice", At: now, ExpiresAt: now.Add(time.Hour)}))
+	for hash, live := range map[string]bool{"old": false, "later": true, "bob": true} {
+		if _, err := st.GetSession(ctx, hash, now); (err == nil) != live {
+			t.Errorf("session %s after SignOut: %v, want live %v", hash, err, live)
+		}
+	}
+	if err := core.SignOut(ctx, issuer.Revocation{Kind: issuer.RevokeJTI, Key: "x"}); err == nil {
+		t.Error("SignOut took a revocation that is not of a subject")
+	}
+}

@@ -22,3 +22,18 @@ func (c *Core) EndSessions(ctx context.Context, r Revocation, keepFamily string)
 	}
 	return c.Revoke(ctx, r)
 }
+
+// SignOut ends everything subject r.Key holds: its sign-in (SSO) sessions
+// begun until r.At, then its refresh-token families and access tokens, as
+// EndSessions does. It is what revoke --sub, a password change and a
+// user's removal do. (A grant of a single-session site ends only the
+// token sessions: the sign-in that led to it stays.)
+func (c *Core) SignOut(ctx context.Context, r Revocation) error {
+	if r.Kind != RevokeSubject || r.Key == "" {
+		return fmt.Errorf("signing out needs a subject revocation, not %q of %q", r.Kind, r.Key)
+	}
+	if err := c.store.EndSubjectSessions(ctx, r.Key, r.At); err != nil {
+		return err
+	}
+	return c.EndSessions(ctx, r, "")
+}

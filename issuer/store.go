@@ -37,6 +37,9 @@ type Store interface {
 	RevocationStore
 	SettingStore
 	DPoPStore
+	AuthCodeStore
+	SessionStore
+	ConsentStore
 	Close() error
 }
 
@@ -169,6 +172,8 @@ type User struct {
 	PasswordHash string // argon2id PHC or bcrypt
 	Roles        []string
 	Scopes       []string // scopes the user may be granted
+	Email        string   // set by the operator, so verified
+	DisplayName  string   // the OpenID Connect name claim
 }
 
 // Subject is the `sub` of a user's tokens.
@@ -191,6 +196,19 @@ type Client struct {
 	Grants []string
 	// Entity marks an entity authenticated through the client route; never stored.
 	Entity bool
+
+	// Public marks a client without a secret (a browser or native app):
+	// it authenticates with PKCE alone.
+	Public bool
+	// RedirectURIs are where /authorize may send the user back, matched
+	// exactly (a loopback URI on any port, RFC 8252 §7.3).
+	RedirectURIs []string
+	// PostLogoutRedirectURIs are where logout may send the user.
+	PostLogoutRedirectURIs []string
+	// PKCEOptional lets a confidential client leave PKCE out.
+	PKCEOptional bool
+	// Consent asks the user's consent before the client gets a code.
+	Consent bool
 }
 
 // AllowsGrant reports whether the client may use grant type g.
@@ -267,4 +285,87 @@ type Revocation struct {
 	Keep      string    // RevokeSubject: the jti that stays valid
 	At        time.Time // RevokeSubject: cut-off issue time
 	ExpiresAt time.Time // when the entry can be forgotten
+}
+
+// ErrCodeReused says an authorization code was presented after it had been
+// redeemed: what the first redemption issued must be revoked.
+var ErrCodeReused = errors.New("authorization code already used")
+
+// AuthCodeStore keeps pending authorization codes (RFC 6749 §4.1.2) by the
+// hash of the code, so any instance on the store redeems a code another
+// issued.
+type AuthCodeStore interface {
+	PutCode(ctx context.Context, c AuthCode) error
+	// RedeemCode marks the code used at now and returns it. A code used
+	// before is returned with ErrCodeReused; an unknown or expired one is
+	// ErrNotFound. The database decides, so one code is redeemed once.
+	RedeemCode(ctx context.Context, hash string, now time.Time) (AuthCode, error)
+}
+
+// AuthCode is an authorization code as stored, with everything its
+// redemption is bound to.
+type AuthCode struct {
+	Hash        string // SHA-256 of the code; the code is never stored
+	ClientID    string
+	RedirectURI string
+	Challenge   string // the PKCE S256 challenge; "" when the client sent none
+	Scope       string
+	Nonce       string
+	Session     string // hash of the SSO session the code came from
+	// Family is the refresh family the redemption starts (its tokens'
+	// sid), chosen when the code is issued: a replay revokes it.
+	Family    string
+	Subject   string
+	Kind      PrincipalKind
+	Principal string // user name, to re-read roles at redemption
+	AuthTime  time.Time
+	AMR       []string // authentication methods, RFC 8176 ("pwd")
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero while unused
+}
+
+// SessionStore keeps single sign-on sessions by the hash of their id, so
+// every instance on the store knows them.
+type SessionStore interface {
+	CreateSession(ctx context.Context, s Session) error
+	// GetSession returns a live session: ErrNotFound when it is unknown,
+	// ended, or expired at now (idle or absolute).
+	GetSession(ctx context.Context, hash string, now time.Time) (Session, error)
+	// TouchSession slides the session's idle expiry to idleUntil, never
+	// past its absolute expiry.
+	TouchSession(ctx context.Context, hash string, idleUntil time.Time) error
+	// EndSession ends one session (logout); an unknown one is no error.
+	EndSession(ctx context.Context, hash string) error
+	// EndSubjectSessions ends every session of subject begun at or before at.
+	EndSubjectSessions(ctx context.Context, subject string, at time.Time) error
+}
+
+// Session is a single sign-on session as stored.
+type Session struct {
+	Hash      string // SHA-256 of the session id the cookie carries
+	Subject   string
+	Kind      PrincipalKind
+	Principal string
+	AuthTime  time.Time
+	AMR       []string
+	IdleUntil time.Time // slides with use
+	ExpiresAt time.Time // absolute
+}
+
+// ConsentStore keeps the users' consent decisions, per user and client.
+type ConsentStore interface {
+	PutConsent(ctx context.Context, c Consent) error // insert or replace
+	GetConsent(ctx context.Context, subject, clientID string) (Consent, error)
+	ListConsents(ctx context.Context, subject string) ([]Consent, error)
+	// DeleteConsent forgets subject's consent to clientID ("": to every
+	// client) and says how many it forgot.
+	DeleteConsent(ctx context.Context, subject, clientID string) (int, error)
+}
+
+// Consent is a user's decision to let a client have scopes.
+type Consent struct {
+	Subject   string
+	ClientID  string
+	Scopes    []string
+	GrantedAt time.Time
 }

@@ -17,7 +17,8 @@ func TestStoreRolesStaySmall(t *testing.T) {
 		reflect.TypeFor[issuer.EntityStore](), reflect.TypeFor[issuer.SecretStore](),
 		reflect.TypeFor[issuer.KeyStore](), reflect.TypeFor[issuer.RefreshStore](),
 		reflect.TypeFor[issuer.RevocationStore](), reflect.TypeFor[issuer.SettingStore](),
-		reflect.TypeFor[issuer.DPoPStore](),
+		reflect.TypeFor[issuer.DPoPStore](), reflect.TypeFor[issuer.AuthCodeStore](),
+		reflect.TypeFor[issuer.SessionStore](), reflect.TypeFor[issuer.ConsentStore](),
 	}
 	inRoles := map[string]bool{"Close": true}
 	for _, r := range roles {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -448,10 +449,11 @@ func mustAffect(res sql.Result, err error, what string) error {
 
 // PutUser implements issuer.Store.
 func (s *Store) PutUser(ctx context.Context, u issuer.User) error {
-	_, err := s.exec(ctx, `INSERT INTO tg_users (name, id, password_hash, roles, scopes) VALUES (?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO tg_users (name, id, password_hash, roles, scopes, email, display_name)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET id = excluded.id, password_hash = excluded.password_hash,
-		roles = excluded.roles, scopes = excluded.scopes`,
-		u.Name, u.ID, u.PasswordHash, joinList(u.Roles), joinList(u.Scopes))
+		roles = excluded.roles, scopes = excluded.scopes, email = excluded.email, display_name = excluded.display_name`,
+		u.Name, u.ID, u.PasswordHash, joinList(u.Roles), joinList(u.Scopes), u.Email, u.DisplayName)
 	if err != nil {
 		return errorf("storing user %s: %w", u.Name, err)
 	}
@@ -466,12 +468,12 @@ func (s *Store) RehashUser(ctx context.Context, name, oldHash, newHash string) e
 	return nil
 }
 
-const userCols = `SELECT name, id, password_hash, roles, scopes FROM tg_users`
+const userCols = `SELECT name, id, password_hash, roles, scopes, email, display_name FROM tg_users`
 
 func scanUser(row interface{ Scan(...any) error }) (issuer.User, error) {
 	var u issuer.User
 	var roles, scopes string
-	err := row.Scan(&u.Name, &u.ID, &u.PasswordHash, &roles, &scopes)
+	err := row.Scan(&u.Name, &u.ID, &u.PasswordHash, &roles, &scopes, &u.Email, &u.DisplayName)
 	u.Roles, u.Scopes = splitList(roles), splitList(scopes)
 	return u, err
 }
@@ -498,24 +500,50 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 
 // PutClient implements issuer.Store.
 func (s *Store) PutClient(ctx context.Context, c issuer.Client) error {
-	_, err := s.exec(ctx, `INSERT INTO tg_clients (id, secret_hash, roles, scopes, grants) VALUES (?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO tg_clients (id, secret_hash, roles, scopes, grants, redirect_uris, post_logout_uris, flags)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, roles = excluded.roles,
-		scopes = excluded.scopes, grants = excluded.grants`,
-		c.ID, c.SecretHash, joinList(c.Roles), joinList(c.Scopes), joinList(c.Grants))
+		scopes = excluded.scopes, grants = excluded.grants, redirect_uris = excluded.redirect_uris,
+		post_logout_uris = excluded.post_logout_uris, flags = excluded.flags`,
+		c.ID, c.SecretHash, joinList(c.Roles), joinList(c.Scopes), joinList(c.Grants), joinList(c.RedirectURIs),
+		joinList(c.PostLogoutRedirectURIs), joinList(clientFlags(c)))
 	if err != nil {
 		return errorf("storing client %s: %w", c.ID, err)
 	}
 	return nil
 }
 
-const clientCols = `SELECT id, secret_hash, roles, scopes, grants FROM tg_clients`
+const clientCols = `SELECT id, secret_hash, roles, scopes, grants, redirect_uris, post_logout_uris, flags FROM tg_clients`
 
 func scanClient(row interface{ Scan(...any) error }) (issuer.Client, error) {
 	var c issuer.Client
-	var roles, scopes, grants string
-	err := row.Scan(&c.ID, &c.SecretHash, &roles, &scopes, &grants)
+	var roles, scopes, grants, redirects, logouts, flags string
+	err := row.Scan(&c.ID, &c.SecretHash, &roles, &scopes, &grants, &redirects, &logouts, &flags)
 	c.Roles, c.Scopes, c.Grants = splitList(roles), splitList(scopes), splitList(grants)
+	c.RedirectURIs, c.PostLogoutRedirectURIs = splitList(redirects), splitList(logouts)
+	for _, f := range splitList(flags) {
+		switch f {
+		case "public":
+			c.Public = true
+		case "pkce_optional":
+			c.PKCEOptional = true
+		case "consent":
+			c.Consent = true
+		}
+	}
 	return c, err
+}
+
+// clientFlags are a client's switches as the flags column spells them.
+func clientFlags(c issuer.Client) []string {
+	var fs []string
+	for f, on := range map[string]bool{"public": c.Public, "pkce_optional": c.PKCEOptional, "consent": c.Consent} {
+		if on {
+			fs = append(fs, f)
+		}
+	}
+	slices.Sort(fs)
+	return fs
 }
 
 // GetClient implements issuer.Store.
@@ -675,6 +703,9 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 	// Keep the newest revocation so IDs never restart below what peers saw.
 	if _, err := s.exec(ctx, `DELETE FROM tg_revocations WHERE expires_at < ? AND id < (SELECT MAX(id) FROM tg_revocations)`, ns(now)); err != nil {
 		return errorf("purging revocations: %w", err)
+	}
+	if err := s.purgeBrowser(ctx, now); err != nil {
+		return err
 	}
 	return s.purgeDPoP(ctx, now)
 }

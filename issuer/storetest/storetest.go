@@ -524,6 +524,7 @@ func Run(t *testing.T, open func(t *testing.T) issuer.Store) {
 		}
 	})
 	runDPoP(t, open)
+	runBrowser(t, open)
 }
 
 var errLost = errors.New("lost")
