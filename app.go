@@ -164,8 +164,9 @@ func (a *App) Core(ctx context.Context, spec CoreSpec) (*issuer.Core, error) {
 	fingerprint := mk.Fingerprint()
 	log := cmp.Or(spec.Log, zap.NewNop())
 	key := driver + ":" + dsn
-	// Opening under the lock is no wait for anyone: Start asks for the
-	// Cores one site at a time.
+	// The store is opened under the lock, which only a metrics scrape of
+	// a config still starting could wait for: Start asks for the Cores one
+	// site at a time.
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	pc, ok := a.held[key]
