@@ -18,7 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/tokengate/caddy-tokengate"
-	"github.com/tokengate/caddy-tokengate/cli"
+	"github.com/tokengate/caddy-tokengate/internal/storeconf"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -486,7 +486,7 @@ func openTestCore(t *testing.T, storePath string, at time.Time) *issuer.Core {
 		t.Fatal(err)
 	}
 	// The key Caddy generates (TestMain keeps it in a temporary data dir).
-	mk, _, err := cli.ResolveMasterKey("", true)
+	mk, _, err := storeconf.ResolveMasterKey("", true)
 	if err != nil {
 		t.Fatal(err)
 	}

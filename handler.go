@@ -25,11 +25,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// the tokengate app opened the store. It waits (a closed channel
 	// costs nothing afterwards).
 	select {
-	case <-h.ready:
+	case <-h.started.done:
 	case <-r.Context().Done():
 		return r.Context().Err()
 	}
-	if h.failed != nil {
+	if h.started.err != nil {
 		writeUnavailable(w, "the token gateway could not start")
 		return nil
 	}

@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
-	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
 
 // Guard outcomes, the values of tokengate_guard_decisions_total{outcome}.
@@ -130,15 +129,6 @@ func (m *metrics) event(_ context.Context, e issuer.Event) {
 		fields = append(fields, zap.Time("expires", e.ExpiresAt))
 	}
 	ce.Write(fields...)
-}
-
-// attach sends core's events and store operations here: the latest
-// config to start takes over a Core shared across reloads.
-func (m *metrics) attach(core *issuer.Core) {
-	core.SetEvents(m.event)
-	if st, ok := core.Store().(interface{ SetObserver(sqlstore.Observer) }); ok {
-		st.SetObserver(m.storeOp)
-	}
 }
 
 // storeOp observes one store operation.

@@ -19,14 +19,12 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/caddy-tokengate/apimaker"
 	tgcaddyfile "github.com/tokengate/caddy-tokengate/caddyfile"
-	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/config"
 	"github.com/tokengate/caddy-tokengate/dpop"
 	"github.com/tokengate/caddy-tokengate/eventhos"
@@ -35,7 +33,6 @@ import (
 	"github.com/tokengate/caddy-tokengate/internal/throttle"
 	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
-	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 	"github.com/tokengate/caddy-tokengate/issuer/usertable"
 	"github.com/tokengate/caddy-tokengate/oauth"
 	"github.com/tokengate/caddy-tokengate/owin"
@@ -44,7 +41,6 @@ import (
 
 func init() {
 	caddy.RegisterModule(Handler{})
-	caddycmd.RegisterCommand(cli.Command())
 	httpcaddyfile.RegisterHandlerDirective("tokengate", parseCaddyfile)
 	// Guard before anything that answers or proxies, like basic_auth.
 	httpcaddyfile.RegisterDirectiveOrder("tokengate", httpcaddyfile.After, "basic_auth")
@@ -57,7 +53,7 @@ type Handler struct {
 
 	log      *zap.Logger
 	iss      string // the configured issuer, or the one derived from the site address
-	poolKey  string
+	app      *App   // owns core
 	core     *issuer.Core
 	issuer   *issuer.Issuer
 	tables   []*usertable.Table
@@ -73,14 +69,12 @@ type Handler struct {
 	tokens    *tokenauth.Checker // the one check of a presented access token
 	alg       string             // signing_alg; "": follow the store's newest key (`keys rotate --alg`)
 
-	// Set by Provision; the tokengate app calls start, which closes ready
-	// (with failed set if it could not open the store).
-	ctx       caddy.Context
-	ready     chan struct{}
-	startOnce *sync.Once
-	failed    error
-	// standalone starts at once in Provision: for benchmarks that
-	// provision a handler outside a Caddy config.
+	// Set by Provision; the tokengate app calls start, which finishes
+	// started (with the error if the site could not start).
+	ctx     caddy.Context
+	started *startup
+	// standalone starts at once in Provision, on an App of its own: for
+	// benchmarks that provision a handler outside a Caddy config.
 	standalone bool
 	metrics    *metrics
 	// release undoes this configuration's registrations on the shared
@@ -116,18 +110,6 @@ const (
 // entity_admin_kind says otherwise.
 const DefaultEntityAdminRole = "admin"
 
-// pool shares one Core per store across sites and config reloads, so keys,
-// caches and the revocation set survive `caddy reload`.
-var pool = caddy.NewUsagePool()
-
-// pooledCore lets the UsagePool close a Core when its last user goes.
-type pooledCore struct {
-	core      *issuer.Core
-	masterKey string // fingerprint: sites sharing a store must agree on it
-}
-
-func (p *pooledCore) Destruct() error { return p.core.Close() }
-
 // Provision checks the configuration and prepares the guard; nothing is
 // written. The store is opened (and keys generated) when the tokengate
 // app starts, so `caddy validate` has no side effects.
@@ -161,7 +143,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.ctx = ctx
-	h.ready, h.startOnce = make(chan struct{}), new(sync.Once)
+	h.started = newStartup()
 	h.alg = h.SigningAlg
 	if h.alg != "" && !issuer.ValidAlg(h.alg) {
 		return fmt.Errorf("signing_alg %q: want EdDSA, ES256, RS256 or HS256", h.alg)
@@ -172,31 +154,50 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if h.standalone {
-		h.metrics = newMetrics(prometheus.NewRegistry(), nil)
+		h.app = new(App)
+		h.metrics = newMetrics(prometheus.NewRegistry(), h.app)
 		return h.start()
 	}
 	app, err := ctx.App("tokengate")
 	if err != nil {
 		return fmt.Errorf("loading the tokengate app: %w", err)
 	}
-	app.(*App).register(h)
+	h.app = app.(*App)
+	h.app.register(h)
 	return nil
 }
 
 // start opens (or joins) the store's issuer and mounts the routes on it.
 func (h *Handler) start() error {
 	err := h.open(h.ctx)
-	h.startOnce.Do(func() {
-		h.failed = err
-		close(h.ready)
-	})
+	h.started.finish(err)
 	return err
+}
+
+// startup is a site's start outcome, which its requests wait for (see
+// ServeHTTP). Set once: by the site's start, or by the app when another
+// site failed to start.
+type startup struct {
+	once sync.Once
+	done chan struct{}
+	err  error // read once done is closed
+}
+
+func newStartup() *startup { return &startup{done: make(chan struct{})} }
+
+// finish records the outcome; the first call decides.
+func (s *startup) finish(err error) {
+	s.once.Do(func() {
+		s.err = err
+		close(s.done)
+	})
 }
 
 func (h *Handler) open(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	accessTTL := durationOr(h.AccessTTL, DefaultAccessTTL)
-	if err := h.joinCore(ctx, repl); err != nil {
+	var err error
+	if h.core, err = h.app.Core(ctx, CoreSpec{Store: h.Store, MasterKey: h.MasterKey, Log: h.log}); err != nil {
 		return err
 	}
 	if !h.DisableIssuing {
@@ -219,7 +220,6 @@ func (h *Handler) open(ctx caddy.Context) error {
 	if err := h.openUserTables(ctx, repl); err != nil {
 		return err
 	}
-	var err error
 	if h.issuer, err = issuer.New(h.core, h.issuerConfig(h.alg, accessTTL)); err != nil {
 		return err
 	}
@@ -231,63 +231,6 @@ func (h *Handler) open(ctx caddy.Context) error {
 	if !h.DisableIssuing {
 		return h.mountRoutes()
 	}
-	return nil
-}
-
-// markFailed makes requests that wait for start fail with a 503.
-func (h *Handler) markFailed(err error) {
-	h.startOnce.Do(func() {
-		h.failed = err
-		close(h.ready)
-	})
-}
-
-// joinCore opens the store's shared Core, or joins the one another site
-// (or the previous config) already opened.
-func (h *Handler) joinCore(ctx caddy.Context, repl *caddy.Replacer) error {
-	driver, dsn := storeLocation(h.Store, repl)
-	mk, keyFile, err := cli.ResolveMasterKey(repl.ReplaceKnown(h.MasterKey, ""), true)
-	if err != nil {
-		return err
-	}
-	fingerprint := mk.Fingerprint()
-	h.poolKey = driver + ":" + dsn
-	val, _, err := pool.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		st, err := sqlstore.Open(ctx, driver, dsn)
-		if err != nil {
-			return nil, err
-		}
-		log := h.log.Named("issuer")
-		st.SetLogf(log.Sugar().Warnf)
-		core, err := issuer.OpenCore(ctx, st, issuer.CoreOptions{MasterKey: mk, Logger: log, Retention: issuer.Leeway})
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("opening issuer on %s store: %w", driver, err)
-		}
-		if driver == "sqlite" {
-			h.log.Info("store opened", zap.String("driver", driver), zap.String("path", dsn))
-		}
-		if keyFile != "" {
-			h.log.Warn("no master_key configured: sealing with the generated key; set master_key in production "+
-				"(the same on every instance sharing a store) and back it up", zap.String("file", keyFile),
-				zap.String("fingerprint", fingerprint))
-		} else {
-			h.log.Info("sealing with the configured master_key", zap.String("fingerprint", fingerprint))
-		}
-		return &pooledCore{core: core, masterKey: fingerprint}, nil
-	})
-	if err != nil {
-		h.poolKey = ""
-		return err
-	}
-	pc := val.(*pooledCore)
-	if pc.masterKey != fingerprint {
-		_, _ = pool.Delete(h.poolKey)
-		h.poolKey = ""
-		return fmt.Errorf("sites sharing a store must use the same master_key: this one has %s, the store is open with %s",
-			fingerprint, pc.masterKey)
-	}
-	h.core = pc.core
 	return nil
 }
 
@@ -588,8 +531,8 @@ func hopByHop(name string) bool {
 	return false
 }
 
-// Cleanup closes the user tables and releases this handler's hold on the
-// shared issuer.
+// Cleanup closes the user tables and undoes this configuration's
+// registrations on the shared Core; the tokengate app releases the Core.
 func (h *Handler) Cleanup() error {
 	var errs []error
 	for _, release := range h.release {
@@ -598,19 +541,10 @@ func (h *Handler) Cleanup() error {
 	for _, t := range h.tables {
 		errs = append(errs, t.Close())
 	}
-	if h.poolKey != "" {
-		_, err := pool.Delete(h.poolKey)
-		errs = append(errs, err)
+	if h.standalone && h.app != nil {
+		errs = append(errs, h.app.Cleanup()) // its own app: Caddy does not know it
 	}
 	return errors.Join(errs...)
-}
-
-// storeLocation resolves the store, defaulting to SQLite in Caddy's data dir.
-func storeLocation(s *config.Store, repl *caddy.Replacer) (driver, dsn string) {
-	if s == nil || s.Driver == "" {
-		return cli.DefaultStore()
-	}
-	return s.Driver, cli.ResolveDSN(s.Driver, repl.ReplaceKnown(s.DSN, ""))
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {

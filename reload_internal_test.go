@@ -18,7 +18,7 @@ import (
 func sharedCore(t *testing.T, path string) *issuer.Core {
 	t.Helper()
 	var core *issuer.Core
-	pool.Range(func(key, value any) bool {
+	corePool.Range(func(key, value any) bool {
 		if key == "sqlite:"+path {
 			core = value.(*pooledCore).core
 		}

@@ -11,8 +11,8 @@ import (
 // A request that waited for a start that failed gets a 503 a client can
 // act on: temporarily_unavailable with a Retry-After.
 func TestFailedStartAnswers503WithRetryAfter(t *testing.T) {
-	h := &Handler{ready: make(chan struct{}), failed: errors.New("opening the store: connection refused")}
-	close(h.ready)
+	h := &Handler{started: newStartup()}
+	h.started.finish(errors.New("opening the store: connection refused"))
 	rec := httptest.NewRecorder()
 	if err := h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/orders", nil), nil); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tokengate/caddy-tokengate/config"
+	"github.com/tokengate/caddy-tokengate/internal/storeconf"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -206,7 +206,7 @@ func withStore(cmd *cobra.Command, use storeUse, f func(ctx context.Context, e e
 	if err != nil {
 		return err
 	}
-	mk, _, err := ResolveMasterKey(masterKey, false)
+	mk, _, err := storeconf.ResolveMasterKey(masterKey, false)
 	if err != nil {
 		return err
 	}
@@ -254,38 +254,17 @@ func resolveStore(cfgPath, storeFlag string) (driver, dsn, masterKey string, err
 		if !ok || (driver != "sqlite" && driver != "postgres") || dsn == "" {
 			return "", "", "", usagef("--store must be sqlite:<path> or postgres:<dsn>")
 		}
-		return driver, ResolveDSN(driver, dsn), os.Getenv("TOKENGATE_MASTER_KEY"), nil
+		return driver, storeconf.ResolveDSN(driver, dsn), os.Getenv("TOKENGATE_MASTER_KEY"), nil
 	case cfgPath != "":
 		g, err := gatewayFromCaddyfile(cfgPath)
 		if err != nil {
 			return "", "", "", err
 		}
-		driver, dsn := DefaultStore()
-		if g.Store != nil && g.Store.Driver != "" {
-			driver, dsn = g.Store.Driver, ResolveDSN(g.Store.Driver, repl.ReplaceKnown(g.Store.DSN, ""))
-		}
+		driver, dsn := storeconf.Location(g.Store, repl)
 		return driver, dsn, repl.ReplaceKnown(g.MasterKey, ""), nil
 	}
-	driver, dsn = DefaultStore()
+	driver, dsn = storeconf.Default()
 	return driver, dsn, os.Getenv("TOKENGATE_MASTER_KEY"), nil
-}
-
-// ResolveDSN makes a relative SQLite path absolute against the working
-// directory, in Caddy and in the CLI alike, so both name the same file
-// when started from the same directory (and log or print the full path).
-func ResolveDSN(driver, dsn string) string {
-	if driver != "sqlite" || dsn == "" || dsn == ":memory:" || filepath.IsAbs(dsn) {
-		return dsn
-	}
-	if abs, err := filepath.Abs(dsn); err == nil {
-		return abs
-	}
-	return dsn
-}
-
-// DefaultStore is the store used when none is configured.
-func DefaultStore() (driver, dsn string) {
-	return "sqlite", filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
 }
 
 // gatewayFromCaddyfile adapts a Caddyfile and returns its tokengate block.

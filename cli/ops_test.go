@@ -13,7 +13,7 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
-	"github.com/tokengate/caddy-tokengate/cli"
+	"github.com/tokengate/caddy-tokengate/internal/storeconf"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -91,7 +91,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "sub")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a read-only command created %s: %v", db, err)
 	}
-	if _, err := os.Stat(cli.MasterKeyFile()); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(storeconf.MasterKeyFile()); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a read-only command created the master key: %v", err)
 	}
 }
@@ -222,7 +222,7 @@ func TestRelativeStorePath(t *testing.T) {
 	if _, err := run(t, "", "entity", "add", "e-1", "--store=sqlite:rel.db"); err != nil {
 		t.Fatal(err)
 	}
-	if got := cli.ResolveDSN("sqlite", "rel.db"); got != filepath.Join(dir, "rel.db") {
+	if got := storeconf.ResolveDSN("sqlite", "rel.db"); got != filepath.Join(dir, "rel.db") {
 		t.Fatalf("ResolveDSN = %s", got)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "rel.db")); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tokengate/caddy-tokengate/internal/storeconf"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
@@ -35,7 +36,7 @@ instance using the store first, and start them with the new key.`,
 			var err error
 			switch {
 			case oldFile != "":
-				if old, err = ReadKeyFile(oldFile); err != nil {
+				if old, err = storeconf.ReadKeyFile(oldFile); err != nil {
 					return err
 				}
 			case oldEnv != "":
@@ -52,7 +53,7 @@ instance using the store first, and start them with the new key.`,
 			if err != nil {
 				return err
 			}
-			next, keyFile, err := ResolveMasterKey(masterKey, true)
+			next, keyFile, err := storeconf.ResolveMasterKey(masterKey, true)
 			if err != nil {
 				return err
 			}

@@ -18,8 +18,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/tokengate/caddy-tokengate/cli"
 	"github.com/tokengate/caddy-tokengate/dpop"
+	"github.com/tokengate/caddy-tokengate/internal/storeconf"
 	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
@@ -120,7 +120,7 @@ func SignWithStoredKey(t testing.TB, path string, claims jwt.MapClaims, extra ma
 		t.Fatal("no EdDSA key in the store")
 	}
 	// Plain, or sealed under the key Caddy generated in its data directory.
-	mk, _, err := cli.ResolveMasterKey("", false)
+	mk, _, err := storeconf.ResolveMasterKey("", false)
 	if err != nil {
 		t.Fatal(err)
 	}

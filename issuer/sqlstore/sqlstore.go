@@ -19,7 +19,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"
+	"go.uber.org/zap"
+	_ "modernc.org/sqlite" // registers "sqlite"
 
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
@@ -41,23 +42,38 @@ type Store struct {
 	maintenance sync.Mutex
 	gate        writeGate // SQLite: this process's writers queue here
 	dsn         string    // PostgreSQL: for the LISTEN connection
-	// Logf reports trouble of the background change watcher; nil: silent.
-	// Set it before Watch, or use SetLogf.
-	Logf func(format string, args ...any)
-	// logTo is SetLogf's: read by goroutines that run from Open on (the
-	// checkpointer), which a plain field written after Open would race.
-	logTo atomic.Pointer[func(format string, args ...any)]
+	// warnf reports trouble of the background work (change watcher,
+	// checkpointer). Set by WithLogger before any of it starts, so a plain
+	// field is enough; nil: silent.
+	warnf func(format string, args ...any)
 }
-
-// SetLogf reports trouble of the store's background work (change watcher,
-// checkpointer) to f from now on; it is safe while they run.
-func (s *Store) SetLogf(f func(format string, args ...any)) { s.logTo.Store(&f) }
 
 // Observer is told the duration and outcome of store operations, for
 // metrics. op is the statement's verb and first table ("SELECT tg_keys").
 type Observer func(op string, d time.Duration, err error)
 
-// SetObserver reports operations to f from now on (nil: to no one).
+// An Option sets up a Store as Open (or OpenExisting) opens it.
+type Option func(*Store)
+
+// WithLogger reports trouble of the store's background work (change
+// watcher, checkpointer) to log, as warnings. Without it the store is
+// silent (as with a nil log).
+func WithLogger(log *zap.Logger) Option {
+	return func(s *Store) {
+		if log != nil {
+			s.warnf = log.Sugar().Warnf
+		}
+	}
+}
+
+// WithObserver reports every operation from Open on to obs.
+func WithObserver(obs Observer) Option {
+	return func(s *Store) { s.SetObserver(obs) }
+}
+
+// SetObserver reports operations to f from now on (nil: to no one), in
+// place of the one WithObserver gave: for a caller that counts from a
+// point on, as tests do.
 func (s *Store) SetObserver(f Observer) { s.observe.Store(&f) }
 
 // observed reports operation op (see opName) that started at start.
@@ -88,17 +104,8 @@ func opName(query string) string {
 }
 
 func (s *Store) logf(format string, args ...any) {
-	if f := s.logTo.Load(); f != nil && *f != nil {
-		(*f)(format, args...)
-	} else if s.Logf != nil {
-		s.Logf(format, args...)
-	}
-}
-
-// bgLogf is logf for goroutines started by Open: SetLogf's only.
-func (s *Store) bgLogf(format string, args ...any) {
-	if f := s.logTo.Load(); f != nil && *f != nil {
-		(*f)(format, args...)
+	if s.warnf != nil {
+		s.warnf(format, args...)
 	}
 }
 
@@ -108,8 +115,8 @@ var _ issuer.Store = (*Store)(nil)
 // SQLite) and migrates the schema to the current version. A PostgreSQL DSN
 // may carry pool_max_conns (as pgxpool names it; default
 // DefaultPoolSize): the connections kept open and reused.
-func Open(ctx context.Context, driver, dsn string) (*Store, error) {
-	return open(ctx, driver, dsn, false, openOptions{checkpointEvery: checkpointEvery, walLimit: walLimit, restartAt: restartAt})
+func Open(ctx context.Context, driver, dsn string, opts ...Option) (*Store, error) {
+	return open(ctx, driver, dsn, false, openOptions{checkpointEvery: checkpointEvery, walLimit: walLimit, restartAt: restartAt, options: opts})
 }
 
 // openOptions are what tests change about a store.
@@ -118,6 +125,7 @@ type openOptions struct {
 	walLimit        int64                  // WAL size at which writers checkpoint; 0: SQLite's default
 	restartAt       int64                  // WAL size at which the checkpointer starts it over; 0: never
 	checkpointed    func(checkpointResult) // told every checkpoint pass
+	options         []Option               // the caller's
 }
 
 // ErrNoStore says OpenExisting found no store, or one never migrated.
@@ -147,17 +155,20 @@ func Exists(ctx context.Context, driver, dsn string) error {
 // OpenExisting opens a store that already exists at the current schema
 // version, creating and migrating nothing: for read-only commands. It
 // fails with ErrNoStore when there is none.
-func OpenExisting(ctx context.Context, driver, dsn string) (*Store, error) {
+func OpenExisting(ctx context.Context, driver, dsn string, opts ...Option) (*Store, error) {
 	if driver == "sqlite" && dsn != ":memory:" {
 		if _, err := os.Stat(dsn); err != nil {
 			return nil, fmt.Errorf("%w at %s", ErrNoStore, dsn)
 		}
 	}
-	return open(ctx, driver, dsn, true, openOptions{})
+	return open(ctx, driver, dsn, true, openOptions{options: opts})
 }
 
 func open(ctx context.Context, driver, dsn string, existing bool, opts openOptions) (*Store, error) {
 	var s Store
+	for _, o := range opts.options {
+		o(&s)
+	}
 	var err error
 	switch driver {
 	case "sqlite":
@@ -203,7 +214,7 @@ func open(ctx context.Context, driver, dsn string, existing bool, opts openOptio
 		return nil, err
 	}
 	if driver == "sqlite" && !s.memory && !existing && opts.checkpointEvery > 0 {
-		if s.ckpt, err = startCheckpointer(ctx, dsn, opts.checkpointEvery, opts.restartAt, &s.maintenance, s.gate, s.bgLogf, s.observed, opts.checkpointed); err != nil {
+		if s.ckpt, err = startCheckpointer(ctx, dsn, opts.checkpointEvery, opts.restartAt, &s.maintenance, s.gate, s.logf, s.observed, opts.checkpointed); err != nil {
 			s.Close()
 			return nil, err
 		}

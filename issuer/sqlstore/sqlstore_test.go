@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tokengate/caddy-tokengate/internal/pgtest"
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -497,5 +499,59 @@ func TestDataVersionWatchCatchesUp(t *testing.T) {
 		if len(rs) == 1 {
 			return
 		}
+	}
+}
+
+// TestOpenOptions: the logger and the observer are given to Open and in
+// use from the first statement on, before any background work starts.
+func TestOpenOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		logger   bool // WithLogger on an observed logger
+		nilLog   bool // WithLogger(nil)
+		observer bool // WithObserver
+	}{
+		{name: "logger and observer", logger: true, observer: true},
+		{name: "observer only", observer: true},
+		{name: "logger only", logger: true},
+		{name: "nil logger", nilLog: true},
+		{name: "none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zap.WarnLevel)
+			var mu sync.Mutex
+			ops := map[string]int{}
+			var opts []Option
+			if tc.logger {
+				opts = append(opts, WithLogger(zap.New(core)))
+			}
+			if tc.nilLog {
+				opts = append(opts, WithLogger(nil))
+			}
+			if tc.observer {
+				opts = append(opts, WithObserver(func(op string, _ time.Duration, _ error) {
+					mu.Lock()
+					defer mu.Unlock()
+					ops[op]++
+				}))
+			}
+			s, err := Open(context.Background(), "sqlite", filepath.Join(t.TempDir(), "tg.db"), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.PutEntity(context.Background(), issuer.Entity{ID: "e-1"}); err != nil {
+				t.Fatal(err)
+			}
+			s.logf("sqlite checkpoint: %v", errors.New("disk full")) // as the background work reports
+			if got, want := logs.FilterMessage("sqlite checkpoint: disk full").Len(), map[bool]int{true: 1}[tc.logger]; got != want {
+				t.Errorf("%d warnings, want %d: %v", got, want, logs.All())
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if got := ops["INSERT tg_entities"] > 0; got != tc.observer {
+				t.Errorf("observed the insert: %v, want %v (ops %v)", got, tc.observer, ops)
+			}
+		})
 	}
 }

@@ -1,4 +1,8 @@
-package cli
+// Package storeconf resolves where a tokengate store is and the master key
+// that seals it. The tokengate app (opening a site's store) and the CLI
+// (opening the store its flags name) both resolve them here, so the two
+// name the same file and seal with the same key.
+package storeconf
 
 import (
 	"errors"
@@ -9,8 +13,37 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/tokengate/caddy-tokengate/config"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
+
+// Default is the store used when none is configured: SQLite at
+// tokengate/tokengate.db in Caddy's data directory.
+func Default() (driver, dsn string) {
+	return "sqlite", filepath.Join(caddy.AppDataDir(), "tokengate", "tokengate.db")
+}
+
+// Location is the store s configures, its DSN's placeholders expanded by
+// repl; Default when s names no driver.
+func Location(s *config.Store, repl *caddy.Replacer) (driver, dsn string) {
+	if s == nil || s.Driver == "" {
+		return Default()
+	}
+	return s.Driver, ResolveDSN(s.Driver, repl.ReplaceKnown(s.DSN, ""))
+}
+
+// ResolveDSN makes a relative SQLite path absolute against the working
+// directory, in Caddy and in the CLI alike, so both name the same file
+// when started from the same directory (and log or print the full path).
+func ResolveDSN(driver, dsn string) string {
+	if driver != "sqlite" || dsn == "" || dsn == ":memory:" || filepath.IsAbs(dsn) {
+		return dsn
+	}
+	if abs, err := filepath.Abs(dsn); err == nil {
+		return abs
+	}
+	return dsn
+}
 
 // MasterKeyFile is where the master key is generated when none is
 // configured: tokengate/master.key in Caddy's data directory.
