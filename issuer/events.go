@@ -11,6 +11,8 @@ const (
 	EventIssued        = "issued"         // tokens for a grant other than refresh_token
 	EventRefreshed     = "refreshed"      // a refresh token was exchanged
 	EventRefreshReused = "refresh_reused" // a used refresh token came back: its family is revoked
+	EventCodeReused    = "code_reused"    // a redeemed authorization code came back: what it issued is revoked
+	EventSignedIn      = "signed_in"      // a sign-in session began at the login page
 	EventRevoked       = "revoked"        // a token, session or subject was revoked
 	EventSecretReset   = "secret_reset"   // an entity secret was replaced
 	EventKeyAdded      = "key_added"      // a signing key was generated (first key or rotation)

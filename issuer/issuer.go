@@ -48,6 +48,11 @@ type Config struct {
 	// fields take throttle's defaults. NoThrottle turns it off.
 	Throttle   throttle.Config
 	NoThrottle bool
+	// SessionTTL is the idle lifetime of a sign-in session (it slides with
+	// use), SessionMaxTTL its absolute one; 0 takes DefaultSessionTTL and
+	// DefaultSessionMaxTTL.
+	SessionTTL    time.Duration
+	SessionMaxTTL time.Duration
 	// HashParams are the argon2id parameters of new hashes: those a stored
 	// user's older hash is moved onto when it signs in, and the least a
 	// failed sign-in costs (signinCost). Default: DefaultHashParams.
@@ -132,6 +137,9 @@ type Issuer struct {
 	secretStore  SecretStore
 	refreshStore RefreshStore
 	proofStore   DPoPStore
+	codeStore    AuthCodeStore
+	sessionStore SessionStore
+	consentStore ConsentStore
 	cfg          Config
 	users        map[string]User
 	clients      map[string]Client
@@ -164,7 +172,8 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 		cfg.RefreshTTL = 30 * 24 * time.Hour
 	}
 	st := core.store
-	i := &Issuer{core: core, userStore: st, clientStore: st, entityStore: st, secretStore: st, refreshStore: st, proofStore: st, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}, entities: map[string]Entity{},
+	i := &Issuer{core: core, userStore: st, clientStore: st, entityStore: st, secretStore: st, refreshStore: st, proofStore: st,
+		codeStore: st, sessionStore: st, consentStore: st, cfg: cfg, users: map[string]User{}, clients: map[string]Client{}, entities: map[string]Entity{},
 		cost: newSigninCost(core.now)}
 	if tc := throttleConfig(cfg); tc != nil {
 		i.throttle = core.Throttle(*tc)
@@ -206,8 +215,13 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 		if err := CheckName("client", c.ID); err != nil {
 			return nil, err
 		}
-		if err := CheckHashFormat(c.SecretHash); err != nil {
-			return nil, fmt.Errorf("client %s: %w", c.ID, err)
+		switch {
+		case c.Public && c.SecretHash != "":
+			return nil, fmt.Errorf("client %s: a public client has no secret", c.ID)
+		case !c.Public:
+			if err := CheckHashFormat(c.SecretHash); err != nil {
+				return nil, fmt.Errorf("client %s: %w", c.ID, err)
+			}
 		}
 		i.clients[c.ID] = c
 		i.cost.raise(KindClient, HashClass(c.SecretHash))
@@ -346,7 +360,9 @@ func (i *Issuer) authenticateClient(ctx context.Context, id, secret string) (Cli
 // hash took (0 for a keyed hash or one verified before).
 func (i *Issuer) verifyClientSecret(ctx context.Context, c Client, secret string) (bool, time.Duration, error) {
 	if !strings.HasPrefix(c.SecretHash, "$") { // a generated secret's keyed hash
-		return i.core.checkSecret(c.SecretHash, secret), 0, nil
+		// A public client has none: no secret authenticates it (checked
+		// all the same, so it costs what a confidential client's does).
+		return i.core.checkSecret(c.SecretHash, secret) && !c.Public, 0, nil
 	}
 	keyed := i.core.hasher.Hash(secret)
 	if prev, ok := i.clientOK.Load(c.ID); ok {

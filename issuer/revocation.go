@@ -115,3 +115,12 @@ func (s *revocationSet) forget(now time.Time) {
 		}
 	}
 }
+
+// subjectCutAt reports whether a subject revocation of sub cuts off what
+// began at at (a sign-in session), as it cuts off tokens issued then.
+func (s *revocationSet) subjectCutAt(sub string, at time.Time) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.sub[sub]
+	return ok && !at.After(r.At)
+}
