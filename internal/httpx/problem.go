@@ -195,6 +195,9 @@ func Classify(err error) *Problem {
 	switch {
 	case errors.As(err, &p):
 		cp := *p
+		if err != error(p) { // keep what the caller wrapped it with, for the log
+			cp.Err = err
+		}
 		return &cp
 	case errors.As(err, &te):
 		out = Problem{Kind: KindThrottled, Description: te.Error(), RetryAfter: te.RetryAfter}
@@ -211,7 +214,7 @@ func Classify(err error) *Problem {
 	case errors.Is(err, issuer.ErrClientMismatch):
 		out = Problem{Kind: KindInvalidGrant, Description: issuer.ErrClientMismatch.Error()}
 	case errors.Is(err, issuer.ErrScopeWidened):
-		out = Problem{Kind: KindInvalidScope, Description: err.Error()}
+		out = Problem{Kind: KindInvalidScope, Description: issuer.ErrScopeWidened.Error()}
 	case errors.Is(err, issuer.ErrRefreshInvalid):
 		out = Problem{Kind: KindInvalidGrant, Description: issuer.ErrRefreshInvalid.Error()}
 	case errors.As(err, &de):
