@@ -52,9 +52,8 @@ func code(p *httpx.Problem) (string, int) {
 	switch p.Kind {
 	case httpx.KindInvalidRequest:
 		return CodeBadRequest, p.Status // 400, or 413 for a body too large
-	case httpx.KindInvalidCredentials, httpx.KindInvalidClient:
-		return CodeUnauthorized, http.StatusUnauthorized
-	case httpx.KindNoToken, httpx.KindInvalidToken, httpx.KindInvalidDPoPProof, httpx.KindUseDPoPNonce:
+	case httpx.KindInvalidCredentials, httpx.KindInvalidClient, // wrong id or secret
+		httpx.KindNoToken, httpx.KindInvalidToken, httpx.KindInvalidDPoPProof, httpx.KindUseDPoPNonce: // refused admin token
 		return CodeUnauthorized, http.StatusUnauthorized
 	case httpx.KindForbidden:
 		return CodeForbidden, http.StatusForbidden

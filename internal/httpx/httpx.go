@@ -1,5 +1,8 @@
 // Package httpx holds the request parsing and response writing that every
-// tokengate route shares: strict bodies, credentials from headers, JSON out.
+// tokengate route shares: strict bodies, credentials from headers, JSON
+// out, and the one problem type (Problem) that every refusal and failure
+// is, classified once from issuer's errors (Classify) and written once
+// (WriteProblem) in each route's dialect.
 package httpx
 
 import (

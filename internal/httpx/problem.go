@@ -181,10 +181,10 @@ const StoreRetryAfter = time.Second
 // of package issuer (and of a refused DPoP proof), never by their text. A
 // *Problem stays what it is (Classify returns a copy, the caller's to
 // change); an error Classify does not recognise is KindInternal, which the
-// caller describes (Or). The order is the sign-in
-// decision: a throttled or busy sign-in checked no credential, so it is
-// that before it is wrong credentials; a sentinel the caller caused comes
-// before a store outage it may wrap.
+// caller describes (Or). The order is the sign-in decision: a throttled or
+// busy sign-in checked no credential, so it is that before it is wrong
+// credentials; a sentinel the caller caused comes before a store outage it
+// may wrap (a refresh token whose principal could not be re-read).
 func Classify(err error) *Problem {
 	var (
 		p  *Problem
