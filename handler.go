@@ -30,14 +30,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return r.Context().Err()
 	}
 	if h.started.err != nil {
-		writeUnavailable(w, "the token gateway could not start")
+		httpx.WriteProblem(w, r, guardDialect{h}, httpx.New(httpx.KindUnavailable, "the token gateway could not start"))
 		return nil
 	}
 	// One canonical path for routes, rules and the upstream: whatever the
 	// upstream reads is what the rules judged.
 	alt, err := h.canonicalize(r.URL)
 	if err != nil {
-		httpx.WriteJSON(w, http.StatusBadRequest, errorBody("invalid_request", err.Error()))
+		httpx.WriteProblem(w, r, guardDialect{h}, httpx.New(httpx.KindInvalidRequest, err.Error()))
 		return nil
 	}
 	// CORS preflights, gateway routes included, go to whatever answers CORS.
@@ -46,7 +46,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if !slices.Contains(rt.Methods, r.Method) {
 				allow := strings.Join(rt.Methods, ", ")
 				w.Header().Set("Allow", allow)
-				httpx.WriteJSON(w, http.StatusMethodNotAllowed, errorBody("method_not_allowed", r.Method+" is not allowed here; use "+allow))
+				httpx.WriteProblem(w, r, guardDialect{h}, httpx.New(httpx.KindMethodNotAllowed, r.Method+" is not allowed here; use "+allow))
 				return nil
 			}
 			// Events (issuance, failed logins) name the route they came from.
@@ -55,7 +55,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		for _, p := range h.prefixes {
 			if strings.HasPrefix(r.URL.Path, p) {
-				httpx.WriteJSON(w, http.StatusNotFound, errorBody("not_found", "no such tokengate route"))
+				httpx.WriteProblem(w, r, guardDialect{h}, httpx.New(httpx.KindNotFound, "no such tokengate route"))
 				return nil
 			}
 		}
@@ -135,15 +135,16 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		if rf.Status == http.StatusUnauthorized && !rf.NoToken() {
 			h.log.Debug("token refused", zap.String("reason", rf.Description), zap.String("path", r.URL.Path), zap.String("remote_ip", r.RemoteAddr))
 		}
-		h.refuse(w, rf)
+		httpx.WriteProblem(w, r, guardDialect{h}, rf.Problem())
 		return nil
 	}
 	for _, rq := range h.require {
 		applies := rq.match.Match(r.URL.Path) || (alt != r.URL.Path && rq.match.Match(alt))
 		if rq.Kind == "dpop" {
 			if applies && !viaDPoP {
-				h.refuse(w, &tokenauth.Refusal{Status: http.StatusUnauthorized, Scheme: "DPoP", Code: "invalid_token",
-					Description: "this path requires a DPoP-bound token"})
+				rf := &tokenauth.Refusal{Kind: httpx.KindInvalidToken, Status: http.StatusUnauthorized, Scheme: "DPoP",
+					Description: "this path requires a DPoP-bound token"}
+				httpx.WriteProblem(w, r, guardDialect{h}, rf.Problem())
 				return nil
 			}
 			continue
@@ -155,7 +156,9 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			}
 			h.metrics.guard[outcomeForbidden].Inc()
 			h.log.Debug("token lacks "+rq.Kind, zap.String("sub", claims.Subject), zap.String("path", r.URL.Path))
-			h.challenge(w, http.StatusForbidden, "insufficient_scope", "the token lacks a required "+rq.Kind, scope)
+			rf := &tokenauth.Refusal{Kind: httpx.KindForbidden, Status: http.StatusForbidden, Scheme: "Bearer",
+				Description: "the token lacks a required " + rq.Kind, Scope: scope}
+			httpx.WriteProblem(w, r, guardDialect{h}, rf.Problem())
 			return nil
 		}
 	}
@@ -360,24 +363,52 @@ func (b *trailerGuard) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// challenge answers with an RFC 6750 WWW-Authenticate header and JSON body.
-func (h *Handler) challenge(w http.ResponseWriter, status int, code, desc, scope string) {
-	httpx.Challenge(w.Header(), "Bearer", h.realm, "error", code, "error_description", desc, "scope", scope)
-	httpx.WriteJSON(w, status, errorBody(code, desc))
-}
-
-// refuse answers a refused token with its challenge and a JSON body.
-func (h *Handler) refuse(w http.ResponseWriter, rf *tokenauth.Refusal) {
-	h.tokens.Challenge(w.Header(), rf)
-	code := rf.Code
-	if rf.NoToken() {
-		code = "unauthorized"
+// guardCode is the guard's code table: a refused token's RFC 6750 or RFC
+// 9449 code (the one its challenge carries; "unauthorized" for a request
+// without one), and the gateway's own answers' codes. A kind the guard
+// never produces answers as a failure of the server.
+func guardCode(p *httpx.Problem) (string, int) {
+	switch p.Kind {
+	case httpx.KindNoToken:
+		return "unauthorized", http.StatusUnauthorized
+	case httpx.KindInvalidRequest, httpx.KindInvalidToken, httpx.KindInvalidDPoPProof, httpx.KindUseDPoPNonce, httpx.KindForbidden:
+		return tokenauth.Code(p.Kind), p.Status
+	case httpx.KindBusy, httpx.KindUnavailable:
+		return tokenauth.Code(p.Kind), http.StatusServiceUnavailable
+	case httpx.KindNotFound:
+		return "not_found", http.StatusNotFound
+	case httpx.KindMethodNotAllowed:
+		return "method_not_allowed", http.StatusMethodNotAllowed
 	}
-	httpx.WriteJSON(w, rf.Status, errorBody(code, rf.Description))
+	return "server_error", http.StatusInternalServerError
 }
 
-func errorBody(code, desc string) map[string]string {
-	return map[string]string{"error": code, "error_description": desc}
+// guardDialect words the gateway's own answers (a refused token, an
+// unknown route, a wrong method, a failed start) as {error,
+// error_description}. A refused token carries the challenge the token
+// check sets, whatever its status; any other 401 a Bearer one.
+type guardDialect struct{ h *Handler }
+
+// Interface guards.
+var (
+	_ httpx.Dialect    = guardDialect{}
+	_ httpx.Challenger = guardDialect{}
+)
+
+func (d guardDialect) Answer(_ *http.Request, p *httpx.Problem) (int, any) {
+	c, status := guardCode(p)
+	return status, httpx.ErrorBody{Code: c, Description: p.Description}
+}
+
+func (d guardDialect) Challenge(hdr http.Header, status int, p *httpx.Problem) {
+	var rf *tokenauth.Refusal
+	switch {
+	case errors.As(p.Err, &rf):
+		d.h.tokens.Challenge(hdr, rf)
+	case status == http.StatusUnauthorized:
+		c, _ := guardCode(p)
+		httpx.Challenge(hdr, "Bearer", d.h.realm, "error", c, "error_description", p.Description)
+	}
 }
 
 func satisfies(c *issuer.AccessClaims, kind string, values []string) bool {
@@ -401,11 +432,4 @@ func claimValue(c *issuer.AccessClaims, name string) string {
 		return c.Rendered().Strings[i]
 	}
 	return ""
-}
-
-// writeUnavailable answers 503 temporarily_unavailable with a Retry-After,
-// as every 503 of the gateway does: a client may come back shortly.
-func writeUnavailable(w http.ResponseWriter, description string) {
-	w.Header().Set("Retry-After", httpx.RetryAfter)
-	httpx.WriteJSON(w, http.StatusServiceUnavailable, errorBody("temporarily_unavailable", description))
 }

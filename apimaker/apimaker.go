@@ -69,57 +69,60 @@ type response struct {
 	Message    string     `json:"message,omitempty"`
 }
 
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	if status == http.StatusUnauthorized {
-		// Bearer: the scheme require_role asks for; wrong body credentials
-		// get the same challenge, as every 401 must carry one.
-		httpx.Challenge(w.Header(), "Bearer", s.Realm)
-	}
-	s.write(w, r, status, msg)
+// dialect words problems in the route's envelope, whose statusCode is the
+// status: its code table is the kinds' own statuses. A refused
+// require_role token is challenged as the token check says; any other 401
+// with Bearer, the scheme require_role asks for (wrong body credentials
+// get the same challenge, as every 401 must carry one).
+type dialect struct{ s *Server }
+
+// Interface guards.
+var (
+	_ httpx.Dialect       = dialect{}
+	_ httpx.Challenger    = dialect{}
+	_ httpx.ProblemLogger = dialect{}
+)
+
+func (d dialect) Answer(_ *http.Request, p *httpx.Problem) (int, any) {
+	return p.Status, response{Success: false, StatusCode: p.Status, Message: p.Description}
 }
 
-// write logs a refusal and answers it in the route's envelope.
-func (s *Server) write(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	if ce := s.Log.Check(httpx.RefusalLevel(status), "token refused"); ce != nil {
-		ce.Write(zap.String("route", "apimaker"), zap.Int("status", status), zap.String("reason", msg),
-			zap.String("remote_ip", r.RemoteAddr))
+func (d dialect) Challenge(h http.Header, status int, p *httpx.Problem) {
+	var rf *tokenauth.Refusal
+	switch {
+	case errors.As(p.Err, &rf):
+		d.s.Tokens.Challenge(h, rf)
+	case status == http.StatusUnauthorized:
+		httpx.Challenge(h, "Bearer", d.s.Realm)
 	}
-	httpx.WriteJSON(w, status, response{Success: false, StatusCode: status, Message: msg})
 }
 
-// refuseToken answers a refused require_role token in the route's
-// envelope, with the challenge the refusal calls for.
-func (s *Server) refuseToken(w http.ResponseWriter, r *http.Request, rf *tokenauth.Refusal) {
-	msg := rf.Description
+func (d dialect) LogProblem(r *http.Request, status int, p *httpx.Problem) {
+	httpx.LogProblem(d.s.Log, "token refused", r, status, p, zap.String("route", "apimaker"), zap.Int("status", status))
+}
+
+// tokenProblem is the answer to a refused require_role token: a request
+// without one, or with a malformed Authorization header, is told that the
+// route needs a bearer token.
+func tokenProblem(rf *tokenauth.Refusal) *httpx.Problem {
 	if rf.NoToken() || rf.Status == http.StatusBadRequest {
-		rf = &tokenauth.Refusal{Status: http.StatusUnauthorized, Scheme: "Bearer", Err: httpx.ErrNoCredentials}
-		msg = "this route needs a bearer token"
+		rf = &tokenauth.Refusal{Kind: httpx.KindNoToken, Status: http.StatusUnauthorized, Scheme: "Bearer",
+			Description: "this route needs a bearer token", Err: httpx.ErrNoCredentials}
 	}
-	s.Tokens.Challenge(w.Header(), rf)
-	s.write(w, r, rf.Status, msg)
-}
-
-// serverError answers 500 saying msg, or 503 (with Retry-After) when err
-// says the store could not be reached.
-func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error, msg string) {
-	if httpx.StoreDown(w, err) {
-		s.fail(w, r, http.StatusServiceUnavailable, httpx.StoreUnavailableMessage)
-		return
-	}
-	s.fail(w, r, http.StatusInternalServerError, msg)
+	return rf.Problem()
 }
 
 // ServeHTTP answers POST requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(s.RequireRoles) > 0 {
 		if _, rf := s.Tokens.WithRole(r, s.RequireRoles, []issuer.PrincipalKind{tokenauth.AnyKind}); rf != nil {
-			s.refuseToken(w, r, rf)
+			httpx.WriteProblem(w, r, dialect{s}, tokenProblem(rf))
 			return
 		}
 	}
 	var req request
 	if err := httpx.DecodeJSON(w, r, &req); err != nil {
-		s.fail(w, r, httpx.Status(err), err.Error())
+		httpx.WriteProblem(w, r, dialect{s}, httpx.Classify(err))
 		return
 	}
 	var p issuer.Principal
@@ -127,7 +130,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch req.AuthTokenType {
 	case "AM":
 		if req.AM == nil || req.AM.U == "" || req.AM.P == "" {
-			s.fail(w, r, http.StatusBadRequest, "authTokenAM needs u and p")
+			httpx.WriteProblem(w, r, dialect{s}, httpx.BadRequest("authTokenAM needs u and p"))
 			return
 		}
 		var u issuer.User
@@ -137,14 +140,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "AM_DB":
 		d := req.AMDB
 		if d == nil || d.U == "" || d.P == "" {
-			s.fail(w, r, http.StatusBadRequest, "authTokenAMDB needs instance, database, collection, usernameColumn, passwordColumn, u and p")
+			httpx.WriteProblem(w, r, dialect{s}, httpx.BadRequest("authTokenAMDB needs instance, database, collection, usernameColumn, passwordColumn, u and p"))
 			return
 		}
 		i := slices.IndexFunc(s.Tables, func(t *usertable.Table) bool {
 			return t.Names(d.Instance, d.Database, d.Collection, d.UsernameColumn, d.PasswordColumn)
 		})
 		if i < 0 { // nothing that is not configured is ever queried
-			s.fail(w, r, http.StatusBadRequest, "no user table is configured with that instance, database, collection and columns")
+			httpx.WriteProblem(w, r, dialect{s}, httpx.BadRequest("no user table is configured with that instance, database, collection and columns"))
 			return
 		}
 		var u issuer.User
@@ -152,27 +155,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p = issuer.DirectoryPrincipal(s.Tables[i].Name(), u)
 		}
 	default:
-		s.fail(w, r, http.StatusBadRequest, `authTokenType must be "AM" or "AM_DB"`)
-		return
-	}
-	if status, _, desc, ok := httpx.SignInRefusal(w, err); ok {
-		s.fail(w, r, status, desc)
-		return
-	}
-	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		s.fail(w, r, http.StatusUnauthorized, "invalid username or password")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.BadRequest(`authTokenType must be "AM" or "AM_DB"`))
 		return
 	}
 	if err != nil {
-		s.Log.Error("authenticating", zap.String("route", "apimaker"), zap.Error(err))
-		s.serverError(w, r, err, "the server could not check the credentials")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.SignInProblem(err, httpx.New(httpx.KindInvalidCredentials, "invalid username or password"),
+			"the server could not check the credentials"))
 		return
 	}
 	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " "),
 		Refresh: true, AccessTTL: s.AccessTTL})
 	if err != nil {
-		s.Log.Error("issuing token", zap.String("route", "apimaker"), zap.Error(err))
-		s.serverError(w, r, err, "the server could not issue a token")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.Failure(err, "the server could not issue a token"))
 		return
 	}
 	s.Log.Info("token issued", zap.String("route", "apimaker"), zap.String("grant", req.AuthTokenType),

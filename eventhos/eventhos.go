@@ -43,21 +43,63 @@ type envelope struct {
 	Content map[string]any `json:"content,omitempty"`
 }
 
-// fail answers an error. Bad input gets the seed's catch-all code 500000
-// with HTTP 400: the code is Eventhos's, the status says whose fault it is.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, status, code int, msg string) {
-	if ce := s.Log.Check(httpx.RefusalLevel(status), "token refused"); ce != nil {
-		ce.Write(zap.String("route", "eventhos"), zap.Int("code", code), zap.String("reason", msg),
-			zap.String("remote_ip", r.RemoteAddr))
+// uncategorized is what every failure of the server says, as the seed's
+// 500000 does.
+const uncategorized = "Not categorized error"
+
+// code is Eventhos's code table: each kind of problem's result code and
+// status. Bad input gets the seed's catch-all code 500000 with HTTP 400:
+// the code is Eventhos's, the status says whose fault it is. A kind no
+// Eventhos request produces answers as a failure of the server.
+func code(p *httpx.Problem) (int, int) {
+	switch p.Kind {
+	case httpx.KindInvalidRequest:
+		return CodeUncategorized, p.Status // 400, or 413 for a body too large
+	case httpx.KindUnsupportedGrant:
+		return CodeUncategorized, http.StatusBadRequest
+	case httpx.KindNotFound:
+		return CodeNotFound, http.StatusBadRequest
+	case httpx.KindInvalidClient, httpx.KindInvalidCredentials:
+		return CodeWrongSecret, http.StatusBadRequest
+	case httpx.KindUnauthorizedClient:
+		return CodeNotAllowed, http.StatusBadRequest
+	case httpx.KindThrottled:
+		return CodeUncategorized, http.StatusTooManyRequests
+	case httpx.KindBusy, httpx.KindUnavailable:
+		return CodeUncategorized, http.StatusServiceUnavailable
 	}
-	httpx.WriteJSON(w, status, envelope{Code: code, Message: msg})
+	return CodeUncategorized, http.StatusInternalServerError
+}
+
+// dialect words problems in the {code, message} envelope. Eventhos has no
+// 401: wrong credentials are its 400001.
+type dialect struct{ s *Server }
+
+// Interface guards.
+var (
+	_ httpx.Dialect       = dialect{}
+	_ httpx.ProblemLogger = dialect{}
+)
+
+func (d dialect) Answer(_ *http.Request, p *httpx.Problem) (int, any) {
+	c, status := code(p)
+	msg := p.Description
+	if status == http.StatusInternalServerError {
+		msg = uncategorized
+	}
+	return status, envelope{Code: c, Message: msg}
+}
+
+func (d dialect) LogProblem(r *http.Request, status int, p *httpx.Problem) {
+	c, _ := code(p)
+	httpx.LogProblem(d.s.Log, "token refused", r, status, p, zap.String("route", "eventhos"), zap.Int("code", c))
 }
 
 // ServeHTTP answers POST requests.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p, err := httpx.Params(w, r)
 	if err != nil {
-		s.fail(w, r, httpx.Status(err), CodeUncategorized, err.Error())
+		httpx.WriteProblem(w, r, dialect{s}, httpx.Classify(err))
 		return
 	}
 	switch p["grant_type"] {
@@ -68,13 +110,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "password":
 		s.user(w, r, p["username"], p["password"])
 	default:
-		s.fail(w, r, http.StatusBadRequest, CodeUncategorized, "grant_type must be client_credentials or password")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.New(httpx.KindUnsupportedGrant, "grant_type must be client_credentials or password"))
 	}
 }
 
 func (s *Server) client(w http.ResponseWriter, r *http.Request, id, secret string) {
 	if id == "" || secret == "" {
-		s.fail(w, r, http.StatusBadRequest, CodeUncategorized, "client_id and client_secret are required")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.BadRequest("client_id and client_secret are required"))
 		return
 	}
 	ctx := r.Context()
@@ -82,28 +124,17 @@ func (s *Server) client(w http.ResponseWriter, r *http.Request, id, secret strin
 	if errors.Is(err, issuer.ErrNotFound) {
 		_, err = s.Issuer.LookupEntity(ctx, id)
 	}
-	if errors.Is(err, issuer.ErrNotFound) {
-		s.fail(w, r, http.StatusBadRequest, CodeNotFound, "Client not found")
-		return
-	}
 	if err != nil {
-		s.serverError(w, r, err)
+		httpx.WriteProblem(w, r, dialect{s}, lookupProblem(err, "Client not found"))
 		return
 	}
 	c, err := s.Issuer.AuthenticateClient(ctx, id, secret)
-	if s.refused(w, r, err) {
-		return
-	}
-	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		s.fail(w, r, http.StatusBadRequest, CodeWrongSecret, "Incorrect client secret")
-		return
-	}
 	if err != nil {
-		s.serverError(w, r, err)
+		httpx.WriteProblem(w, r, dialect{s}, httpx.SignInProblem(err, httpx.New(httpx.KindInvalidClient, "Incorrect client secret"), uncategorized))
 		return
 	}
 	if !c.AllowsGrant("client_credentials") {
-		s.fail(w, r, http.StatusBadRequest, CodeNotAllowed, "Client can not generate this kind of token")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.New(httpx.KindUnauthorizedClient, "Client can not generate this kind of token"))
 		return
 	}
 	p := issuer.ClientPrincipal(c)
@@ -113,26 +144,16 @@ func (s *Server) client(w http.ResponseWriter, r *http.Request, id, secret strin
 
 func (s *Server) user(w http.ResponseWriter, r *http.Request, name, password string) {
 	if name == "" || password == "" {
-		s.fail(w, r, http.StatusBadRequest, CodeUncategorized, "username and password are required")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.BadRequest("username and password are required"))
 		return
 	}
-	if _, err := s.Issuer.LookupUser(r.Context(), name); errors.Is(err, issuer.ErrNotFound) {
-		s.fail(w, r, http.StatusBadRequest, CodeNotFound, "User not found")
-		return
-	} else if err != nil {
-		s.serverError(w, r, err)
+	if _, err := s.Issuer.LookupUser(r.Context(), name); err != nil {
+		httpx.WriteProblem(w, r, dialect{s}, lookupProblem(err, "User not found"))
 		return
 	}
 	u, err := s.Issuer.AuthenticateUser(r.Context(), name, password)
-	if s.refused(w, r, err) {
-		return
-	}
-	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		s.fail(w, r, http.StatusBadRequest, CodeWrongSecret, "Incorrect user password")
-		return
-	}
 	if err != nil {
-		s.serverError(w, r, err)
+		httpx.WriteProblem(w, r, dialect{s}, httpx.SignInProblem(err, httpx.New(httpx.KindInvalidCredentials, "Incorrect user password"), uncategorized))
 		return
 	}
 	p := issuer.UserPrincipal(u)
@@ -144,7 +165,7 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, p issuer.Principa
 	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, ClientID: clientID, Scope: strings.Join(p.Scopes, " "),
 		AccessTTL: s.AccessTTL})
 	if err != nil {
-		s.serverError(w, r, err)
+		httpx.WriteProblem(w, r, dialect{s}, httpx.Failure(err, uncategorized))
 		return
 	}
 	s.Log.Info("token issued", zap.String("route", "eventhos"), zap.String("sub", p.Subject), zap.String("jti", toks.Claims.ID))
@@ -152,23 +173,15 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, p issuer.Principa
 	httpx.WriteJSON(w, http.StatusCreated, envelope{Code: CodeOK, Message: msg, Content: content})
 }
 
-// refused answers a throttled (429) or busy (503) sign-in, with
-// Retry-After, in the envelope with the catch-all code.
-func (s *Server) refused(w http.ResponseWriter, r *http.Request, err error) bool {
-	status, _, desc, ok := httpx.SignInRefusal(w, err)
-	if ok {
-		s.fail(w, r, status, CodeUncategorized, desc)
+// lookupProblem answers a failed lookup of the account a request names:
+// one that does not exist is notFound (400004, which tells the caller, as
+// the original API does), any other error a failure of the server.
+func lookupProblem(err error, notFound string) *httpx.Problem {
+	p := httpx.Classify(err).Or(uncategorized)
+	if p.Kind == httpx.KindNotFound {
+		p.Description = notFound
 	}
-	return ok
-}
-
-func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	s.Log.Error("eventhos route", zap.Error(err))
-	if httpx.StoreDown(w, err) {
-		s.fail(w, r, http.StatusServiceUnavailable, CodeUncategorized, httpx.StoreUnavailableMessage)
-		return
-	}
-	s.fail(w, r, http.StatusInternalServerError, CodeUncategorized, "Not categorized error")
+	return p
 }
 
 // roles is never null in the answer.

@@ -5,9 +5,8 @@ import (
 	"net/http"
 	"slices"
 
-	"go.uber.org/zap"
-
 	"github.com/tokengate/caddy-tokengate/dpop"
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
@@ -31,7 +30,7 @@ type DPoP struct {
 
 // dpopProof verifies the request's DPoP proof and returns its key
 // thumbprint, "" when there is no proof and none is required.
-func (s *Server) dpopProof(w http.ResponseWriter, r *http.Request, clientID string) (string, *Error) {
+func (s *Server) dpopProof(w http.ResponseWriter, r *http.Request, clientID string) (string, *httpx.Problem) {
 	if s.DPoP == nil {
 		return "", nil
 	}
@@ -42,7 +41,7 @@ func (s *Server) dpopProof(w http.ResponseWriter, r *http.Request, clientID stri
 	proof, err := dpop.FromHeader(r.Header)
 	if errors.Is(err, dpop.ErrNoProof) {
 		if s.DPoP.Required || (clientID != "" && slices.Contains(s.DPoP.Clients, clientID)) {
-			return "", oauthErr(ErrInvalidDPoPProof, "this token request needs a DPoP proof")
+			return "", httpx.New(httpx.KindInvalidDPoPProof, "this token request needs a DPoP proof")
 		}
 		return "", nil
 	}
@@ -53,13 +52,12 @@ func (s *Server) dpopProof(w http.ResponseWriter, r *http.Request, clientID stri
 	var de *dpop.Error
 	switch {
 	case errors.As(err, &de):
-		return "", oauthErr(de.Code, de.Description)
+		return "", httpx.Classify(err)
 	case err != nil:
 		// The replay record is the store: an outage, answered as the guard
 		// and every other route answer one (503, Retry-After).
-		s.Log.Error("checking DPoP proof", zap.Error(err))
-		return "", &Error{Code: ErrTemporarilyUnavailable, Description: "the DPoP proof could not be checked; retry shortly",
-			status: http.StatusServiceUnavailable}
+		return "", &httpx.Problem{Kind: httpx.KindUnavailable, Status: http.StatusServiceUnavailable,
+			Description: "the DPoP proof could not be checked; retry shortly", RetryAfter: httpx.StoreRetryAfter, Err: err}
 	}
 	return p.JKT, nil
 }

@@ -15,15 +15,14 @@ import (
 // client that authenticates may only revoke its own tokens. Unknown tokens
 // get 200 too, so the endpoint reveals nothing.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	p, clientID, oerr := s.tokenRequest(w, r, false)
-	if oerr != nil {
-		WriteError(w, s.Realm, oerr)
+	p, clientID, prob := s.tokenRequest(w, r, false)
+	if prob != nil {
+		httpx.WriteProblem(w, r, dialect{s: s}, prob)
 		return
 	}
 	found, err := s.Issuer.RevokeToken(r.Context(), p["token"], clientID)
 	if err != nil {
-		s.Log.Error("revoking token", zap.Error(err))
-		WriteError(w, s.Realm, failure(err, "the server could not revoke the token"))
+		httpx.WriteProblem(w, r, dialect{s: s}, httpx.Failure(err, "the server could not revoke the token"))
 		return
 	}
 	s.Log.Info("token revoked", zap.String("client_id", clientID), zap.Bool("found", found))
@@ -34,34 +33,34 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 // tokenRequest parses a revocation or introspection request: its
 // parameters, the client (authenticated when it sent credentials, and
 // required when needClient), and a non-empty `token`.
-func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, needClient bool) (map[string]string, string, *Error) {
+func (s *Server) tokenRequest(w http.ResponseWriter, r *http.Request, needClient bool) (map[string]string, string, *httpx.Problem) {
 	p, err := httpx.Params(w, r)
 	if err != nil {
-		return nil, "", requestError(err)
+		return nil, "", httpx.Classify(err)
 	}
-	ca, oerr := readClient(r, p)
-	if oerr != nil {
-		return nil, "", oerr
+	ca, prob := readClient(r, p)
+	if prob != nil {
+		return nil, "", prob
 	}
 	clientID := ""
 	if ca.present || needClient {
-		c, oerr := s.authenticate(w, r.Context(), ca)
-		if oerr != nil {
-			return nil, "", oerr
+		c, prob := s.authenticate(r.Context(), ca)
+		if prob != nil {
+			return nil, "", prob
 		}
 		clientID = c.ID
 	}
 	if p["token"] == "" {
-		return nil, "", oauthErr(ErrInvalidRequest, "token is required")
+		return nil, "", httpx.New(httpx.KindInvalidRequest, "token is required")
 	}
 	return p, clientID, nil
 }
 
 // introspect implements RFC 7662 for authenticated clients.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	p, _, oerr := s.tokenRequest(w, r, true)
-	if oerr != nil {
-		WriteError(w, s.Realm, oerr)
+	p, _, prob := s.tokenRequest(w, r, true)
+	if prob != nil {
+		httpx.WriteProblem(w, r, dialect{s: s}, prob)
 		return
 	}
 	tok := p["token"]
@@ -69,8 +68,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(tok, "tgr_") {
 		rec, ok, err := s.Issuer.RefreshInfo(r.Context(), tok)
 		if err != nil {
-			s.Log.Error("introspecting refresh token", zap.Error(err))
-			WriteError(w, s.Realm, failure(err, "the server could not look the token up"))
+			httpx.WriteProblem(w, r, dialect{s: s}, httpx.Failure(err, "the server could not look the token up"))
 			return
 		}
 		if !ok {

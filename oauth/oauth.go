@@ -5,7 +5,6 @@ package oauth
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -57,69 +56,71 @@ const (
 	// ErrTemporarilyUnavailable (RFC 6749 §4.1.2.1, used here on every
 	// route) answers 503 when the store cannot be reached.
 	ErrTemporarilyUnavailable = "temporarily_unavailable"
+	// ErrTooManyRequests answers 429 (with Retry-After) after too many
+	// failed sign-ins.
+	ErrTooManyRequests = "too_many_requests"
 )
 
-// failure turns an internal error into server_error with desc, or into
-// temporarily_unavailable when the store could not be reached.
-func failure(err error, desc string) *Error {
-	if issuer.IsUnavailable(err) {
-		return &Error{Code: ErrTemporarilyUnavailable, Description: httpx.StoreUnavailableMessage, status: http.StatusServiceUnavailable}
+// code is OAuth's code table: each kind of problem's RFC 6749 §5.2 (or
+// RFC 7009, RFC 9449) code and status. A kind no OAuth route produces
+// answers as a failure of the server.
+func code(p *httpx.Problem) (string, int) {
+	switch p.Kind {
+	case httpx.KindInvalidRequest:
+		return ErrInvalidRequest, p.Status // 400, or 413 for a body too large
+	case httpx.KindInvalidClient:
+		return ErrInvalidClient, http.StatusUnauthorized
+	case httpx.KindInvalidCredentials, httpx.KindInvalidGrant: // a wrong password is an invalid grant (§4.3)
+		return ErrInvalidGrant, http.StatusBadRequest
+	case httpx.KindInvalidScope:
+		return ErrInvalidScope, http.StatusBadRequest
+	case httpx.KindUnauthorizedClient:
+		return ErrUnauthorizedClient, http.StatusBadRequest
+	case httpx.KindUnsupportedGrant:
+		return ErrUnsupportedGrantType, http.StatusBadRequest
+	case httpx.KindInvalidDPoPProof: // RFC 9449 §5: the token endpoint answers 400
+		return ErrInvalidDPoPProof, http.StatusBadRequest
+	case httpx.KindUseDPoPNonce:
+		return ErrUseDPoPNonce, http.StatusBadRequest
+	case httpx.KindThrottled:
+		return ErrTooManyRequests, http.StatusTooManyRequests
+	case httpx.KindBusy, httpx.KindUnavailable:
+		return ErrTemporarilyUnavailable, http.StatusServiceUnavailable
 	}
-	return oauthErr(ErrServerError, desc)
+	return ErrServerError, http.StatusInternalServerError
 }
 
-// Error is an RFC 6749 error response.
-type Error struct {
-	Code        string `json:"error"`
-	Description string `json:"error_description"`
-	status      int
+// dialect words problems as RFC 6749 §5.2 error responses. A 401 carries a
+// Basic challenge (RFC 9110 §15.5.2 requires one on every 401; RFC 6749
+// §5.2 names the scheme the client may authenticate with), whether the
+// client sent its credentials in the Authorization header or in the body.
+type dialect struct {
+	s *Server
+	// fields name the request in the log.
+	fields []zap.Field
 }
 
-// refusal turns a throttled or busy sign-in into its error (429 or 503,
-// with Retry-After already set on w); nil for any other error.
-func refusal(w http.ResponseWriter, err error) *Error {
-	if status, code, desc, ok := httpx.SignInRefusal(w, err); ok {
-		return &Error{Code: code, Description: desc, status: status}
-	}
-	return nil
+// Interface guards.
+var (
+	_ httpx.Dialect       = dialect{}
+	_ httpx.Challenger    = dialect{}
+	_ httpx.ProblemLogger = dialect{}
+)
+
+func (d dialect) Answer(_ *http.Request, p *httpx.Problem) (int, any) {
+	c, status := code(p)
+	return status, httpx.ErrorBody{Code: c, Description: p.Description}
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Description }
-
-func oauthErr(code, desc string) *Error { return &Error{Code: code, Description: desc} }
-
-// WriteError writes e with its RFC 6749 status. A 401 carries a Basic
-// challenge (RFC 9110 §15.5.2 requires one on every 401; RFC 6749 §5.2
-// names the scheme the client may authenticate with), whether the client
-// sent its credentials in the Authorization header or in the body.
-func WriteError(w http.ResponseWriter, realm string, e *Error) {
-	status := e.status
-	if status == 0 {
-		status = http.StatusBadRequest
-		if e.Code == ErrInvalidClient {
-			status = http.StatusUnauthorized
-		}
-		if e.Code == ErrServerError {
-			status = http.StatusInternalServerError
-		}
-	}
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", httpx.RetryAfter)
-	}
+func (d dialect) Challenge(h http.Header, status int, _ *httpx.Problem) {
 	if status == http.StatusUnauthorized {
-		httpx.Challenge(w.Header(), "Basic", realm)
+		httpx.Challenge(h, "Basic", d.s.Realm)
 	}
-	httpx.WriteJSON(w, status, e)
 }
 
-// requestError turns a body or header problem into invalid_request (or
-// invalid_client for broken Basic credentials), keeping its status.
-func requestError(err error) *Error {
-	st := httpx.Status(err)
-	if st == http.StatusUnauthorized {
-		return &Error{Code: ErrInvalidClient, Description: err.Error(), status: st}
-	}
-	return &Error{Code: ErrInvalidRequest, Description: err.Error(), status: st}
+func (d dialect) LogProblem(r *http.Request, status int, p *httpx.Problem) {
+	c, _ := code(p)
+	httpx.LogProblem(d.s.Log, "token refused", r, status, p, append(d.fields, zap.String("error", c))...)
 }
 
 // clientAuth is how a request identified its client.
@@ -132,30 +133,25 @@ type clientAuth struct {
 }
 
 // readClient extracts client credentials from Basic or the body; sending
-// both is invalid_request (RFC 6749 §2.3).
-func readClient(r *http.Request, p map[string]string) (clientAuth, *Error) {
+// both is invalid_request (RFC 6749 §2.3), broken Basic credentials
+// invalid_client.
+func readClient(r *http.Request, p map[string]string) (clientAuth, *httpx.Problem) {
 	c, err := httpx.ClientCredentials(r, p, httpx.FromBasic|httpx.FromBody)
 	if err != nil {
-		return clientAuth{}, requestError(err)
+		return clientAuth{}, httpx.Classify(err)
 	}
 	return clientAuth{id: c.ID, secret: c.Secret, basic: c.Basic, present: c.Present}, nil
 }
 
 // authenticate checks the client's credentials.
-func (s *Server) authenticate(w http.ResponseWriter, ctx context.Context, ca clientAuth) (issuer.Client, *Error) {
+func (s *Server) authenticate(ctx context.Context, ca clientAuth) (issuer.Client, *httpx.Problem) {
 	if ca.id == "" || ca.secret == "" {
-		return issuer.Client{}, oauthErr(ErrInvalidClient, "client authentication requires client_id and client_secret")
+		return issuer.Client{}, httpx.New(httpx.KindInvalidClient, "client authentication requires client_id and client_secret")
 	}
 	c, err := s.Issuer.AuthenticateClient(ctx, ca.id, ca.secret)
-	if e := refusal(w, err); e != nil {
-		return issuer.Client{}, e
-	}
-	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		return issuer.Client{}, oauthErr(ErrInvalidClient, "client authentication failed")
-	}
 	if err != nil {
-		s.Log.Error("authenticating client", zap.String("client_id", ca.id), zap.Error(err))
-		return issuer.Client{}, failure(err, "the server could not check the client's credentials")
+		return issuer.Client{}, httpx.SignInProblem(err, httpx.New(httpx.KindInvalidClient, "client authentication failed"),
+			"the server could not check the client's credentials")
 	}
 	return c, nil
 }

@@ -6,6 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/caddy-tokengate/internal/httpx"
 )
 
 func TestReadClient(t *testing.T) {
@@ -35,7 +39,7 @@ func TestReadClient(t *testing.T) {
 			}
 			ca, err := readClient(r, tc.body)
 			if tc.code != "" {
-				if err == nil || err.Code != tc.code {
+				if err == nil || codeOf(err) != tc.code {
 					t.Fatalf("err %v, want %s", err, tc.code)
 				}
 				return
@@ -47,29 +51,36 @@ func TestReadClient(t *testing.T) {
 	}
 }
 
+// codeOf is the error code OAuth answers p with.
+func codeOf(p *httpx.Problem) string {
+	c, _ := code(p)
+	return c
+}
+
 func TestWriteErrorStatuses(t *testing.T) {
 	for _, tc := range []struct {
-		err       *Error
+		err       *httpx.Problem
+		code      string
 		status    int
 		challenge bool
 	}{
-		{oauthErr(ErrInvalidGrant, "x"), 400, false},
-		{oauthErr(ErrInvalidClient, "x"), 401, true}, // every 401 is challenged, body credentials too
-		{oauthErr(ErrServerError, "x"), 500, false},
-		{&Error{Code: ErrInvalidRequest, Description: "big", status: 413}, 413, false},
+		{httpx.New(httpx.KindInvalidGrant, "x"), ErrInvalidGrant, 400, false},
+		{httpx.New(httpx.KindInvalidClient, "x"), ErrInvalidClient, 401, true}, // every 401 is challenged, body credentials too
+		{httpx.New(httpx.KindInternal, "x"), ErrServerError, 500, false},
+		{&httpx.Problem{Kind: httpx.KindInvalidRequest, Description: "big", Status: 413}, ErrInvalidRequest, 413, false},
 	} {
 		rec := httptest.NewRecorder()
-		WriteError(rec, "api", tc.err)
+		httpx.WriteProblem(rec, httptest.NewRequest(http.MethodPost, PathToken, nil), dialect{s: &Server{Realm: "api", Log: zap.NewNop()}}, tc.err)
 		var body map[string]string
 		_ = json.Unmarshal(rec.Body.Bytes(), &body)
-		if rec.Code != tc.status || body["error"] != tc.err.Code || body["error_description"] == "" {
-			t.Errorf("%s: %d %s", tc.err.Code, rec.Code, rec.Body)
+		if rec.Code != tc.status || body["error"] != tc.code || body["error_description"] == "" {
+			t.Errorf("%s: %d %s", tc.code, rec.Code, rec.Body)
 		}
 		if got := rec.Header().Get("WWW-Authenticate"); (got == `Basic realm="api", charset="UTF-8"`) != tc.challenge || (got != "") != tc.challenge {
-			t.Errorf("%s: challenge %v, want %v", tc.err.Code, got, tc.challenge)
+			t.Errorf("%s: challenge %v, want %v", tc.code, got, tc.challenge)
 		}
 		if rec.Header().Get("Cache-Control") != "no-store" {
-			t.Errorf("%s: not no-store", tc.err.Code)
+			t.Errorf("%s: not no-store", tc.code)
 		}
 	}
 }

@@ -6,7 +6,6 @@ package owin
 
 import (
 	"bytes"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -40,25 +39,54 @@ type response struct {
 	Expires     string `json:".expires"`
 }
 
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
-	if ce := s.Log.Check(httpx.RefusalLevel(status), "token refused"); ce != nil {
-		ce.Write(zap.String("route", "owin"), zap.String("error", code), zap.String("reason", desc),
-			zap.String("remote_ip", r.RemoteAddr))
+// code is the OWIN route's code table: each kind of problem's RFC 6749
+// error code and status, as the OWIN middleware answers. A kind the route
+// never produces answers as a failure of the server.
+func code(p *httpx.Problem) (string, int) {
+	switch p.Kind {
+	case httpx.KindInvalidRequest:
+		return "invalid_request", p.Status // 400, or 413 for a body too large
+	case httpx.KindUnsupportedGrant:
+		return "unsupported_grant_type", http.StatusBadRequest
+	case httpx.KindInvalidClient:
+		return "invalid_client", p.Status // 401, or 400 for a repeated Authorization header
+	case httpx.KindUnauthorizedClient:
+		return "unauthorized_client", http.StatusBadRequest
+	case httpx.KindInvalidCredentials, httpx.KindInvalidGrant:
+		return "invalid_grant", http.StatusBadRequest
+	case httpx.KindThrottled:
+		return "too_many_requests", http.StatusTooManyRequests
+	case httpx.KindBusy, httpx.KindUnavailable:
+		return "temporarily_unavailable", http.StatusServiceUnavailable
 	}
-	if status == http.StatusUnauthorized {
-		httpx.Challenge(w.Header(), "Basic", s.Realm)
-	}
-	httpx.WriteJSON(w, status, map[string]string{"error": code, "error_description": desc})
+	return "server_error", http.StatusInternalServerError
 }
 
-// serverError answers 500 server_error saying msg, or 503
-// temporarily_unavailable (with Retry-After) when the store is unreachable.
-func (s *Server) serverError(w http.ResponseWriter, r *http.Request, err error, msg string) {
-	if httpx.StoreDown(w, err) {
-		s.fail(w, r, http.StatusServiceUnavailable, "temporarily_unavailable", httpx.StoreUnavailableMessage)
-		return
+// dialect words problems as {error, error_description}; a 401 carries a
+// Basic challenge, the scheme OWIN clients authenticate with.
+type dialect struct{ s *Server }
+
+// Interface guards.
+var (
+	_ httpx.Dialect       = dialect{}
+	_ httpx.Challenger    = dialect{}
+	_ httpx.ProblemLogger = dialect{}
+)
+
+func (d dialect) Answer(_ *http.Request, p *httpx.Problem) (int, any) {
+	c, status := code(p)
+	return status, httpx.ErrorBody{Code: c, Description: p.Description}
+}
+
+func (d dialect) Challenge(h http.Header, status int, _ *httpx.Problem) {
+	if status == http.StatusUnauthorized {
+		httpx.Challenge(h, "Basic", d.s.Realm)
 	}
-	s.fail(w, r, http.StatusInternalServerError, "server_error", msg)
+}
+
+func (d dialect) LogProblem(r *http.Request, status int, p *httpx.Problem) {
+	c, _ := code(p)
+	httpx.LogProblem(d.s.Log, "token refused", r, status, p, zap.String("route", "owin"), zap.String("error", c))
 }
 
 // ServeHTTP answers GET and POST requests.
@@ -67,7 +95,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// so the body decides: a JSON object, or else a form.
 	body, err := httpx.ReadBody(w, r)
 	if err != nil {
-		s.fail(w, r, httpx.Status(err), "invalid_request", err.Error())
+		httpx.WriteProblem(w, r, dialect{s}, httpx.Classify(err))
 		return
 	}
 	var p map[string]string
@@ -77,56 +105,44 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, err = httpx.FormParams(body)
 	}
 	if err != nil {
-		s.fail(w, r, http.StatusBadRequest, "invalid_request", err.Error())
+		httpx.WriteProblem(w, r, dialect{s}, httpx.Classify(err))
 		return
 	}
 	if p["grant_type"] != "password" {
-		s.fail(w, r, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be password")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.New(httpx.KindUnsupportedGrant, "grant_type must be password"))
 		return
 	}
 	clientID := ""
 	// OWIN clients authenticate with Basic only; client_id in the body is ignored.
 	if cc, err := httpx.ClientCredentials(r, p, httpx.FromBasic); err != nil {
-		s.fail(w, r, httpx.Status(err), "invalid_client", err.Error())
+		// Whatever is wrong with the Basic header is invalid_client here.
+		prob := httpx.Classify(err)
+		prob.Kind = httpx.KindInvalidClient
+		httpx.WriteProblem(w, r, dialect{s}, prob)
 		return
 	} else if cc.Basic {
 		c, err := s.Issuer.AuthenticateClient(r.Context(), cc.ID, cc.Secret)
-		if status, code, desc, ok := httpx.SignInRefusal(w, err); ok {
-			s.fail(w, r, status, code, desc)
-			return
-		}
-		if err != nil && !errors.Is(err, issuer.ErrInvalidCredentials) {
-			s.serverError(w, r, err, "the server could not check the client's credentials")
-			return
-		}
 		if err != nil {
-			s.fail(w, r, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+			httpx.WriteProblem(w, r, dialect{s}, httpx.SignInProblem(err, httpx.New(httpx.KindInvalidClient, "client authentication failed"),
+				"the server could not check the client's credentials"))
 			return
 		}
 		// As on /token: a client limited to other grants (an entity is
 		// limited to client_credentials) may not use the password grant.
 		if !c.AllowsGrant("password") {
-			s.fail(w, r, http.StatusBadRequest, "unauthorized_client", "this client may not use the password grant")
+			httpx.WriteProblem(w, r, dialect{s}, httpx.New(httpx.KindUnauthorizedClient, "this client may not use the password grant"))
 			return
 		}
 		clientID = c.ID
 	}
 	if p["username"] == "" || p["password"] == "" {
-		s.fail(w, r, http.StatusBadRequest, "invalid_request", "username and password are required")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.BadRequest("username and password are required"))
 		return
 	}
 	u, err := s.Issuer.AuthenticateUser(r.Context(), p["username"], p["password"])
-	if status, code, desc, ok := httpx.SignInRefusal(w, err); ok {
-		s.fail(w, r, status, code, desc)
-		return
-	}
-	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		s.fail(w, r, http.StatusBadRequest, "invalid_grant", "The user name or password is incorrect.")
-		return
-	}
 	if err != nil {
-		s.Log.Error("authenticating user", zap.String("route", "owin"), zap.Error(err))
-		s.serverError(w, r, err, "the server could not check the password")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.SignInProblem(err, httpx.New(httpx.KindInvalidCredentials, "The user name or password is incorrect."),
+			"the server could not check the password"))
 		return
 	}
 	pr := issuer.UserPrincipal(u)
@@ -135,8 +151,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: pr, ClientID: clientID, Scope: strings.Join(pr.Scopes, " "),
 		AccessTTL: s.AccessTTL, Exclusive: true})
 	if err != nil {
-		s.Log.Error("issuing token", zap.String("route", "owin"), zap.Error(err))
-		s.serverError(w, r, err, "the server could not issue a token")
+		httpx.WriteProblem(w, r, dialect{s}, httpx.Failure(err, "the server could not issue a token"))
 		return
 	}
 	s.Log.Info("token issued", zap.String("route", "owin"), zap.String("sub", pr.Subject), zap.String("jti", toks.Claims.ID))

@@ -45,13 +45,72 @@ const (
 	CodeUnavailable = "SERVICE_UNAVAILABLE"
 )
 
-// internalError is a 500 saying msg, or a 503 when err says the store
-// could not be reached.
-func internalError(w http.ResponseWriter, err error, msg string) *apiError {
-	if httpx.StoreDown(w, err) {
-		return &apiError{http.StatusServiceUnavailable, CodeUnavailable, httpx.StoreUnavailableMessage, nil}
+// code is the envelope's code table: each kind of problem's errorCode and
+// status. A kind no Token Service route produces answers as a failure of
+// the server.
+func code(p *httpx.Problem) (string, int) {
+	switch p.Kind {
+	case httpx.KindInvalidRequest:
+		return CodeBadRequest, p.Status // 400, or 413 for a body too large
+	case httpx.KindInvalidCredentials, httpx.KindInvalidClient, // wrong id or secret
+		httpx.KindNoToken, httpx.KindInvalidToken, httpx.KindInvalidDPoPProof, httpx.KindUseDPoPNonce: // refused admin token
+		return CodeUnauthorized, http.StatusUnauthorized
+	case httpx.KindForbidden:
+		return CodeForbidden, http.StatusForbidden
+	case httpx.KindNotFound:
+		return CodeNotFound, http.StatusNotFound
+	case httpx.KindThrottled:
+		return CodeTooMany, http.StatusTooManyRequests
+	case httpx.KindBusy, httpx.KindUnavailable:
+		return CodeUnavailable, http.StatusServiceUnavailable
 	}
-	return &apiError{http.StatusInternalServerError, CodeServerError, msg, nil}
+	return CodeServerError, http.StatusInternalServerError
+}
+
+// dialect words problems in the envelope, echoing the request's ver and
+// txnId (req is nil when the body could not be read). A refused access
+// token is challenged as the token check says; any other 401 with Bearer,
+// the scheme the secret routes take.
+type dialect struct {
+	s   *Server
+	req *request
+}
+
+func (d dialect) echo() (ver, txn string) {
+	if d.req == nil {
+		return "", ""
+	}
+	return d.req.ver, d.req.txn
+}
+
+// Interface guards.
+var (
+	_ httpx.Dialect       = dialect{}
+	_ httpx.Challenger    = dialect{}
+	_ httpx.ProblemLogger = dialect{}
+)
+
+func (d dialect) Answer(_ *http.Request, p *httpx.Problem) (int, any) {
+	c, status := code(p)
+	ver, txn := d.echo()
+	return status, errorResponse{envelope: stamp(ver, txn), ErrorCode: c, ErrorMsg: p.Description}
+}
+
+func (d dialect) Challenge(h http.Header, status int, p *httpx.Problem) {
+	var rf *tokenauth.Refusal
+	switch {
+	case errors.As(p.Err, &rf):
+		d.s.Tokens.Challenge(h, rf)
+	case status == http.StatusUnauthorized:
+		httpx.Challenge(h, "Bearer", d.s.Realm)
+	}
+}
+
+func (d dialect) LogProblem(r *http.Request, status int, p *httpx.Problem) {
+	c, _ := code(p)
+	_, txn := d.echo()
+	httpx.LogProblem(d.s.Log, "token service refused", r, status, p,
+		zap.String("route", r.URL.Path), zap.String("error", c), zap.String("txn_id", txn))
 }
 
 // Server serves the Token Service routes for one Issuer.
@@ -111,61 +170,30 @@ type request struct {
 	ver, txn string
 }
 
-// apiError is a problem to answer with the envelope.
-type apiError struct {
-	status int
-	code   string
-	msg    string
-	// refusal, for a refused access token, sets the challenge.
-	refusal *tokenauth.Refusal
-}
-
-func badRequest(format string, args ...any) *apiError {
-	return &apiError{http.StatusBadRequest, CodeBadRequest, fmt.Sprintf(format, args...), nil}
-}
-
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, req *request, e *apiError) {
-	var ver, txn string
-	if req != nil {
-		ver, txn = req.ver, req.txn
-	}
-	if ce := s.Log.Check(httpx.RefusalLevel(e.status), "token service refused"); ce != nil {
-		ce.Write(zap.String("route", r.URL.Path), zap.String("error", e.code),
-			zap.String("reason", e.msg), zap.String("txn_id", txn), zap.String("remote_ip", r.RemoteAddr))
-	}
-	switch {
-	case e.refusal != nil:
-		s.Tokens.Challenge(w.Header(), e.refusal)
-	case e.status == http.StatusUnauthorized:
-		httpx.Challenge(w.Header(), "Bearer", s.Realm)
-	}
-	httpx.WriteJSON(w, e.status, errorResponse{envelope: stamp(ver, txn), ErrorCode: e.code, ErrorMsg: e.msg})
-}
-
 // parse reads the JSON body. ver and txnId are picked up first so even a
 // request with other bad fields gets them echoed.
-func parse(w http.ResponseWriter, r *http.Request, envelopeRequired bool) (*request, *apiError) {
+func parse(w http.ResponseWriter, r *http.Request, envelopeRequired bool) (*request, *httpx.Problem) {
 	req := &request{}
 	if err := httpx.DecodeJSON(w, r, &req.fields); err != nil {
-		return nil, &apiError{httpx.Status(err), CodeBadRequest, err.Error(), nil}
+		return nil, httpx.Classify(err)
 	}
 	req.ver, _ = req.optString("ver")
 	req.txn, _ = req.optString("txnId")
 	for _, f := range []string{"ver", "txnId"} {
 		if _, err := req.optString(f); err != nil {
-			return req, badRequest("%v", err)
+			return req, httpx.BadRequest("%v", err)
 		}
 	}
 	if envelopeRequired {
 		for _, f := range []string{"ver", "timestamp", "txnId"} {
 			if _, err := req.str(f); err != nil {
-				return req, badRequest("%v", err)
+				return req, httpx.BadRequest("%v", err)
 			}
 		}
 	}
 	if ts, _ := req.optString("timestamp"); ts != "" {
 		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
-			return req, badRequest("timestamp must be an ISO 8601 date-time")
+			return req, httpx.BadRequest("timestamp must be an ISO 8601 date-time")
 		}
 	}
 	return req, nil
@@ -240,33 +268,21 @@ func (s *Server) entityToken(w http.ResponseWriter, r *http.Request) {
 // credentialsToken trades the body's name and secret fields for a token.
 func (s *Server) credentialsToken(w http.ResponseWriter, r *http.Request, nameField, secretField, refusal string,
 	authenticate func(ctx context.Context, name, secret string) (issuer.Principal, error)) {
-	req, e := parse(w, r, false)
-	if e != nil {
-		s.fail(w, r, req, e)
+	req, prob := parse(w, r, false)
+	if prob != nil {
+		httpx.WriteProblem(w, r, dialect{s, req}, prob)
 		return
 	}
 	name, err1 := req.str(nameField)
 	secret, err2 := req.str(secretField)
 	if err := errors.Join(err1, err2); err != nil {
-		s.fail(w, r, req, badRequest("%v", strings.ReplaceAll(err.Error(), "\n", "; ")))
+		httpx.WriteProblem(w, r, dialect{s, req}, httpx.BadRequest("%v", strings.ReplaceAll(err.Error(), "\n", "; ")))
 		return
 	}
 	p, err := authenticate(r.Context(), name, secret)
-	if status, _, desc, ok := httpx.SignInRefusal(w, err); ok {
-		code := CodeTooMany
-		if status == http.StatusServiceUnavailable {
-			code = CodeUnavailable
-		}
-		s.fail(w, r, req, &apiError{status, code, desc, nil})
-		return
-	}
-	if errors.Is(err, issuer.ErrInvalidCredentials) {
-		s.fail(w, r, req, &apiError{http.StatusUnauthorized, CodeUnauthorized, refusal, nil})
-		return
-	}
 	if err != nil {
-		s.Log.Error("authenticating", zap.String("route", r.URL.Path), zap.String("name", name), zap.Error(err))
-		s.fail(w, r, req, internalError(w, err, "the server could not check the credentials"))
+		httpx.WriteProblem(w, r, dialect{s, req}, httpx.SignInProblem(err, httpx.New(httpx.KindInvalidCredentials, refusal),
+			"the server could not check the credentials"))
 		return
 	}
 	s.issue(w, r, req, p)
@@ -275,8 +291,7 @@ func (s *Server) credentialsToken(w http.ResponseWriter, r *http.Request, nameFi
 func (s *Server) issue(w http.ResponseWriter, r *http.Request, req *request, p issuer.Principal) {
 	toks, err := s.Issuer.Issue(r.Context(), issuer.Grant{Principal: p, Scope: strings.Join(p.Scopes, " ")})
 	if err != nil {
-		s.Log.Error("issuing token", zap.String("sub", p.Subject), zap.Error(err))
-		s.fail(w, r, req, internalError(w, err, "the server could not issue a token"))
+		httpx.WriteProblem(w, r, dialect{s, req}, httpx.Failure(err, "the server could not issue a token"))
 		return
 	}
 	s.Log.Info("token issued", zap.String("grant", "token_service_"+string(p.Kind)), zap.String("sub", p.Subject),
@@ -297,30 +312,30 @@ type secretResponse struct {
 func (s *Server) secret(w http.ResponseWriter, r *http.Request, reset bool) {
 	// The token is checked first; the body is still parsed so that even a
 	// refusal echoes ver and txnId.
-	claims, e := s.admin(r)
+	claims, prob := s.admin(r)
 	req, pe := parse(w, r, true)
-	if e == nil {
-		e = pe
+	if prob == nil {
+		prob = pe
 	}
-	if e != nil {
-		s.fail(w, r, req, e)
+	if prob != nil {
+		httpx.WriteProblem(w, r, dialect{s, req}, prob)
 		return
 	}
 	entityID, err := req.str("entityId")
 	if err != nil {
-		s.fail(w, r, req, badRequest("%v", err))
+		httpx.WriteProblem(w, r, dialect{s, req}, httpx.BadRequest("%v", err))
 		return
 	}
 	ttl := s.SecretTTL
 	days, set, err := req.expiryDays()
 	if err != nil {
-		s.fail(w, r, req, badRequest("%v", err))
+		httpx.WriteProblem(w, r, dialect{s, req}, httpx.BadRequest("%v", err))
 		return
 	}
 	if set {
 		maxDays := int64(s.MaxSecretTTL / (24 * time.Hour))
 		if days > maxDays {
-			s.fail(w, r, req, badRequest("secretExpiryDays must be at most %d", maxDays))
+			httpx.WriteProblem(w, r, dialect{s, req}, httpx.BadRequest("secretExpiryDays must be at most %d", maxDays))
 			return
 		}
 		ttl = time.Duration(days) * 24 * time.Hour
@@ -331,13 +346,12 @@ func (s *Server) secret(w http.ResponseWriter, r *http.Request, reset bool) {
 	} else {
 		info, err = s.Issuer.ReadSecret(r.Context(), entityID, ttl)
 	}
-	if errors.Is(err, issuer.ErrNotFound) {
-		s.fail(w, r, req, &apiError{http.StatusNotFound, CodeNotFound, "no entity " + entityID, nil})
-		return
-	}
 	if err != nil {
-		s.Log.Error("entity secret", zap.String("entity", entityID), zap.Bool("reset", reset), zap.Error(err))
-		s.fail(w, r, req, internalError(w, err, "the server could not provide the secret"))
+		prob := httpx.Classify(err).Or("the server could not provide the secret")
+		if prob.Kind == httpx.KindNotFound {
+			prob.Description = "no entity " + entityID
+		}
+		httpx.WriteProblem(w, r, dialect{s, req}, prob)
 		return
 	}
 	action := "read"
@@ -350,28 +364,21 @@ func (s *Server) secret(w http.ResponseWriter, r *http.Request, reset bool) {
 		Secret: info.Secret, ExpiresOn: info.ExpiresAt.Unix(), ExpirationDate: isoTime(info.ExpiresAt)})
 }
 
-// refused is the apiError of a refused access token.
-func refused(rf *tokenauth.Refusal, status int, code, msg string) *apiError {
-	return &apiError{status: status, code: code, msg: msg, refusal: rf}
-}
-
 // admin checks the caller's access token, its principal kind and admin role.
-func (s *Server) admin(r *http.Request) (*issuer.AccessClaims, *apiError) {
+func (s *Server) admin(r *http.Request) (*issuer.AccessClaims, *httpx.Problem) {
 	// Roles count only on the principal kinds configured for it (AdminKinds):
 	// a role called admin in an application's user table, on a client or on
 	// an entity grants nothing here by default.
 	claims, rf := s.Tokens.WithRole(r, s.AdminRoles, s.AdminKinds)
-	switch {
-	case rf == nil:
+	if rf == nil {
 		return claims, nil
-	case rf.NoToken():
-		return nil, refused(rf, http.StatusUnauthorized, CodeUnauthorized, "a user bearer token is required")
-	case errors.Is(rf, tokenauth.ErrLacksRole):
-		return nil, refused(rf, http.StatusForbidden, CodeForbidden, "the token's principal may not manage entity secrets")
-	case rf.Status == http.StatusUnauthorized:
-		return nil, refused(rf, http.StatusUnauthorized, CodeUnauthorized, rf.Description)
-	case rf.Status == http.StatusServiceUnavailable:
-		return nil, refused(rf, http.StatusServiceUnavailable, CodeUnavailable, rf.Description)
 	}
-	return nil, refused(rf, rf.Status, CodeBadRequest, rf.Description)
+	p := rf.Problem()
+	switch {
+	case rf.NoToken():
+		p.Description = "a user bearer token is required"
+	case errors.Is(rf, tokenauth.ErrLacksRole):
+		p.Description = "the token's principal may not manage entity secrets"
+	}
+	return nil, p
 }

@@ -43,7 +43,7 @@ func TestParseEchoesEnvelope(t *testing.T) {
 		strings.NewReader(`{"ver":"1.0.0","txnId":"t-1","timestamp":"soon","entityId":"aa-1"}`))
 	r.Header.Set("Content-Type", "application/json")
 	req, e := parse(httptest.NewRecorder(), r, true)
-	if e == nil || e.status != 400 || req == nil || req.ver != "1.0.0" || req.txn != "t-1" {
+	if e == nil || e.Status != 400 || req == nil || req.ver != "1.0.0" || req.txn != "t-1" {
 		t.Fatalf("parse = %+v, %+v", req, e)
 	}
 	if ts := isoTime(time.Date(2024, 7, 16, 11, 33, 34, 509e6, time.UTC)); ts != "2024-07-16T11:33:34.509Z" {

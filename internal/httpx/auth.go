@@ -29,8 +29,8 @@ type ClientCreds struct {
 // or both. With both allowed, a secret in the body next to a Basic header,
 // or a body client_id that differs from the Basic one, is a 400 (RFC 6749
 // §2.3: one method per request); a malformed Basic header is a 401 and a
-// repeated Authorization header a 400. Each route reports the *Error in its
-// own envelope, choosing its code by Status.
+// repeated Authorization header a 400. Each route words the *Problem in its
+// own envelope.
 func ClientCredentials(r *http.Request, params map[string]string, from ClientFrom) (ClientCreds, error) {
 	var bodyID, bodySecret string
 	if from&FromBody != 0 {
@@ -47,9 +47,9 @@ func ClientCredentials(r *http.Request, params map[string]string, from ClientFro
 	case err != nil:
 		return ClientCreds{}, err
 	case bodySecret != "":
-		return ClientCreds{}, bad("client credentials sent both in the Authorization header and in the body")
+		return ClientCreds{}, BadRequest("client credentials sent both in the Authorization header and in the body")
 	case bodyID != "" && bodyID != id:
-		return ClientCreds{}, bad("client_id in the body differs from the Authorization header")
+		return ClientCreds{}, BadRequest("client_id in the body differs from the Authorization header")
 	}
 	return ClientCreds{ID: id, Secret: secret, Basic: true, Present: id != "" || secret != ""}, nil
 }

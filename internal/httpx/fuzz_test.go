@@ -15,8 +15,8 @@ import (
 // wantRequestError fails unless err is a request problem with a 4xx status.
 func wantRequestError(t *testing.T, err error) {
 	t.Helper()
-	var e *Error
-	if !errors.As(err, &e) || e.Status < 400 || e.Status > 499 || e.Msg == "" {
+	var e *Problem
+	if !errors.As(err, &e) || e.Status < 400 || e.Status > 499 || e.Description == "" {
 		t.Fatalf("error %v (%T) is not a 4xx request error", err, err)
 	}
 }

@@ -1,5 +1,8 @@
 // Package httpx holds the request parsing and response writing that every
-// tokengate route shares: strict bodies, credentials from headers, JSON out.
+// tokengate route shares: strict bodies, credentials from headers, JSON
+// out, and the one problem type (Problem) that every refusal and failure
+// is, classified once from issuer's errors (Classify) and written once
+// (WriteProblem) in each route's dialect.
 package httpx
 
 import (
@@ -12,14 +15,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"go.uber.org/zap/zapcore"
-
-	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
 // Realm is the realm of every WWW-Authenticate challenge tokengate sends
@@ -41,30 +39,19 @@ var (
 // MaxBody is the largest request body a token route reads.
 const MaxBody = 64 << 10
 
-// Error is a request problem to report with a 4xx status.
-type Error struct {
-	Status int
-	Msg    string
-}
-
-func (e *Error) Error() string { return e.Msg }
-
-func bad(format string, args ...any) *Error {
-	return &Error{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
-}
-
 // ReadBody reads the whole body, up to MaxBody, refusing invalid UTF-8.
 func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, &Error{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("request body is larger than %d bytes", MaxBody)}
+		return nil, &Problem{Kind: KindInvalidRequest, Status: http.StatusRequestEntityTooLarge,
+			Description: fmt.Sprintf("request body is larger than %d bytes", MaxBody)}
 	}
 	if err != nil {
-		return nil, bad("reading request body: %v", err)
+		return nil, BadRequest("reading request body: %v", err)
 	}
 	if !utf8.Valid(body) {
-		return nil, bad("request body is not valid UTF-8")
+		return nil, BadRequest("request body is not valid UTF-8")
 	}
 	return body, nil
 }
@@ -76,11 +63,11 @@ func MediaType(r *http.Request) (string, error) {
 		return "", nil
 	}
 	if len(ct) > 1 {
-		return "", bad("repeated Content-Type header")
+		return "", BadRequest("repeated Content-Type header")
 	}
 	mt, _, err := mime.ParseMediaType(ct[0])
 	if err != nil {
-		return "", bad("malformed Content-Type header")
+		return "", BadRequest("malformed Content-Type header")
 	}
 	return mt, nil
 }
@@ -103,22 +90,22 @@ func Params(w http.ResponseWriter, r *http.Request) (map[string]string, error) {
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
 		return JSONParams(body)
 	}
-	return nil, bad("unsupported Content-Type %q: send application/x-www-form-urlencoded or application/json", mt)
+	return nil, BadRequest("unsupported Content-Type %q: send application/x-www-form-urlencoded or application/json", mt)
 }
 
 // FormParams parses a form-encoded body.
 func FormParams(body []byte) (map[string]string, error) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, bad("malformed form body")
+		return nil, BadRequest("malformed form body")
 	}
 	out := make(map[string]string, len(vals))
 	for k, v := range vals {
 		if len(v) > 1 {
-			return nil, bad("parameter %q is repeated", k)
+			return nil, BadRequest("parameter %q is repeated", k)
 		}
 		if !utf8.ValidString(k) || !utf8.ValidString(v[0]) {
-			return nil, bad("parameter %q is not valid UTF-8", k)
+			return nil, BadRequest("parameter %q is not valid UTF-8", k)
 		}
 		out[k] = v[0]
 	}
@@ -139,13 +126,13 @@ func JSONParams(body []byte) (map[string]string, error) {
 		case '"':
 			var s string
 			if err := json.Unmarshal(v, &s); err != nil {
-				return nil, bad("malformed JSON body")
+				return nil, BadRequest("malformed JSON body")
 			}
 			out[key] = s
 		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 			out[key] = string(v)
 		default:
-			return nil, bad("parameter %q must be a string", key)
+			return nil, BadRequest("parameter %q must be a string", key)
 		}
 	}
 	return out, nil
@@ -163,7 +150,7 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return err
 	}
 	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		return bad("Content-Type must be application/json")
+		return BadRequest("Content-Type must be application/json")
 	}
 	body, err := ReadBody(w, r)
 	if err != nil {
@@ -187,25 +174,25 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 //   - unknown fields are allowed, as clients add their own; a field of the
 //     wrong type is a 400 naming it.
 //
-// Errors are *Error values with Status 400.
+// Errors are *Problem values of KindInvalidRequest (400).
 func ParseJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return bad("request body must be a JSON object")
+		return BadRequest("request body must be a JSON object")
 	}
 	if err := checkObject(dec, 1); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return bad("unexpected data after the JSON object")
+		return BadRequest("unexpected data after the JSON object")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return bad("field %q has the wrong type", typeErr.Field)
+			return BadRequest("field %q has the wrong type", typeErr.Field)
 		}
-		return bad("request body must be a JSON object")
+		return BadRequest("request body must be a JSON object")
 	}
 	return nil
 }
@@ -217,12 +204,12 @@ func checkObject(dec *json.Decoder, depth int) error {
 	for dec.More() {
 		kt, err := dec.Token()
 		if err != nil {
-			return bad("malformed JSON body")
+			return BadRequest("malformed JSON body")
 		}
 		key, _ := kt.(string)
 		fold := FoldKey(key)
 		if seen[fold] {
-			return bad("parameter %q is repeated", key)
+			return BadRequest("parameter %q is repeated", key)
 		}
 		seen[fold] = true
 		if err := checkValue(dec, depth); err != nil {
@@ -230,7 +217,7 @@ func checkObject(dec *json.Decoder, depth int) error {
 		}
 	}
 	if _, err := dec.Token(); err != nil { // '}'
-		return bad("malformed JSON body")
+		return BadRequest("malformed JSON body")
 	}
 	return nil
 }
@@ -253,14 +240,14 @@ func FoldKey(key string) string {
 func checkValue(dec *json.Decoder, depth int) error {
 	tok, err := dec.Token()
 	if err != nil {
-		return bad("malformed JSON body")
+		return BadRequest("malformed JSON body")
 	}
 	d, ok := tok.(json.Delim)
 	if !ok {
 		return nil
 	}
 	if depth >= MaxJSONDepth {
-		return bad("JSON body nests deeper than %d levels", MaxJSONDepth)
+		return BadRequest("JSON body nests deeper than %d levels", MaxJSONDepth)
 	}
 	if d == '{' {
 		return checkObject(dec, depth+1)
@@ -271,7 +258,7 @@ func checkValue(dec *json.Decoder, depth int) error {
 		}
 	}
 	if _, err := dec.Token(); err != nil { // ']'
-		return bad("malformed JSON body")
+		return BadRequest("malformed JSON body")
 	}
 	return nil
 }
@@ -285,11 +272,17 @@ func Authorization(r *http.Request) (string, error) {
 	case 1:
 		return vals[0], nil
 	}
-	return "", bad("repeated Authorization header")
+	return "", BadRequest("repeated Authorization header")
 }
 
 // ErrNoCredentials says no credentials of the asked-for scheme were sent.
 var ErrNoCredentials = errors.New("no credentials")
+
+// malformedBasic is a client's unreadable Basic header: client
+// authentication failed (401), not a malformed request.
+func malformedBasic() *Problem {
+	return New(KindInvalidClient, "malformed Basic credentials")
+}
 
 // BasicAuth returns HTTP Basic credentials, form-decoded as RFC 6749 §2.3.1
 // says. ErrNoCredentials when the request has no Basic header.
@@ -304,17 +297,17 @@ func BasicAuth(r *http.Request) (id, secret string, err error) {
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
 	if err != nil || !utf8.Valid(raw) {
-		return "", "", &Error{Status: http.StatusUnauthorized, Msg: "malformed Basic credentials"}
+		return "", "", malformedBasic()
 	}
 	u, p, ok := strings.Cut(string(raw), ":")
 	if !ok {
-		return "", "", &Error{Status: http.StatusUnauthorized, Msg: "malformed Basic credentials"}
+		return "", "", malformedBasic()
 	}
 	if id, err = url.QueryUnescape(u); err != nil {
-		return "", "", &Error{Status: http.StatusUnauthorized, Msg: "malformed Basic credentials"}
+		return "", "", malformedBasic()
 	}
 	if secret, err = url.QueryUnescape(p); err != nil {
-		return "", "", &Error{Status: http.StatusUnauthorized, Msg: "malformed Basic credentials"}
+		return "", "", malformedBasic()
 	}
 	return id, secret, nil
 }
@@ -339,7 +332,7 @@ func SchemeToken(r *http.Request, scheme string) (string, error) {
 	}
 	tok = strings.TrimSpace(tok)
 	if tok == "" {
-		return "", bad("empty %s token", strings.ToLower(scheme))
+		return "", BadRequest("empty %s token", strings.ToLower(scheme))
 	}
 	return tok, nil
 }
@@ -402,59 +395,4 @@ func QuoteSafe(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// Status returns err's HTTP status: its own for an *Error, else 400.
-func Status(err error) int {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Status
-	}
-	return http.StatusBadRequest
-}
-
-// SignInRefusal reports whether err refused a sign-in before its
-// credentials were checked: too many failures (429) or the hashing budget
-// spent (503). It sets Retry-After on w and returns the status, an RFC
-// 6749-style error code and a description for the route's own envelope.
-func SignInRefusal(w http.ResponseWriter, err error) (status int, code, desc string, ok bool) {
-	var te *issuer.ThrottledError
-	switch {
-	case errors.As(err, &te):
-		w.Header().Set("Retry-After", strconv.FormatInt(issuer.RetryAfterSeconds(te.RetryAfter), 10))
-		return http.StatusTooManyRequests, "too_many_requests", te.Error(), true
-	case errors.Is(err, issuer.ErrBusy):
-		w.Header().Set("Retry-After", strconv.FormatInt(issuer.RetryAfterSeconds(issuer.BusyRetryAfter), 10))
-		return http.StatusServiceUnavailable, "temporarily_unavailable", issuer.ErrBusy.Error(), true
-	}
-	return 0, "", "", false
-}
-
-// RefusalLevel is the level a refused token request is logged at. A
-// throttled request (429) computed nothing and is counted by the
-// tokengate_throttled_total metric: logging each at info would let a
-// flood from one address write a log line per request.
-func RefusalLevel(status int) zapcore.Level {
-	if status == http.StatusTooManyRequests {
-		return zapcore.DebugLevel
-	}
-	return zapcore.InfoLevel
-}
-
-// RetryAfter is the Retry-After (seconds) of a 503 for an unreachable
-// store: every request tries the store again, so clients may come back soon.
-const RetryAfter = "1"
-
-// StoreUnavailableMessage is what a 503 says: the store failed, not the
-// caller's credentials.
-const StoreUnavailableMessage = "the token store is unavailable; retry shortly"
-
-// StoreDown reports whether err says the store could not be reached, and
-// if so sets Retry-After on w for the 503 the caller then writes.
-func StoreDown(w http.ResponseWriter, err error) bool {
-	if !issuer.IsUnavailable(err) {
-		return false
-	}
-	w.Header().Set("Retry-After", RetryAfter)
-	return true
 }

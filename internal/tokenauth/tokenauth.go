@@ -40,17 +40,21 @@ var ErrLacksRole = errors.New("the token lacks the role this route needs")
 const AnyKind issuer.PrincipalKind = "*"
 
 // Refusal is why a request's token was refused, with what the answer
-// needs: its status, the scheme of its challenge and the error code.
+// needs: its kind and status, the scheme of its challenge and, for
+// insufficient scope, the scope that would do.
 type Refusal struct {
-	// Status is 400 (a malformed Authorization header), 401, 403
-	// (ErrLacksRole) or 503 (a proof could not be checked).
+	// Kind is httpx.KindNoToken, KindInvalidRequest (a malformed
+	// Authorization header), KindInvalidToken, KindInvalidDPoPProof,
+	// KindUseDPoPNonce, KindForbidden (ErrLacksRole, or a scope or role a
+	// path requires) or KindUnavailable (a proof could not be checked).
+	Kind httpx.Kind
+	// Status is 400, 401, 403 or 503, as Kind says.
 	Status int
 	// Scheme is the challenge's scheme: "Bearer" or "DPoP".
-	Scheme string
-	// Code is the RFC 6750 / RFC 9449 error code; "" when no token was
-	// sent (the challenge then carries none, RFC 6750 §3.1).
-	Code        string
+	Scheme      string
 	Description string
+	// Scope, on a KindForbidden refusal, is the scope the challenge names.
+	Scope string
 	// Err is what was refused: httpx.ErrNoCredentials, the token's
 	// verification error, a *dpop.Error, ErrLacksRole, or the error that
 	// kept a proof from being checked.
@@ -63,6 +67,44 @@ func (r *Refusal) Unwrap() error { return r.Err }
 // NoToken reports a refusal for a request that sent no token at all.
 func (r *Refusal) NoToken() bool { return errors.Is(r.Err, httpx.ErrNoCredentials) }
 
+// Code is the RFC 6750 §3.1 or RFC 9449 §7.1 error code of the refusal's
+// challenge; "" when no token was sent (§3.1: the challenge then carries
+// none).
+func (r *Refusal) Code() string { return Code(r.Kind) }
+
+// Code is the error code of a token refusal of kind k: the code table of
+// the challenges (and of the guard's answers).
+func Code(k httpx.Kind) string {
+	switch k {
+	case httpx.KindInvalidRequest:
+		return "invalid_request"
+	case httpx.KindInvalidToken:
+		return "invalid_token"
+	case httpx.KindInvalidDPoPProof:
+		return dpop.CodeInvalidProof
+	case httpx.KindUseDPoPNonce:
+		return dpop.CodeUseNonce
+	case httpx.KindForbidden:
+		return "insufficient_scope"
+	case httpx.KindUnavailable, httpx.KindBusy:
+		return "temporarily_unavailable"
+	}
+	return ""
+}
+
+// Problem is the refusal for a dialect to word. Its cause is the refusal,
+// so that the dialect finds the challenge to send (Checker.Challenge).
+func (r *Refusal) Problem() *httpx.Problem {
+	return &httpx.Problem{Kind: r.Kind, Status: r.Status, Description: r.Description, Err: r}
+}
+
+// refused is the refusal of err, as httpx.Classify names it, with scheme's
+// challenge.
+func refused(scheme string, err error) *Refusal {
+	p := httpx.Classify(err)
+	return &Refusal{Kind: p.Kind, Status: p.Status, Scheme: scheme, Description: p.Description, Err: err}
+}
+
 // Check returns the claims of the request's access token, and whether it
 // came with the DPoP scheme, or why it is refused. A bound token needs the
 // DPoP scheme and a proof of its key; the DPoP scheme needs a bound token;
@@ -71,9 +113,10 @@ func (c *Checker) Check(r *http.Request) (*issuer.AccessClaims, bool, *Refusal) 
 	tok, viaDPoP, err := token(r)
 	switch {
 	case errors.Is(err, httpx.ErrNoCredentials):
-		return nil, false, &Refusal{Status: http.StatusUnauthorized, Scheme: "Bearer", Description: "a bearer token is required", Err: err}
+		return nil, false, &Refusal{Kind: httpx.KindNoToken, Status: http.StatusUnauthorized, Scheme: "Bearer",
+			Description: "a bearer token is required", Err: err}
 	case err != nil:
-		return nil, false, &Refusal{Status: httpx.Status(err), Scheme: "Bearer", Code: "invalid_request", Description: err.Error(), Err: err}
+		return nil, false, refused("Bearer", err)
 	}
 	claims, err := c.Issuer.Verify(tok)
 	if err != nil {
@@ -81,7 +124,7 @@ func (c *Checker) Check(r *http.Request) (*issuer.AccessClaims, bool, *Refusal) 
 		if viaDPoP {
 			scheme = "DPoP"
 		}
-		return nil, viaDPoP, &Refusal{Status: http.StatusUnauthorized, Scheme: scheme, Code: "invalid_token", Description: err.Error(), Err: err}
+		return nil, viaDPoP, refused(scheme, err)
 	}
 	if rf := c.checkBinding(r, tok, claims, viaDPoP); rf != nil {
 		return nil, viaDPoP, rf
@@ -106,7 +149,8 @@ func (c *Checker) WithRole(r *http.Request, roles []string, kinds []issuer.Princ
 		if viaDPoP {
 			scheme = "DPoP"
 		}
-		return nil, &Refusal{Status: http.StatusForbidden, Scheme: scheme, Code: "insufficient_scope", Description: ErrLacksRole.Error(), Err: ErrLacksRole}
+		return nil, &Refusal{Kind: httpx.KindForbidden, Status: http.StatusForbidden, Scheme: scheme,
+			Description: ErrLacksRole.Error(), Err: ErrLacksRole}
 	}
 	return claims, nil
 }
@@ -114,26 +158,24 @@ func (c *Checker) WithRole(r *http.Request, roles []string, kinds []issuer.Princ
 // checkBinding applies DPoP to a token that verified.
 func (c *Checker) checkBinding(r *http.Request, tok string, claims *issuer.AccessClaims, viaDPoP bool) *Refusal {
 	bound := claims.BoundKey()
-	refuse := func(code, desc string, err error) *Refusal {
-		if err == nil {
-			err = errors.New(desc)
-		}
-		return &Refusal{Status: http.StatusUnauthorized, Scheme: "DPoP", Code: code, Description: desc, Err: err}
+	refuse := func(kind httpx.Kind, desc string) *Refusal {
+		return &Refusal{Kind: kind, Status: http.StatusUnauthorized, Scheme: "DPoP", Description: desc, Err: errors.New(desc)}
 	}
 	switch {
 	case !viaDPoP && bound != "":
 		// §7.1: a bound token is never a bearer token.
-		return refuse("invalid_token", "this token is bound to a DPoP key: send it as `Authorization: DPoP` with a DPoP proof", nil)
+		return refuse(httpx.KindInvalidToken, "this token is bound to a DPoP key: send it as `Authorization: DPoP` with a DPoP proof")
 	case !viaDPoP && c.RequireDPoP:
-		return refuse("invalid_token", "this site requires DPoP-bound tokens", nil)
+		return refuse(httpx.KindInvalidToken, "this site requires DPoP-bound tokens")
 	case !viaDPoP:
 		return nil
 	case bound == "":
-		return refuse("invalid_token", "this token is not bound to a DPoP key: send it as a Bearer token", nil)
+		return refuse(httpx.KindInvalidToken, "this token is not bound to a DPoP key: send it as a Bearer token")
 	}
 	proof, err := dpop.FromHeader(r.Header)
 	if errors.Is(err, dpop.ErrNoProof) {
-		return refuse(dpop.CodeInvalidProof, "a DPoP proof is required with the DPoP scheme", err)
+		return &Refusal{Kind: httpx.KindInvalidDPoPProof, Status: http.StatusUnauthorized, Scheme: "DPoP",
+			Description: "a DPoP proof is required with the DPoP scheme", Err: err}
 	}
 	var p *dpop.Proof
 	if err == nil {
@@ -142,13 +184,13 @@ func (c *Checker) checkBinding(r *http.Request, tok string, claims *issuer.Acces
 	var de *dpop.Error
 	switch {
 	case errors.As(err, &de): // the caller logs the refusal with its description
-		return refuse(de.Code, de.Description, de)
+		return refused("DPoP", de)
 	case err != nil:
 		c.Log.Error("checking DPoP proof", zap.Error(err))
-		return &Refusal{Status: http.StatusServiceUnavailable, Scheme: "DPoP", Code: "temporarily_unavailable",
+		return &Refusal{Kind: httpx.KindUnavailable, Status: http.StatusServiceUnavailable, Scheme: "DPoP",
 			Description: "the DPoP proof could not be checked", Err: err}
 	case p.JKT != bound:
-		return refuse(dpop.CodeInvalidProof, "the proof is signed by another key than the one the token is bound to", nil)
+		return refuse(httpx.KindInvalidDPoPProof, "the proof is signed by another key than the one the token is bound to")
 	}
 	return nil
 }
@@ -164,24 +206,23 @@ func token(r *http.Request) (tok string, viaDPoP bool, err error) {
 	return tok, viaDPoP, err
 }
 
-// Challenge sets the headers rf's answer must carry: a 401 or 403 its
-// WWW-Authenticate challenge (for a request without a token, Bearer with
-// DPoP offered beside it), use_dpop_nonce the nonce to use, a 503 its
-// Retry-After.
+// Challenge sets the headers rf's answer must carry: its WWW-Authenticate
+// challenge (for a request without a token, Bearer with DPoP offered
+// beside it; a 403 names the scope that would do), use_dpop_nonce the
+// nonce to use. A 503 has none (httpx.WriteProblem sets its Retry-After).
 func (c *Checker) Challenge(h http.Header, rf *Refusal) {
 	switch {
 	case rf.Status == http.StatusServiceUnavailable:
-		h.Set("Retry-After", httpx.RetryAfter)
 		return
 	case rf.NoToken():
 		httpx.Challenge(h, "Bearer", c.Realm)
 		c.OfferDPoP(h)
 		return
 	case rf.Scheme == "DPoP":
-		c.DPoPChallenge(h, rf.Code, rf.Description)
+		c.DPoPChallenge(h, rf.Code(), rf.Description)
 		return
 	}
-	httpx.Challenge(h, "Bearer", c.Realm, "error", rf.Code, "error_description", rf.Description)
+	httpx.Challenge(h, "Bearer", c.Realm, "error", rf.Code(), "error_description", rf.Description, "scope", rf.Scope)
 }
 
 // DPoPChallenge sets an RFC 9449 §7.1 DPoP challenge; use_dpop_nonce comes

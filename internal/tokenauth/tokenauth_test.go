@@ -95,7 +95,7 @@ func TestWithRole(t *testing.T) {
 				}
 				return
 			}
-			if rf == nil || rf.Status != tc.status || rf.Scheme != tc.scheme || rf.Code != tc.code || claims != nil {
+			if rf == nil || rf.Status != tc.status || rf.Scheme != tc.scheme || rf.Code() != tc.code || claims != nil {
 				t.Fatalf("got %+v, want status %d scheme %s code %q", rf, tc.status, tc.scheme, tc.code)
 			}
 			if tc.is != nil && !errors.Is(rf, tc.is) {
