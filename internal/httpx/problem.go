@@ -217,6 +217,10 @@ func Classify(err error) *Problem {
 		out = Problem{Kind: KindInvalidScope, Description: issuer.ErrScopeWidened.Error()}
 	case errors.Is(err, issuer.ErrRefreshInvalid):
 		out = Problem{Kind: KindInvalidGrant, Description: issuer.ErrRefreshInvalid.Error()}
+	case errors.Is(err, issuer.ErrCodeInvalid), errors.Is(err, issuer.ErrCodeReused):
+		out = Problem{Kind: KindInvalidGrant, Description: issuer.ErrCodeInvalid.Error()}
+	case errors.Is(err, issuer.ErrPKCE):
+		out = Problem{Kind: KindInvalidGrant, Description: issuer.ErrPKCE.Error()}
 	case errors.As(err, &de):
 		out = Problem{Kind: KindInvalidDPoPProof, Description: de.Description}
 		if de.Code == dpop.CodeUseNonce {
