@@ -16,7 +16,7 @@ import (
 
 	tgcaddyfile "github.com/tokengate/caddy-tokengate/caddyfile"
 	"github.com/tokengate/caddy-tokengate/config"
-	"github.com/tokengate/caddy-tokengate/internal/throttle"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/throttle"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden adapt files")

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/caddy-tokengate/config"
-	"github.com/tokengate/caddy-tokengate/internal/storeconf"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/storeconf"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )

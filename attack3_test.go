@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/tokengate/caddy-tokengate/dpop/dpoptest"
-	"github.com/tokengate/caddy-tokengate/internal/clitest"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/clitest"
 )
 
 // boundPasswordToken gets alice's access token bound to key.

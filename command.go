@@ -10,5 +10,5 @@ import (
 // package, because a build (`xcaddy build --with
 // github.com/tokengate/caddy-tokengate`) links only the package it names.
 // This is all the runtime takes from cli: store and master-key resolution
-// live in internal/storeconf, which both import.
+// live in internal/gateway/storeconf, which both import.
 func init() { caddycmd.RegisterCommand(cli.Command()) }

@@ -18,7 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/tokengate/caddy-tokengate"
-	"github.com/tokengate/caddy-tokengate/internal/storeconf"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/storeconf"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )

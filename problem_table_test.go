@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokengate/caddy-tokengate/internal/httpx"
-	"github.com/tokengate/caddy-tokengate/internal/httpx/problemtest"
-	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/problemtest"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

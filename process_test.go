@@ -20,8 +20,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/tokengate/caddy-tokengate/internal/pgtest"
-	"github.com/tokengate/caddy-tokengate/internal/waitfor"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/pgtest"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )

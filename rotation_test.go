@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tokengate/caddy-tokengate/cli"
-	"github.com/tokengate/caddy-tokengate/internal/waitfor"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/waitfor"
 )
 
 // kidOf returns a JWT's kid, "" if it has none (safe off the test goroutine).

@@ -12,8 +12,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tokengate/caddy-tokengate/internal/httpx"
-	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/usertable"
 )

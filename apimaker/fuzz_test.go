@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tokengate/caddy-tokengate/internal/issuertest"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/issuertest"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/usertable"
 )

@@ -9,7 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/tokengate/caddy-tokengate/config"
-	"github.com/tokengate/caddy-tokengate/internal/canonpath"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/canonpath"
 )
 
 // Parse reads one `tokengate` directive (the dispenser positioned on it)

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tokengate/caddy-tokengate/config"
-	"github.com/tokengate/caddy-tokengate/internal/storeconf"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/storeconf"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )

@@ -13,7 +13,7 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
-	"github.com/tokengate/caddy-tokengate/internal/storeconf"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/storeconf"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )

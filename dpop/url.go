@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/tokengate/caddy-tokengate/internal/canonpath"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/canonpath"
 )
 
 // SameURL reports whether a proof's htu names the request URL reqURL,

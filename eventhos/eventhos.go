@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

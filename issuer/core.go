@@ -12,7 +12,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 
-	"github.com/tokengate/caddy-tokengate/internal/throttle"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/throttle"
 )
 
 // CoreOptions configure a Core.

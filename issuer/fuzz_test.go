@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokengate/caddy-tokengate/internal/issuertest"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/issuertest"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

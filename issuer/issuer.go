@@ -13,7 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/tokengate/caddy-tokengate/internal/throttle"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/throttle"
 )
 
 // Config is one site's issuing policy over a shared Core.

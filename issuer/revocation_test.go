@@ -10,8 +10,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/tokengate/caddy-tokengate/internal/pgtest"
-	"github.com/tokengate/caddy-tokengate/internal/waitfor"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/pgtest"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tokengate/caddy-tokengate/internal/throttle"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/throttle"
 )
 
 type clientIPKey struct{}

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/tokengate/caddy-tokengate/dpop"
-	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tokengate/caddy-tokengate/dpop"
 	"github.com/tokengate/caddy-tokengate/dpop/dpoptest"
-	"github.com/tokengate/caddy-tokengate/internal/issuertest"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/issuertest"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/oauth"
 )

@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
 )
 
 // revoke implements RFC 7009. Holding a token is enough to revoke it; a

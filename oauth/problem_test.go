@@ -5,8 +5,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tokengate/caddy-tokengate/internal/httpx"
-	"github.com/tokengate/caddy-tokengate/internal/httpx/problemtest"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/problemtest"
 )
 
 // TestProblemTable: every issuer error and every kind of problem, through

@@ -1,5 +1,5 @@
 // Command bench-revocation measures revocation propagation between two
-// Caddy instances on one store (internal/revbench) and prints p50, p90,
+// Caddy instances on one store (internal/testkit/revbench) and prints p50, p90,
 // p99 and max. scripts/bench-revocation.sh builds Caddy and runs it on
 // SQLite and on PostgreSQL.
 //
@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/tokengate/caddy-tokengate/internal/revbench"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/revbench"
 )
 
 func main() {

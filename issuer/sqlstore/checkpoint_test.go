@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokengate/caddy-tokengate/internal/waitfor"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

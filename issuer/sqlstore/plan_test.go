@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokengate/caddy-tokengate/internal/pgtest"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/pgtest"
 )
 
 // requestQueries are the statements a refresh, a revocation or pruning runs

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokengate/caddy-tokengate/internal/waitfor"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/waitfor"
 )
 
 // TestPruningGivesWay holds SQLite's write lock from another pool (as

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokengate/caddy-tokengate/internal/pgtest"
-	"github.com/tokengate/caddy-tokengate/internal/waitfor"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/pgtest"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokengate/caddy-tokengate/internal/pgtest"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/pgtest"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

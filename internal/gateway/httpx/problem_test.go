@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/tokengate/caddy-tokengate/internal/httpx"
-	"github.com/tokengate/caddy-tokengate/internal/httpx/problemtest"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/problemtest"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/tokengate/caddy-tokengate/dpop"
-	"github.com/tokengate/caddy-tokengate/internal/httpx"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/tokengate/caddy-tokengate/internal/pgtest"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/pgtest"
 )
 
 // TestRevocationAcrossProcesses runs two real Caddy processes on one store
@@ -19,7 +19,7 @@ func TestRevocationAcrossProcesses(t *testing.T) {
 		t.Skip("builds Caddy")
 	}
 	bin := filepath.Join(t.TempDir(), "caddy")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/caddy")
+	build := exec.Command("go", "build", "-o", bin, "../../../cmd/caddy")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		t.Fatalf("building caddy: %v", err)

@@ -19,8 +19,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/caddy-tokengate/dpop"
-	"github.com/tokengate/caddy-tokengate/internal/storeconf"
-	"github.com/tokengate/caddy-tokengate/internal/tokenauth"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/storeconf"
+	"github.com/tokengate/caddy-tokengate/internal/gateway/tokenauth"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )
