@@ -13,9 +13,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/tokengate/caddy-tokengate/internal/leaf/canonpath"
 	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
 	"github.com/tokengate/caddy-tokengate/internal/gateway/tokenauth"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/canonpath"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

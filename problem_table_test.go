@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
-	"github.com/tokengate/caddy-tokengate/internal/testkit/problemtest"
 	"github.com/tokengate/caddy-tokengate/internal/gateway/tokenauth"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/problemtest"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 

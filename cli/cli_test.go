@@ -12,9 +12,9 @@ import (
 	"time"
 
 	_ "github.com/tokengate/caddy-tokengate" // the tokengate Caddyfile directive
+	"github.com/tokengate/caddy-tokengate/internal/leaf/waitfor"
 	"github.com/tokengate/caddy-tokengate/internal/testkit/clitest"
 	"github.com/tokengate/caddy-tokengate/internal/testkit/issuertest"
-	"github.com/tokengate/caddy-tokengate/internal/leaf/waitfor"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/sqlstore"
 )

@@ -12,8 +12,8 @@ import (
 	"github.com/tokengate/caddy-tokengate/dpop"
 	"github.com/tokengate/caddy-tokengate/dpop/dpoptest"
 	"github.com/tokengate/caddy-tokengate/internal/gateway/httpx"
-	"github.com/tokengate/caddy-tokengate/internal/testkit/issuertest"
 	"github.com/tokengate/caddy-tokengate/internal/gateway/tokenauth"
+	"github.com/tokengate/caddy-tokengate/internal/testkit/issuertest"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
