@@ -338,7 +338,9 @@ type Requirement struct {
 	// Patterns written as for Caddy's path matcher (/admin/*), matched
 	// case-insensitively against the decoded canonical path.
 	Path []string `json:"path"`
-	// "role", "scope" or "dpop".
+	// "role", "scope" or "dpop". A token lacking the role or scope gets
+	// 403 insufficient_scope; where dpop is required, a bearer token gets
+	// 401 with a DPoP challenge.
 	Kind string `json:"kind"`
 	// The token needs at least one of these; none for "dpop".
 	Values []string `json:"values,omitempty"`
