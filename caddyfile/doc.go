@@ -1,7 +1,10 @@
 // Package caddyfile parses the tokengate directive's block into its JSON
 // configuration (config.Gateway). This comment is the one description of
-// the syntax; TestDocListsEveryOption fails when the parser accepts an
-// option that is not listed here, or the other way round.
+// the syntax; what each option does and its default are documented on the
+// config field it sets (go doc -all ./config), which names its JSON key.
+// TestDocListsEveryOption fails when the parser accepts an option that is
+// not listed here, or the other way round; TestEveryJSONFieldHasASpelling
+// when a JSON field has no spelling here.
 //
 //	tokengate [<matcher>] {
 //		issuer            <url>                     # default: from the site address, e.g. https://api.example.com

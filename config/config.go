@@ -1,17 +1,33 @@
 // Package config holds the JSON configuration of the tokengate handler. It
 // lives apart from the handler so that the Caddyfile parser can fill it
 // without importing the module that registers the parser.
+//
+// The field comments here are the reference for what each option does and
+// its default; the JSON names are the field tags. The Caddyfile spelling of
+// every field is in package caddyfile's documentation (caddyfile/doc.go);
+// a test there fails when a field has none, and one here when a field has
+// no comment. Durations are caddy.Duration: a string in Caddy's units plus
+// d for days ("15m", "90d"), or an integer of nanoseconds.
 package config
 
 import "github.com/caddyserver/caddy/v2"
 
 // Gateway is the configuration of one tokengate handler.
 type Gateway struct {
-	// The `iss` of issued tokens and the issuer tokens must have. Default:
-	// derived from the site address when Caddy loads the config
-	// (api.example.com gives https://api.example.com), never from a
-	// request's Host. A site whose address has no single host name
-	// (:8080, several names, a wildcard) must set it.
+	// The `iss` of issued tokens (and of the metadata, introspection and
+	// every compatibility route), and the issuer tokens must have. Never
+	// taken from a request's Host. Default: derived from the site address
+	// when Caddy loads the config: https or http as the site serves TLS or
+	// not, its one host name, and its port unless it is the scheme's
+	// default (api.example.com gives https://api.example.com,
+	// http://localhost:8080 gives http://localhost:8080). So two sites on one
+	// store refuse each other's tokens (401 "wrong issuer"). A site with no
+	// single host name cannot be derived from and Caddy refuses to load it
+	// without an issuer: a catch-all address such as :8080, several names,
+	// a wildcard or placeholder host, listeners on several ports, a Unix
+	// socket. Set it too for a site behind another proxy that clients reach
+	// under another name, and when several sites or a validate-only site
+	// share tokens.
 	Issuer string `json:"issuer,omitempty"`
 
 	// The `aud` put in access tokens and required of them. Default: the issuer.
@@ -19,14 +35,22 @@ type Gateway struct {
 
 	// Where users, clients, keys and tokens are kept. Default: SQLite at
 	// tokengate/tokengate.db in Caddy's data directory. Sites naming the
-	// same store share one issuer.
+	// same store share one issuer, and it survives `caddy reload`.
 	Store *Store `json:"store,omitempty"`
 
-	// 32 random bytes as 64 hex digits or base64; encrypts private keys at
-	// rest. Placeholders such as {env.TOKENGATE_MASTER_KEY} are expanded.
+	// 32 random bytes as 64 hex digits or base64 (`openssl rand -hex 32`);
+	// seals private signing keys and entity secrets at rest (AES-256-GCM).
+	// Placeholders such as {env.TOKENGATE_MASTER_KEY} are expanded; one
+	// that expands to nothing is refused at load. Sites and instances
+	// sharing a store must use the same key. Default: a key generated once
+	// into tokengate/master.key in Caddy's data directory (see
+	// docs/operations.md, "Secrets at rest").
 	MasterKey string `json:"master_key,omitempty"`
 
-	// EdDSA (default), ES256, RS256 or HS256.
+	// EdDSA, ES256, RS256 or HS256 (HS256 keys are never published).
+	// Default: the algorithm of the most recently activated key in the
+	// store (`caddy tokengate keys rotate --alg` switches it), EdDSA for a
+	// new store.
 	SigningAlg string `json:"signing_alg,omitempty"`
 
 	// How often signing keys rotate. Default 720h; 0 uses the default.
@@ -48,17 +72,24 @@ type Gateway struct {
 	// the Caddyfile) turns retries off: any reuse revokes the family.
 	RefreshGrace caddy.Duration `json:"refresh_grace,omitempty"`
 
-	// Default lifetime of an entity secret. Default 90 days.
+	// Lifetime of a new entity secret when the request names none
+	// (secretExpiryDays). Default 90 days.
 	SecretTTL caddy.Duration `json:"secret_ttl,omitempty"`
 
-	// When set, every new session of a subject ends its others: the older
-	// access tokens and refresh-token families stop working.
+	// When set, every new session of a subject, on every route, ends its
+	// others: the older access tokens and refresh-token families stop
+	// working.
 	SingleSession bool `json:"single_session,omitempty"`
 
-	// Users who sign in with a password (grant_type=password).
+	// Users who sign in with a password (grant_type=password and the
+	// routes of the other dialects); more can be added with
+	// `caddy tokengate user add`.
 	Users []User `json:"users,omitempty"`
 
-	// OAuth 2.0 clients (grant_type=client_credentials).
+	// OAuth 2.0 clients (grant_type=client_credentials, and client
+	// authentication on the other grants); more can be added with
+	// `caddy tokengate client add`, whose generated secrets are checked by
+	// a keyed HMAC, faster than a password hash.
 	Clients []Client `json:"clients,omitempty"`
 
 	// Entities (machine identities) whose secrets the Token Service
@@ -79,21 +110,23 @@ type Gateway struct {
 	// Principal kinds whose EntityAdminRoles count: "user" (gateway
 	// users), "client", "entity", "table:<name>" (users of that
 	// user_table). Default ["user"]: a client, an entity or a table user
-	// with a role called admin does not manage entity secrets.
+	// with a role called admin does not manage entity secrets. The list
+	// replaces the default, so keep "user" in it.
 	EntityAdminKinds []string `json:"entity_admin_kinds,omitempty"`
 
-	// When true, the Token Service routes (/user/..., /entity/...) are not served.
+	// When true, the Token Service routes (/user/..., /entity/...) are not
+	// served: such requests go to the guard and the upstream like any other.
 	DisableTokenService bool `json:"disable_token_service,omitempty"`
 
 	// Application users in existing SQL tables, for the apimaker route's
-	// AM_DB requests.
+	// AM_DB requests (docs/compat.md).
 	UserTables []UserTable `json:"user_tables,omitempty"`
 
 	// Compatibility routes to mount: apimaker, eventhos, owin.
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 
-	// When true, the site only validates tokens: /token and the other
-	// issuing routes are not served (the guard still runs).
+	// When true, the site only validates tokens: /token, the Token Service
+	// and the other issuing routes are not served (the guard still runs).
 	DisableIssuing bool `json:"disable_issuing,omitempty"`
 
 	// Paths that need no token. Patterns are written as for Caddy's path
@@ -102,8 +135,10 @@ type Gateway struct {
 	// than it names.
 	Allow []string `json:"allow,omitempty"`
 
-	// Role or scope requirements on paths. They match the decoded canonical
-	// path case-insensitively, so /ADMIN/x cannot dodge a /admin/* rule.
+	// Role, scope or DPoP requirements on paths. They match the decoded
+	// canonical path case-insensitively, so /ADMIN/x cannot dodge a
+	// /admin/* rule. A token lacking a required role or scope gets 403
+	// insufficient_scope; every requirement whose path matches must pass.
 	Require []Requirement `json:"require,omitempty"`
 
 	// How request paths are read. Before any rule or route is matched, the
@@ -117,7 +152,8 @@ type Gateway struct {
 	// caller sent is removed first, on every request.
 	ForwardHeaders []ForwardHeader `json:"forward_headers,omitempty"`
 
-	// The realm of WWW-Authenticate challenges. Default "tokengate".
+	// The realm of WWW-Authenticate challenges, on the guard and on every
+	// route. Default "tokengate".
 	Realm string `json:"realm,omitempty"`
 
 	// DPoP (RFC 9449) policy. DPoP is always accepted: a token request
@@ -155,16 +191,19 @@ type DPoP struct {
 	// How far a proof's iat may be from the server's clock, either way;
 	// also how long its jti is remembered against replay. Default 60s.
 	Window caddy.Duration `json:"window,omitempty"`
-	// Accepted proof algorithms. Default ES256 ES384 EdDSA RS256 PS256;
+	// Accepted proof algorithms. Default ES256 ES384 EdDSA Ed25519 RS256
+	// PS256 (dpop.DefaultAlgs); ES512 RS384 RS512 PS384 PS512 may be added.
 	// `none` and HMAC are never accepted.
 	Algs []string `json:"algs,omitempty"`
 }
 
 // Throttle limits failed sign-ins by client IP (as Caddy determines it:
-// behind trusted_proxies, from the forwarding header) and by account.
+// behind trusted_proxies, from the forwarding header, so set
+// trusted_proxies_strict too or the caller picks its IP) and by account.
 // After its free failures a key waits Backoff, doubling with every further
 // failure up to MaxBackoff; a 429 with Retry-After answers, before any hash
-// is computed. A success from an IP resets the account's count there.
+// is computed. A success from an IP resets the account's count there. The
+// counts are kept in memory, per Caddy process.
 type Throttle struct {
 	// Turns throttling off.
 	Disabled bool `json:"disabled,omitempty"`
@@ -193,7 +232,8 @@ type Throttle struct {
 
 // PathPolicy relaxes the guard's path refusals for upstreams that need such
 // paths. Each relaxation lets through paths that some servers read
-// differently from the rules; the README says what each one risks.
+// differently from the rules; docs/configuration.md ("How the guard
+// decides") says what each one risks.
 type PathPolicy struct {
 	// Refusals to lift: semicolon (; and %3B), backslash (\ and %5C),
 	// encoded_slash (%2F), encoded_dot (%2E is decoded instead of refused),
@@ -206,43 +246,58 @@ type PathPolicy struct {
 
 // Store names a database.
 type Store struct {
-	// "sqlite" or "postgres".
+	// "sqlite" or "postgres" (PostgreSQL 13 or newer).
 	Driver string `json:"driver"`
-	// A file path for sqlite, a connection string for postgres.
-	// Placeholders are expanded.
+	// A file path for sqlite, a connection string for postgres; not empty.
+	// Placeholders are expanded. A relative SQLite path is relative to the
+	// working directory, in Caddy and in `caddy tokengate` alike (Caddy logs
+	// the full path); ":memory:" is a store lost when Caddy stops. A
+	// PostgreSQL DSN may set pool_max_conns (default 16): the connections
+	// each Caddy process keeps open and reuses.
 	DSN string `json:"dsn"`
 }
 
 // User is a user declared in the configuration.
 type User struct {
+	// The username, and the subject (sub) of the user's tokens; no ':'.
 	Name string `json:"name"`
-	// argon2id PHC string or bcrypt hash (`caddy hash-password`).
-	PasswordHash string   `json:"password_hash"`
-	Roles        []string `json:"roles,omitempty"`
-	Scopes       []string `json:"scopes,omitempty"`
+	// argon2id PHC string (`caddy tokengate hash-password`) or bcrypt hash
+	// (`caddy hash-password`); a plain-text password is refused at load.
+	PasswordHash string `json:"password_hash"`
+	// Roles put in the user's tokens (the roles claim).
+	Roles []string `json:"roles,omitempty"`
+	// The scopes the user may be granted.
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // Client is a client declared in the configuration.
 type Client struct {
+	// The client_id, and the subject of its client_credentials tokens; no ':'.
 	ID string `json:"id"`
 	// argon2id PHC string or bcrypt hash of the client secret.
-	SecretHash string   `json:"secret_hash"`
-	Roles      []string `json:"roles,omitempty"`
-	Scopes     []string `json:"scopes,omitempty"`
-	// Grant types the client may use; empty allows all.
+	SecretHash string `json:"secret_hash"`
+	// Roles put in the client's client_credentials tokens.
+	Roles []string `json:"roles,omitempty"`
+	// The scopes the client may be granted.
+	Scopes []string `json:"scopes,omitempty"`
+	// Grant types the client may use (others get unauthorized_client);
+	// empty allows all.
 	Grants []string `json:"grants,omitempty"`
 }
 
 // Entity is an entity declared in the configuration.
 type Entity struct {
-	ID    string   `json:"id"`
+	// The entity id (entityId in Token Service requests); no ':'.
+	ID string `json:"id"`
+	// Roles put in the entity's tokens.
 	Roles []string `json:"roles,omitempty"`
 }
 
 // UserTable names a table of application users and its columns. Only
 // these identifiers ever reach SQL; they must be plain identifiers.
 type UserTable struct {
-	// What AM_DB requests call it (their `instance`).
+	// What AM_DB requests call it (their `instance`), and the prefix of
+	// its users' subjects (<name>:<id>); no ':'.
 	Name string `json:"name"`
 	// "sqlite" or "postgres".
 	Driver string `json:"driver"`
@@ -253,7 +308,8 @@ type UserTable struct {
 	// without extension, or the PostgreSQL database name.
 	Database string `json:"database,omitempty"`
 	// The table (`collection` in AM_DB requests); schema.table for postgres.
-	Table          string `json:"table"`
+	Table string `json:"table"`
+	// The column AM_DB requests sign in by (their usernameColumn).
 	UsernameColumn string `json:"username_column"`
 	// Holds bcrypt or argon2id hashes.
 	PasswordColumn string `json:"password_column"`
@@ -282,7 +338,9 @@ type Requirement struct {
 	// Patterns written as for Caddy's path matcher (/admin/*), matched
 	// case-insensitively against the decoded canonical path.
 	Path []string `json:"path"`
-	// "role", "scope" or "dpop".
+	// "role", "scope" or "dpop". A token lacking the role or scope gets
+	// 403 insufficient_scope; where dpop is required, a bearer token gets
+	// 401 with a DPoP challenge.
 	Kind string `json:"kind"`
 	// The token needs at least one of these; none for "dpop".
 	Values []string `json:"values,omitempty"`
@@ -290,6 +348,8 @@ type Requirement struct {
 
 // ForwardHeader sets request header Header to the value of claim Claim.
 type ForwardHeader struct {
+	// The header the upstream receives; any copy the caller sent is
+	// removed. A hop-by-hop header (Keep-Alive, Upgrade, …) is refused.
 	Header string `json:"header"`
 	// Claim is one of sub, iss, aud, exp, iat, jti, client_id, scope,
 	// roles, sid, or kind (the principal's kind: user, client, entity or
