@@ -16,7 +16,7 @@ import (
 
 	"github.com/tokengate/caddy-tokengate/config"
 	"github.com/tokengate/caddy-tokengate/dpop"
-	"github.com/tokengate/caddy-tokengate/internal/canonpath"
+	"github.com/tokengate/caddy-tokengate/internal/leaf/canonpath"
 	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
