@@ -84,6 +84,9 @@ type RedeemRequest struct {
 	RedirectURI string
 	Verifier    string // code_verifier
 	JKT         string // the DPoP key the tokens are bound to; "" for none
+	// BindRefresh binds the refresh family to JKT too (a public client,
+	// RFC 9449 §5).
+	BindRefresh bool
 }
 
 // Redeemed is what a code's redemption issued, with what the code said
@@ -128,6 +131,11 @@ func (i *Issuer) RedeemCode(ctx context.Context, req RedeemRequest) (Redeemed, e
 		now, rec.Family, rec.AuthTime)
 	if err != nil {
 		return Redeemed{}, err
+	}
+	if req.BindRefresh && req.JKT != "" {
+		if err := i.proofStore.BindFamily(ctx, rec.Family, req.JKT, next.ExpiresAt); err != nil {
+			return Redeemed{}, err
+		}
 	}
 	if err := i.refreshStore.CreateRefresh(ctx, *next, i.cfg.SingleSession); err != nil {
 		return Redeemed{}, fmt.Errorf("storing refresh token: %w", err)

@@ -122,11 +122,18 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		"jwks_uri":                                      s.endpointURL(PathJWKS),
 		"revocation_endpoint":                           s.endpointURL(PathRevoke),
 		"introspection_endpoint":                        s.endpointURL(PathIntrospect),
-		"grant_types_supported":                         []string{GrantPassword, GrantClientCredentials, GrantRefreshToken},
+		"grant_types_supported":                         s.grantTypes(),
 		"response_types_supported":                      []string{},
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post", "none"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+	}
+	if s.AuthorizePath != "" {
+		meta["authorization_endpoint"] = s.endpointURL(s.AuthorizePath)
+		meta["response_types_supported"] = []string{"code"}
+		meta["response_modes_supported"] = []string{"query", "form_post"}
+		meta["code_challenge_methods_supported"] = []string{"S256"}
+		meta["authorization_response_iss_parameter_supported"] = true // RFC 9207
 	}
 	if s.DPoP != nil { // RFC 9449 §5.1
 		meta["dpop_signing_alg_values_supported"] = s.DPoP.Verifier.AlgList()

@@ -31,6 +31,10 @@ type Server struct {
 	DPoP *DPoP
 	// Realm of the WWW-Authenticate challenges; "" is httpx.Realm.
 	Realm string
+	// AuthorizePath is where the site's authorization endpoint (browser
+	// sign-in) is mounted; "" when it has none. With one, /token takes
+	// grant_type authorization_code and the metadata names the endpoint.
+	AuthorizePath string
 }
 
 // Routes maps each path to its handler and allowed method.

@@ -1,7 +1,9 @@
 package oauth
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -14,6 +16,7 @@ const (
 	GrantPassword          = "password"
 	GrantClientCredentials = "client_credentials"
 	GrantRefreshToken      = "refresh_token"
+	GrantAuthorizationCode = "authorization_code"
 )
 
 // TokenResponse is RFC 6749 §5.1's success body.
@@ -51,8 +54,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		toks, subject, prob = s.clientCredentialsGrant(r, p, ca)
 	case GrantRefreshToken:
 		toks, subject, prob = s.refreshGrant(r, p, ca)
+	case GrantAuthorizationCode:
+		if s.AuthorizePath != "" {
+			toks, subject, prob = s.authorizationCodeGrant(r, p, ca)
+			break
+		}
+		fallthrough
 	default:
-		prob = httpx.New(httpx.KindUnsupportedGrant, "grant_type must be password, client_credentials or refresh_token")
+		prob = httpx.New(httpx.KindUnsupportedGrant, "grant_type must be one of "+strings.Join(s.grantTypes(), ", "))
 	}
 	if prob != nil {
 		httpx.WriteProblem(w, r, s.tokenDialect(grant, ca.id, subject), prob)
@@ -78,7 +87,7 @@ func (s *Server) optionalClient(r *http.Request, ca clientAuth, grant string) (s
 	if !ca.present {
 		return "", nil
 	}
-	c, prob := s.authenticate(r.Context(), ca)
+	c, prob := s.identify(r, ca)
 	if prob != nil {
 		return "", prob
 	}
@@ -149,4 +158,51 @@ func (s *Server) issue(r *http.Request, g issuer.Grant) (issuer.Tokens, string, 
 		return toks, g.Principal.Subject, httpx.Failure(err, "the server could not issue a token")
 	}
 	return toks, g.Principal.Subject, nil
+}
+
+// grantTypes are the grant types /token takes.
+func (s *Server) grantTypes() []string {
+	g := []string{GrantPassword, GrantClientCredentials, GrantRefreshToken}
+	if s.AuthorizePath != "" {
+		g = append(g, GrantAuthorizationCode)
+	}
+	return g
+}
+
+// authorizationCodeGrant redeems an authorization code (RFC 6749 §4.1.3)
+// with its PKCE verifier (RFC 7636 §4.5).
+func (s *Server) authorizationCodeGrant(r *http.Request, p map[string]string, ca clientAuth) (issuer.Tokens, string, *httpx.Problem) {
+	if p["code"] == "" {
+		return issuer.Tokens{}, "", httpx.New(httpx.KindInvalidRequest, "code is required")
+	}
+	c, prob := s.identify(r, ca)
+	if prob != nil {
+		return issuer.Tokens{}, "", prob
+	}
+	if !c.AllowsGrant(GrantAuthorizationCode) {
+		return issuer.Tokens{}, "", httpx.New(httpx.KindUnauthorizedClient, "this client may not use the authorization_code grant")
+	}
+	red, err := s.Issuer.RedeemCode(r.Context(), issuer.RedeemRequest{Code: p["code"], ClientID: c.ID,
+		RedirectURI: p["redirect_uri"], Verifier: p["code_verifier"], JKT: ca.jkt, BindRefresh: c.Public})
+	if err != nil {
+		return issuer.Tokens{}, "", httpx.Classify(err).Or("the server could not redeem the authorization code")
+	}
+	return red.Tokens, red.Principal.Subject, nil
+}
+
+// identify returns the request's client: a public client names itself
+// with client_id alone (RFC 6749 §3.2.1); any other authenticates as
+// always. A confidential client without its secret, and a public one with
+// a secret, fail alike.
+func (s *Server) identify(r *http.Request, ca clientAuth) (issuer.Client, *httpx.Problem) {
+	if ca.secret == "" && ca.id != "" {
+		c, err := s.Issuer.LookupClient(r.Context(), ca.id)
+		switch {
+		case err == nil && c.Public:
+			return c, nil
+		case err != nil && !errors.Is(err, issuer.ErrNotFound):
+			return issuer.Client{}, httpx.Failure(err, "the server could not look the client up")
+		}
+	}
+	return s.authenticate(r.Context(), ca)
 }
