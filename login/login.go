@@ -265,8 +265,12 @@ func (s *Server) currentSession(r *http.Request) (issuer.Session, bool) {
 // proceed continues a request for a signed-in user: consent if asked,
 // else the code.
 func (s *Server) proceed(w http.ResponseWriter, r *http.Request, a authz, c issuer.Client, sess issuer.Session) {
-	if _, err := s.Issuer.SessionPrincipal(r.Context(), sess); err != nil {
-		s.loginPage(w, r, a, c, http.StatusOK, "", a.LoginHint) // the user is gone or changed
+	if _, err := s.Issuer.SessionPrincipal(r.Context(), sess); err != nil { // the user is gone or changed
+		if slices.Contains(a.Prompt, "none") {
+			s.answerError(w, r, a, "login_required", "the user is not signed in")
+			return
+		}
+		s.loginPage(w, r, a, c, http.StatusOK, "", a.LoginHint)
 		return
 	}
 	if c.Consent {

@@ -402,3 +402,24 @@ func TestOperatorTemplates(t *testing.T) {
 		t.Fatal("a template that does not parse was taken")
 	}
 }
+
+// TestRemovedUserSession: a session whose user was removed since counts
+// as none (prompt=none: login_required).
+func TestRemovedUserSession(t *testing.T) {
+	s := newSite(t)
+	st := s.is.Core().Store()
+	ctx := context.Background()
+	if err := st.PutUser(ctx, issuer.User{Name: "carol", PasswordHash: issuertest.Hash(t, "carol-pw")}); err != nil {
+		t.Fatal(err)
+	}
+	redirected(t, s.signIn("carol", "carol-pw", s.do(http.MethodGet, authorizeQuery(), nil)))
+	if err := st.DeleteUser(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if q := redirected(t, s.do(http.MethodGet, authorizeQuery("prompt", "none"), nil)); q.Get("error") != "login_required" {
+		t.Fatalf("a removed user's session: %v", q)
+	}
+	if r := s.do(http.MethodGet, authorizeQuery(), nil); r.status != 200 || !strings.Contains(r.body, `name="password"`) {
+		t.Fatalf("a removed user's session without prompt: %d", r.status)
+	}
+}
