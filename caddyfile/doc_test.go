@@ -400,7 +400,7 @@ func TestConfigurationPageIndexesEveryOption(t *testing.T) {
 	}
 	index, _, _ = strings.Cut(index, "\n## ")
 	for _, l := range docLines(t) {
-		if l.block == "" && !strings.Contains(index, "`"+l.option) {
+		if l.block == "" && !regexp.MustCompile("`"+regexp.QuoteMeta(l.option)+"[` ]").MatchString(index) {
 			t.Errorf("docs/configuration.md's Options by task does not name %q", l.option)
 		}
 	}
