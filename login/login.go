@@ -109,7 +109,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	sess, ok := s.currentSession(r)
 	needLogin := !ok || slices.Contains(a.Prompt, "login") ||
-		(a.MaxAge >= 0 && time.Since(sess.AuthTime) > time.Duration(a.MaxAge)*time.Second) || a.MaxAge == 0
+		(a.MaxAge >= 0 && s.Issuer.Core().Now().Sub(sess.AuthTime) > time.Duration(a.MaxAge)*time.Second) || a.MaxAge == 0
 	if needLogin {
 		if slices.Contains(a.Prompt, "none") {
 			s.answerError(w, r, a, "login_required", "the user is not signed in")
@@ -464,6 +464,9 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, a authz, c is
 		s.serverError(w, err)
 		return
 	}
+	// The form's answer may be a redirect to the client, which browsers
+	// hold to the page's form-action too.
+	s.pageHeaders(w, a.Redirect)
 	s.render(w, status, "login.html", page{Heading: "Sign in", Client: c.ID, Authz: sealed, CSRF: csrf, Username: username, Error: msg})
 }
 
@@ -473,6 +476,7 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a authz, c 
 		s.serverError(w, err)
 		return
 	}
+	s.pageHeaders(w, a.Redirect) // as on the login page
 	s.render(w, http.StatusOK, "consent.html", page{Heading: "Allow access?", Client: c.ID, Authz: sealed, CSRF: csrf,
 		Scopes: strings.Fields(a.Scope)})
 }

@@ -149,6 +149,11 @@ func TestSignInFlow(t *testing.T) {
 	s := newSite(t)
 	page := s.do(http.MethodGet, authorizeQuery("login_hint", `"><script>alert(1)</script>`), nil)
 	wantPageHeaders(t, page)
+	// The login form's answer is a redirect to the client: the page's
+	// form-action must allow it, or browsers block the redirect.
+	if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://app.example;") {
+		t.Fatalf("login page CSP: %q", csp)
+	}
 	if page.status != 200 || !strings.Contains(page.body, `name="username"`) || !strings.Contains(page.body, `lang="en"`) ||
 		strings.Contains(page.body, "<script>alert") || !strings.Contains(page.body, "Example &lt;Corp&gt;") {
 		t.Fatalf("login page: %d %s", page.status, page.body)
