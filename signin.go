@@ -1,0 +1,142 @@
+package tokengate
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/tokengate/caddy-tokengate/config"
+	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/oauth"
+)
+
+// AuthorizePath is where a site with a login block serves its
+// authorization endpoint (RFC 6749 §3.1); the metadata names it.
+const AuthorizePath = "/authorize"
+
+// provisionLogin checks the login block and the browser sign-in options of
+// users and clients, before anything is opened, and keeps the login block
+// with its defaults filled in (h.login) for the login routes.
+func (h *Handler) provisionLogin() error {
+	if err := h.checkLogin(); err != nil {
+		return err
+	}
+	if h.Login == nil {
+		h.login = nil
+		return nil
+	}
+	l := *h.Login
+	if l.Title == "" {
+		if u, err := url.Parse(h.iss); err == nil {
+			l.Title = u.Hostname()
+		}
+	}
+	l.SessionTTL = caddy.Duration(h.sessionTTL())
+	l.SessionMaxTTL = caddy.Duration(h.sessionMaxTTL())
+	h.login = &l
+	return nil
+}
+
+// authorizePath is the oauth.Server's AuthorizePath: set when browser
+// sign-in is on, which turns on grant_type authorization_code.
+func (h *Handler) authorizePath() string {
+	if h.Login == nil {
+		return ""
+	}
+	return AuthorizePath
+}
+
+func (h *Handler) sessionTTL() time.Duration {
+	if h.Login == nil {
+		return issuer.DefaultSessionTTL
+	}
+	return durationOr(h.Login.SessionTTL, issuer.DefaultSessionTTL)
+}
+
+func (h *Handler) sessionMaxTTL() time.Duration {
+	if h.Login == nil {
+		return issuer.DefaultSessionMaxTTL
+	}
+	return durationOr(h.Login.SessionMaxTTL, issuer.DefaultSessionMaxTTL)
+}
+
+// checkLogin refuses a login block, user or client that browser sign-in
+// could not honour. Each message names the option and the fix.
+func (h *Handler) checkLogin() error {
+	var errs []error
+	if l := h.Login; l != nil {
+		if h.DisableIssuing {
+			errs = append(errs, errors.New("login: a site with `issuing off` signs nobody in: remove the login block or turn issuing on"))
+		}
+		if l.SessionTTL < 0 || l.SessionMaxTTL < 0 {
+			errs = append(errs, errors.New("login: session_ttl and session_max_ttl must be positive"))
+		}
+		if idle, abs := h.sessionTTL(), h.sessionMaxTTL(); idle > abs {
+			errs = append(errs, fmt.Errorf("login: session_ttl %v is longer than session_max_ttl %v (default %v): shorten it or raise session_max_ttl",
+				idle, abs, issuer.DefaultSessionMaxTTL))
+		}
+		if l.Templates != "" {
+			if fi, err := os.Stat(l.Templates); err != nil || !fi.IsDir() {
+				errs = append(errs, fmt.Errorf("login: templates %q must be a directory of page templates: %v", l.Templates, dirProblem(fi, err)))
+			}
+		}
+	}
+	for _, u := range h.Users {
+		if u.Email != "" {
+			if a, err := mail.ParseAddress(u.Email); err != nil || a.Address != u.Email {
+				errs = append(errs, fmt.Errorf("user %s: email %q must be a bare address, such as alice@example.com", u.Name, u.Email))
+			}
+		}
+		if strings.IndexFunc(u.DisplayName, unicode.IsControl) >= 0 {
+			errs = append(errs, fmt.Errorf("user %s: the display name must not hold control characters (a line break, a tab)", u.Name))
+		}
+	}
+	for _, c := range h.Clients {
+		errs = append(errs, h.checkBrowserClient(c))
+	}
+	return errors.Join(errs...)
+}
+
+// checkBrowserClient checks a client's public, redirect_uri,
+// post_logout_redirect_uri, pkce optional and consent options.
+func (h *Handler) checkBrowserClient(c config.Client) error {
+	var errs []error
+	if c.Public && c.SecretHash != "" {
+		errs = append(errs, fmt.Errorf("client %s: a public client has no secret: remove its secret hash, or `public`", c.ID))
+	}
+	if c.Public && c.PKCEOptional {
+		errs = append(errs, fmt.Errorf("client %s: a public client always uses PKCE: remove `pkce optional`", c.ID))
+	}
+	for _, uri := range slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs) {
+		if err := issuer.CheckRedirectURI(uri); err != nil {
+			errs = append(errs, fmt.Errorf("client %s: %w", c.ID, err))
+		}
+	}
+	browser := len(c.RedirectURIs) > 0
+	if browser && h.Login == nil {
+		errs = append(errs, fmt.Errorf("client %s: redirect_uri is for browser sign-in, which is off: add a `login` block to the tokengate block", c.ID))
+	}
+	if !browser && (len(c.PostLogoutRedirectURIs) > 0 || c.PKCEOptional || c.Consent) {
+		errs = append(errs, fmt.Errorf("client %s: post_logout_redirect_uri, pkce optional and consent are for browser sign-in: give the client its redirect_uri", c.ID))
+	}
+	if browser && len(c.Grants) > 0 && !slices.Contains(c.Grants, oauth.GrantAuthorizationCode) {
+		errs = append(errs, fmt.Errorf("client %s: it has a redirect_uri but its grants leave out authorization_code, so its codes could never be redeemed: add it to grants", c.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// dirProblem says why a templates path is no directory.
+func dirProblem(fi os.FileInfo, err error) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%s is a file", fi.Name())
+}
