@@ -3,19 +3,14 @@ package tokengate
 import (
 	"errors"
 	"fmt"
-	"net/mail"
 	"net/url"
 	"os"
-	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/tokengate/caddy-tokengate/config"
 	"github.com/tokengate/caddy-tokengate/issuer"
-	"github.com/tokengate/caddy-tokengate/oauth"
 )
 
 // AuthorizePath is where a site with a login block serves its
@@ -90,13 +85,8 @@ func (h *Handler) checkLogin() error {
 		}
 	}
 	for _, u := range h.Users {
-		if u.Email != "" {
-			if a, err := mail.ParseAddress(u.Email); err != nil || a.Address != u.Email {
-				errs = append(errs, fmt.Errorf("user %s: email %q must be a bare address, such as alice@example.com", u.Name, u.Email))
-			}
-		}
-		if strings.IndexFunc(u.DisplayName, unicode.IsControl) >= 0 {
-			errs = append(errs, fmt.Errorf("user %s: the display name must not hold control characters (a line break, a tab)", u.Name))
+		if err := (issuer.User{Email: u.Email, DisplayName: u.DisplayName}).CheckProfile(); err != nil {
+			errs = append(errs, fmt.Errorf("user %s: %w", u.Name, err))
 		}
 	}
 	for _, c := range h.Clients {
@@ -106,29 +96,17 @@ func (h *Handler) checkLogin() error {
 }
 
 // checkBrowserClient checks a client's public, redirect_uri,
-// post_logout_redirect_uri, pkce optional and consent options.
+// post_logout_redirect_uri, pkce optional and consent options: redirect
+// URIs need the login block, the rest is issuer.CheckBrowserClient's.
 func (h *Handler) checkBrowserClient(c config.Client) error {
 	var errs []error
-	if c.Public && c.SecretHash != "" {
-		errs = append(errs, fmt.Errorf("client %s: a public client has no secret: remove its secret hash, or `public`", c.ID))
-	}
-	if c.Public && c.PKCEOptional {
-		errs = append(errs, fmt.Errorf("client %s: a public client always uses PKCE: remove `pkce optional`", c.ID))
-	}
-	for _, uri := range slices.Concat(c.RedirectURIs, c.PostLogoutRedirectURIs) {
-		if err := issuer.CheckRedirectURI(uri); err != nil {
-			errs = append(errs, fmt.Errorf("client %s: %w", c.ID, err))
-		}
-	}
-	browser := len(c.RedirectURIs) > 0
-	if browser && h.Login == nil {
+	if len(c.RedirectURIs) > 0 && h.Login == nil {
 		errs = append(errs, fmt.Errorf("client %s: redirect_uri is for browser sign-in, which is off: add a `login` block to the tokengate block", c.ID))
 	}
-	if !browser && (len(c.PostLogoutRedirectURIs) > 0 || c.PKCEOptional || c.Consent) {
-		errs = append(errs, fmt.Errorf("client %s: post_logout_redirect_uri, pkce optional and consent are for browser sign-in: give the client its redirect_uri", c.ID))
-	}
-	if browser && len(c.Grants) > 0 && !slices.Contains(c.Grants, oauth.GrantAuthorizationCode) {
-		errs = append(errs, fmt.Errorf("client %s: it has a redirect_uri but its grants leave out authorization_code, so its codes could never be redeemed: add it to grants", c.ID))
+	ic := issuer.Client{ID: c.ID, SecretHash: c.SecretHash, Grants: c.Grants, Public: c.Public, RedirectURIs: c.RedirectURIs,
+		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, PKCEOptional: c.PKCEOptional, Consent: c.Consent}
+	if err := issuer.CheckBrowserClient(ic); err != nil {
+		errs = append(errs, fmt.Errorf("client %s: %w", c.ID, err))
 	}
 	return errors.Join(errs...)
 }
