@@ -24,7 +24,16 @@ else
 	echo "PostgreSQL could not be started: its tests will skip" >&2
 fi
 
-# Node clients (openid-client, jose) for the non-Go interop test. Without
+# Headless Chromium for the browser tests (internal/testkit/browsertest):
+# they skip without it, and fail under CI.
+if chromium="$(scripts/chromium.sh)"; then
+	export TOKENGATE_CHROMIUM="$chromium"
+elif [ -n "${CI:-}" ]; then
+	echo "Chromium could not be installed; CI needs it" >&2
+	exit 1
+fi
+
+# Node clients (openid-client, jose, and axe-core for the browser tests) for the non-Go interop test. Without
 # npm or its registry, the Go tests still run and the Node test says why it
 # skipped (TOKENGATE_NODE_SKIP).
 if ! command -v npm >/dev/null; then

@@ -397,3 +397,23 @@ func TestDocListsEveryValue(t *testing.T) {
 		t.Errorf("doc.go does not say %q (dpop.DefaultAlgs)", want)
 	}
 }
+
+// TestConfigurationPageIndexesEveryOption: docs/configuration.md's
+// "Options by task" names every option of the tokengate block (names
+// only: their syntax stays here and their meaning in package config).
+func TestConfigurationPageIndexesEveryOption(t *testing.T) {
+	page, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, index, ok := strings.Cut(string(page), "## Options by task")
+	if !ok {
+		t.Fatal(`docs/configuration.md has no "Options by task" section`)
+	}
+	index, _, _ = strings.Cut(index, "\n## ")
+	for _, l := range docLines(t) {
+		if l.block == "" && !regexp.MustCompile("`"+regexp.QuoteMeta(l.option)+"[` ]").MatchString(index) {
+			t.Errorf("docs/configuration.md's Options by task does not name %q", l.option)
+		}
+	}
+}

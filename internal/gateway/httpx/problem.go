@@ -219,6 +219,8 @@ func Classify(err error) *Problem {
 		out = Problem{Kind: KindInvalidGrant, Description: issuer.ErrRefreshInvalid.Error()}
 	case errors.Is(err, issuer.ErrCodeInvalid), errors.Is(err, issuer.ErrCodeReused):
 		out = Problem{Kind: KindInvalidGrant, Description: issuer.ErrCodeInvalid.Error()}
+	case errors.Is(err, issuer.ErrStateInvalid):
+		out = Problem{Kind: KindInvalidRequest, Description: issuer.ErrStateInvalid.Error()}
 	case errors.Is(err, issuer.ErrPKCE):
 		out = Problem{Kind: KindInvalidGrant, Description: issuer.ErrPKCE.Error()}
 	case errors.As(err, &de):

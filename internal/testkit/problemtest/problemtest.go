@@ -51,6 +51,7 @@ func Cases() []Case {
 		{Name: "ErrCodeInvalid", Err: issuer.ErrCodeInvalid, Kind: httpx.KindInvalidGrant},
 		{Name: "ErrCodeReused", Err: issuer.ErrCodeReused, Kind: httpx.KindInvalidGrant},
 		{Name: "ErrPKCE", Err: issuer.ErrPKCE, Kind: httpx.KindInvalidGrant},
+		{Name: "ErrStateInvalid", Err: issuer.ErrStateInvalid, Kind: httpx.KindInvalidRequest},
 		{Name: "ErrScopeWidened", Err: issuer.ErrScopeWidened, Kind: httpx.KindInvalidScope},
 		{Name: "ErrTokenMalformed", Err: issuer.ErrTokenMalformed, Kind: httpx.KindInvalidToken},
 		{Name: "ErrTokenKey", Err: issuer.ErrTokenKey, Kind: httpx.KindInvalidToken},
