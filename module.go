@@ -34,6 +34,7 @@ import (
 	"github.com/tokengate/caddy-tokengate/internal/leaf/throttle"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/usertable"
+	"github.com/tokengate/caddy-tokengate/login"
 	"github.com/tokengate/caddy-tokengate/oauth"
 	"github.com/tokengate/caddy-tokengate/owin"
 	"github.com/tokengate/caddy-tokengate/tokenservice"
@@ -72,6 +73,9 @@ type Handler struct {
 	// title, the session lifetimes): what the login routes are built
 	// from, with issuer, iss, realm and log. nil: no browser sign-in.
 	login *config.Login
+	// loginPages are the operator's templates (login.templates), parsed
+	// and tried at load; nil: the built-in pages.
+	loginPages *login.Pages
 
 	// Set by Provision; the tokengate app calls start, which finishes
 	// started (with the error if the site could not start).

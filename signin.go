@@ -11,11 +11,8 @@ import (
 
 	"github.com/tokengate/caddy-tokengate/config"
 	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/login"
 )
-
-// AuthorizePath is where a site with a login block serves its
-// authorization endpoint (RFC 6749 §3.1); the metadata names it.
-const AuthorizePath = "/authorize"
 
 // provisionLogin checks the login block and the browser sign-in options of
 // users and clients, before anything is opened, and keeps the login block
@@ -25,7 +22,7 @@ func (h *Handler) provisionLogin() error {
 		return err
 	}
 	if h.Login == nil {
-		h.login = nil
+		h.login, h.loginPages = nil, nil
 		return nil
 	}
 	l := *h.Login
@@ -46,7 +43,7 @@ func (h *Handler) authorizePath() string {
 	if h.Login == nil {
 		return ""
 	}
-	return AuthorizePath
+	return login.PathAuthorize
 }
 
 func (h *Handler) sessionTTL() time.Duration {
@@ -81,6 +78,8 @@ func (h *Handler) checkLogin() error {
 		if l.Templates != "" {
 			if fi, err := os.Stat(l.Templates); err != nil || !fi.IsDir() {
 				errs = append(errs, fmt.Errorf("login: templates %q must be a directory of page templates: %v", l.Templates, dirProblem(fi, err)))
+			} else if h.loginPages, err = login.LoadPages(l.Templates); err != nil {
+				errs = append(errs, fmt.Errorf("login: templates %q: %w", l.Templates, err))
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokengate/caddy-tokengate/config"
 	"github.com/tokengate/caddy-tokengate/issuer"
+	"github.com/tokengate/caddy-tokengate/login"
 )
 
 // TestProvisionLogin: the login block the login routes are built from has
@@ -32,7 +33,7 @@ func TestProvisionLogin(t *testing.T) {
 			if (h.login == nil) != (tc.want == nil) || h.login != nil && *h.login != *tc.want {
 				t.Fatalf("login %+v, want %+v", h.login, tc.want)
 			}
-			if wantPath := map[bool]string{true: AuthorizePath, false: ""}[tc.want != nil]; h.authorizePath() != wantPath {
+			if wantPath := map[bool]string{true: login.PathAuthorize, false: ""}[tc.want != nil]; h.authorizePath() != wantPath {
 				t.Fatalf("authorize path %q, want %q", h.authorizePath(), wantPath)
 			}
 			want := config.Login{SessionTTL: caddy.Duration(issuer.DefaultSessionTTL), SessionMaxTTL: caddy.Duration(issuer.DefaultSessionMaxTTL)}

@@ -37,6 +37,10 @@ func TestBrowserSignInConfigIsChecked(t *testing.T) {
 	if err := os.WriteFile(file, []byte("<p>"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	broken := t.TempDir()
+	if err := os.WriteFile(filepath.Join(broken, "login.html"), []byte("{{ .Nope"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, block string
 		want        []string // words of the refusal; none: it loads
@@ -58,6 +62,7 @@ func TestBrowserSignInConfigIsChecked(t *testing.T) {
 			[]string{"client web", "authorization_code", "grants"}},
 		{"login on a validate-only site", "issuing off\n login", []string{"login", "issuing"}},
 		{"templates that are missing", "login {\n templates " + filepath.Join(pages, "none") + "\n }", []string{"login", "templates", "directory"}},
+		{"templates that do not parse", "login {\n templates " + broken + "\n }", []string{"login", "templates", "login.html"}},
 		{"templates that are a file", "login {\n templates " + file + "\n }", []string{"login", "templates", "is a file"}},
 		{"an idle lifetime beyond the default absolute one", "login {\n session_ttl 8d\n }", []string{"session_ttl", "longer than session_max_ttl"}},
 		{"an email with a display name", "user alice " + mustHash(t) + " email \"Alice <alice@example.com>\"", []string{"user alice", "bare address"}},

@@ -193,10 +193,11 @@ type Login struct {
 	// The name shown on the login, consent and error pages (escaped, never
 	// read as HTML). Default: the issuer's host name.
 	Title string `json:"title,omitempty"`
-	// A directory of the operator's own page templates (html/template),
-	// used in place of the embedded ones; it must exist when Caddy loads
-	// the config, and the templates are checked then. Default: the
-	// embedded pages.
+	// A directory of the operator's own page templates (html/template):
+	// layout.html, login.html, consent.html and error.html, each used in
+	// place of the built-in one when present. It must exist when Caddy
+	// loads the config, and every template is parsed and tried then.
+	// Default: the built-in pages.
 	Templates string `json:"templates,omitempty"`
 }
 
