@@ -92,6 +92,15 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"throttle maybe", "throttle maybe", "throttle"},
 		{"throttle unknown option", "throttle {\n color blue\n }", "unrecognized option"},
 		{"hash_budget zero", "hash_budget 0", "hash_budget"},
+		{"login argument", "login on", "login: want `login`"},
+		{"login unknown option", "login {\n color blue\n }", "login: unrecognized option"},
+		{"login bad duration", "login {\n session_ttl soon\n }", "session_ttl"},
+		{"login title unquoted", "login {\n title Example Corp\n }", "quote a title"},
+		{"login idle longer than absolute", "login {\n session_ttl 2d\n session_max_ttl 1d\n }", "longer than session_max_ttl"},
+		{"user email without value", "user alice h email", "email: want one value"},
+		{"user name twice", "user alice h name a name b", "name given twice"},
+		{"client pkce without optional", "client spa public redirect_uri https://a.example/cb pkce required", "want pkce optional"},
+		{"client words before a keyword", "client spa public https://a.example/cb", "unexpected"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := ":8080 {\n\ttokengate {\n\t\t" + tc.block + "\n\t}\n}\n"

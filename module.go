@@ -34,6 +34,7 @@ import (
 	"github.com/tokengate/caddy-tokengate/internal/leaf/throttle"
 	"github.com/tokengate/caddy-tokengate/issuer"
 	"github.com/tokengate/caddy-tokengate/issuer/usertable"
+	"github.com/tokengate/caddy-tokengate/login"
 	"github.com/tokengate/caddy-tokengate/oauth"
 	"github.com/tokengate/caddy-tokengate/owin"
 	"github.com/tokengate/caddy-tokengate/tokenservice"
@@ -68,6 +69,13 @@ type Handler struct {
 	dpop      *dpop.Verifier
 	tokens    *tokenauth.Checker // the one check of a presented access token
 	alg       string             // signing_alg; "": follow the store's newest key (`keys rotate --alg`)
+	// login is the checked login block with its defaults filled in (the
+	// title, the session lifetimes): what the login routes are built
+	// from, with issuer, iss, realm and log. nil: no browser sign-in.
+	login *config.Login
+	// loginPages are the operator's templates (login.templates), parsed
+	// and tried at load; nil: the built-in pages.
+	loginPages *login.Pages
 
 	// Set by Provision; the tokengate app calls start, which finishes
 	// started (with the error if the site could not start).
@@ -126,6 +134,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 	if err := h.checkNames(); err != nil {
+		return err
+	}
+	if err := h.provisionLogin(); err != nil {
 		return err
 	}
 	h.warnSharedSubjects()
@@ -248,7 +259,8 @@ func (h *Handler) maxAccessTTL(site time.Duration) time.Duration {
 func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Config {
 	cfg := issuer.Config{Issuer: h.iss, Audience: h.Audience, Alg: alg,
 		AccessTTL: accessTTL, RefreshTTL: durationOr(h.RefreshTTL, DefaultRefreshTTL), RefreshGrace: time.Duration(h.RefreshGrace),
-		SingleSession: h.SingleSession, SecretGrace: time.Duration(h.SecretGrace), Directories: map[string]issuer.UserDirectory{}}
+		SingleSession: h.SingleSession, SecretGrace: time.Duration(h.SecretGrace), Directories: map[string]issuer.UserDirectory{},
+		SessionTTL: h.sessionTTL(), SessionMaxTTL: h.sessionMaxTTL()}
 	if t := h.Throttle; t != nil {
 		cfg.NoThrottle = t.Disabled
 		cfg.Throttle = throttle.Config{PerIP: t.PerIP, PerAccountIP: t.PerAccountIP, PerAccount: t.PerAccount,
@@ -256,10 +268,13 @@ func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Confi
 			Forget: time.Duration(t.Forget), Trust: time.Duration(t.Trust), Entries: t.TableSize}
 	}
 	for _, u := range h.Users {
-		cfg.Users = append(cfg.Users, issuer.User{Name: u.Name, PasswordHash: u.PasswordHash, Roles: u.Roles, Scopes: u.Scopes})
+		cfg.Users = append(cfg.Users, issuer.User{Name: u.Name, PasswordHash: u.PasswordHash, Roles: u.Roles, Scopes: u.Scopes,
+			Email: u.Email, DisplayName: u.DisplayName})
 	}
 	for _, c := range h.Clients {
-		cfg.Clients = append(cfg.Clients, issuer.Client{ID: c.ID, SecretHash: c.SecretHash, Roles: c.Roles, Scopes: c.Scopes, Grants: c.Grants})
+		cfg.Clients = append(cfg.Clients, issuer.Client{ID: c.ID, SecretHash: c.SecretHash, Roles: c.Roles, Scopes: c.Scopes, Grants: c.Grants,
+			Public: c.Public, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			PKCEOptional: c.PKCEOptional, Consent: c.Consent})
 	}
 	for _, e := range h.Entities {
 		cfg.Entities = append(cfg.Entities, issuer.Entity{ID: e.ID, Roles: e.Roles})
@@ -272,7 +287,7 @@ func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Confi
 
 // mountRoutes sets up the OAuth 2.0, Token Service and compatibility routes.
 func (h *Handler) mountRoutes() error {
-	h.routes = (&oauth.Server{Issuer: h.issuer, Log: h.log, Realm: h.realm, DPoP: h.oauthDPoP()}).Routes()
+	h.routes = (&oauth.Server{Issuer: h.issuer, Log: h.log, Realm: h.realm, DPoP: h.oauthDPoP(), AuthorizePath: h.authorizePath()}).Routes()
 	h.prefixes = []string{"/token/"}
 	if !h.DisableTokenService {
 		ts := &tokenservice.Server{Issuer: h.issuer, Log: h.log, Realm: h.realm, Tokens: h.tokens,
@@ -482,6 +497,9 @@ func (h *Handler) Validate() error {
 		}
 	}
 	for _, c := range h.Clients {
+		if c.Public {
+			continue // no secret: checked with the other browser sign-in options
+		}
 		if err := issuer.CheckHashFormat(c.SecretHash); err != nil && issuer.LooksLikeHash(c.SecretHash) {
 			return fmt.Errorf("client %s: the secret hash is malformed (%v): put the output of `caddy tokengate hash-password` there", c.ID, err)
 		} else if err != nil {

@@ -108,26 +108,11 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 		}
 		g.Store = &config.Store{Driver: args[0], DSN: args[1]}
 	case "user":
-		args := d.RemainingArgs()
-		if len(args) < 2 {
-			return d.Err("user: want `user <name> <password-hash> [roles ...] [scopes ...]`")
-		}
-		lists, err := keywordLists(d, args[2:], "roles", "scopes")
-		if err != nil {
-			return err
-		}
-		g.Users = append(g.Users, config.User{Name: args[0], PasswordHash: args[1], Roles: lists["roles"], Scopes: lists["scopes"]})
+		return parseUser(d, g)
 	case "client":
-		args := d.RemainingArgs()
-		if len(args) < 2 {
-			return d.Err("client: want `client <id> <secret-hash> [roles ...] [scopes ...] [grants ...]`")
-		}
-		lists, err := keywordLists(d, args[2:], "roles", "scopes", "grants")
-		if err != nil {
-			return err
-		}
-		g.Clients = append(g.Clients, config.Client{ID: args[0], SecretHash: args[1], Roles: lists["roles"],
-			Scopes: lists["scopes"], Grants: lists["grants"]})
+		return parseClient(d, g)
+	case "login":
+		return parseLogin(d, g)
 	case "allow":
 		paths := d.RemainingArgs()
 		if len(paths) == 0 {
@@ -175,6 +160,158 @@ func parseOption(d *caddyfile.Dispenser, g *config.Gateway) error {
 		return d.Errf("unrecognized tokengate option %q", opt)
 	}
 	return nil
+}
+
+// parseUser reads `user <name> <password-hash> [roles ...] [scopes ...]
+// [email <address>] [name <display name>]`.
+func parseUser(d *caddyfile.Dispenser, g *config.Gateway) error {
+	args := d.RemainingArgs()
+	if len(args) < 2 {
+		return d.Err("user: want `user <name> <password-hash> [roles ...] [scopes ...] [email <address>] [name <display name>]`")
+	}
+	c, err := readClauses(d, args[2:], clauseSpec{lists: []string{"roles", "scopes"}, singles: []string{"email", "name"}})
+	if err != nil {
+		return err
+	}
+	g.Users = append(g.Users, config.User{Name: args[0], PasswordHash: args[1], Roles: c.lists["roles"], Scopes: c.lists["scopes"],
+		Email: c.singles["email"], DisplayName: c.singles["name"]})
+	return nil
+}
+
+// parseClient reads `client <id> <secret-hash>|public [roles ...]
+// [scopes ...] [grants ...] [redirect_uri <uri>...]
+// [post_logout_redirect_uri <uri>...] [pkce optional] [consent]`.
+func parseClient(d *caddyfile.Dispenser, g *config.Gateway) error {
+	args := d.RemainingArgs()
+	if len(args) < 2 {
+		return d.Err("client: want `client <id> <secret-hash>|public [roles ...] [scopes ...] [grants ...] [redirect_uri <uri>...] " +
+			"[post_logout_redirect_uri <uri>...] [pkce optional] [consent]`")
+	}
+	c, err := readClauses(d, args[2:], clauseSpec{lists: []string{"roles", "scopes", "grants"},
+		uris: []string{"redirect_uri", "post_logout_redirect_uri"}, flags: []string{"pkce optional", "consent"}})
+	if err != nil {
+		return err
+	}
+	cl := config.Client{ID: args[0], SecretHash: args[1], Roles: c.lists["roles"], Scopes: c.lists["scopes"], Grants: c.lists["grants"],
+		RedirectURIs: c.lists["redirect_uri"], PostLogoutRedirectURIs: c.lists["post_logout_redirect_uri"],
+		PKCEOptional: c.flags["pkce optional"], Consent: c.flags["consent"]}
+	if args[1] == "public" { // no secret: a browser or native app
+		cl.SecretHash, cl.Public = "", true
+	}
+	g.Clients = append(g.Clients, cl)
+	return nil
+}
+
+// parseLogin reads `login { session_ttl <d>; session_max_ttl <d>; title
+// <text>; templates <dir> }`; `login` alone turns browser sign-in on with
+// the defaults.
+func parseLogin(d *caddyfile.Dispenser, g *config.Gateway) error {
+	if d.NextArg() {
+		return d.Err("login: want `login` or `login { … }`, with no argument")
+	}
+	if g.Login == nil {
+		g.Login = &config.Login{}
+	}
+	l := g.Login
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "session_ttl", "session_max_ttl":
+			dst := &l.SessionTTL
+			if opt == "session_max_ttl" {
+				dst = &l.SessionMaxTTL
+			}
+			if err := duration(d, dst); err != nil {
+				return err
+			}
+		case "title":
+			if err := oneArg(d, &l.Title); err != nil {
+				return d.Err("login title: want one argument; quote a title with spaces (title \"Example Corp\")")
+			}
+		case "templates":
+			if err := oneArg(d, &l.Templates); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("login: unrecognized option %q", opt)
+		}
+	}
+	if l.SessionTTL > 0 && l.SessionMaxTTL > 0 && l.SessionTTL > l.SessionMaxTTL {
+		return d.Err("login: session_ttl is longer than session_max_ttl")
+	}
+	return nil
+}
+
+// clauseSpec names the keyword clauses that may follow a line's fixed
+// arguments: lists (values split at commas, as splitValues), uris (one
+// value a token, never split: a URI may hold a comma), singles (exactly
+// one value token, whatever it says) and flags (no value; a flag of
+// several words, such as "pkce optional", is written as them).
+type clauseSpec struct{ lists, uris, singles, flags []string }
+
+// clauses is what readClauses read: uris are kept in lists.
+type clauses struct {
+	lists   map[string][]string
+	singles map[string]string
+	flags   map[string]bool
+}
+
+// readClauses reads args into the clauses spec names.
+func readClauses(d *caddyfile.Dispenser, args []string, spec clauseSpec) (clauses, error) {
+	c := clauses{lists: make(map[string][]string), singles: make(map[string]string), flags: make(map[string]bool)}
+	cur := "" // the list or uris keyword whose values these are
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if flag, n := matchFlag(spec.flags, args[i:]); n > 0 {
+			c.flags[flag], cur = true, ""
+			i += n - 1
+			continue
+		}
+		switch {
+		case slices.Contains(spec.lists, a) || slices.Contains(spec.uris, a):
+			cur = a
+		case startsFlag(spec.flags, a):
+			return c, d.Errf("%q: want %s", a, strings.Join(spec.flags, " or "))
+		case slices.Contains(spec.singles, a):
+			if i+1 == len(args) {
+				return c, d.Errf("%s: want one value after it", a)
+			}
+			if _, twice := c.singles[a]; twice {
+				return c, d.Errf("%s given twice", a)
+			}
+			c.singles[a], cur = args[i+1], ""
+			i++
+		case cur == "":
+			return c, d.Errf("unexpected %q: want one of %s", a, strings.Join(clauseWords(spec), ", "))
+		case slices.Contains(spec.uris, cur):
+			c.lists[cur] = append(c.lists[cur], a)
+		default:
+			c.lists[cur] = append(c.lists[cur], splitValues([]string{a})...)
+		}
+	}
+	return c, nil
+}
+
+// startsFlag reports whether a is the first word of one of flags (which
+// did not match as a whole): `pkce required` is a mistake, not two values.
+func startsFlag(flags []string, a string) bool {
+	return slices.ContainsFunc(flags, func(f string) bool { return strings.Fields(f)[0] == a })
+}
+
+// matchFlag returns the flag of flags that args start with and how many
+// words it took, or 0.
+func matchFlag(flags, args []string) (string, int) {
+	for _, f := range flags {
+		words := strings.Fields(f)
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			return f, len(words)
+		}
+	}
+	return "", 0
+}
+
+// clauseWords lists a spec's keywords for an error message.
+func clauseWords(spec clauseSpec) []string {
+	return slices.Concat(spec.lists, spec.uris, spec.singles, spec.flags)
 }
 
 // parsePaths reads `paths lenient <relaxation>...`.

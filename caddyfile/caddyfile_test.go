@@ -1,6 +1,7 @@
 package caddyfile
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,90 @@ func TestRefreshGrace(t *testing.T) {
 		if (err != nil) != tc.err || !tc.err && time.Duration(g.RefreshGrace) != tc.want {
 			t.Errorf("%q: %v, %v", tc.in, time.Duration(g.RefreshGrace), err)
 		}
+	}
+}
+
+// TestParseBrowserSignIn: the login block, the browser sign-in options of
+// the client line and the user's email and display name, each alone, and
+// their refusals.
+func TestParseBrowserSignIn(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     config.Gateway
+		err      string // a word of the refusal; "" parses
+	}{
+		{name: "login alone", in: "login", want: config.Gateway{Login: &config.Login{}}},
+		{name: "login block", in: "login {\n session_ttl 8h\n session_max_ttl 7d\n title \"Example Corp\"\n templates /etc/tg\n }",
+			want: config.Gateway{Login: &config.Login{SessionTTL: caddy.Duration(8 * time.Hour), SessionMaxTTL: caddy.Duration(7 * 24 * time.Hour),
+				Title: "Example Corp", Templates: "/etc/tg"}}},
+		{name: "public client", in: "client spa public redirect_uri http://localhost:5173/cb http://127.0.0.1/cb scopes a,b",
+			want: config.Gateway{Clients: []config.Client{{ID: "spa", Public: true, Scopes: []string{"a", "b"},
+				RedirectURIs: []string{"http://localhost:5173/cb", "http://127.0.0.1/cb"}}}}},
+		{name: "a redirect URI keeps its commas", in: "client web h redirect_uri https://a.example/cb?x=1,2",
+			want: config.Gateway{Clients: []config.Client{{ID: "web", SecretHash: "h", RedirectURIs: []string{"https://a.example/cb?x=1,2"}}}}},
+		{name: "every client option", in: "client web h roles r redirect_uri https://a.example/cb post_logout_redirect_uri https://a.example/ https://a.example/bye pkce optional consent grants authorization_code",
+			want: config.Gateway{Clients: []config.Client{{ID: "web", SecretHash: "h", Roles: []string{"r"}, Grants: []string{"authorization_code"},
+				RedirectURIs: []string{"https://a.example/cb"}, PostLogoutRedirectURIs: []string{"https://a.example/", "https://a.example/bye"},
+				PKCEOptional: true, Consent: true}}}},
+		{name: "flags end a list", in: "client web h consent roles r pkce optional",
+			want: config.Gateway{Clients: []config.Client{{ID: "web", SecretHash: "h", Roles: []string{"r"}, PKCEOptional: true, Consent: true}}}},
+		{name: "user email and name", in: "user alice h roles admin email alice@example.com name \"Alice Example\" scopes s",
+			want: config.Gateway{Users: []config.User{{Name: "alice", PasswordHash: "h", Roles: []string{"admin"}, Scopes: []string{"s"},
+				Email: "alice@example.com", DisplayName: "Alice Example"}}}},
+		{name: "a display name that is a keyword", in: "user alice h name roles",
+			want: config.Gateway{Users: []config.User{{Name: "alice", PasswordHash: "h", DisplayName: "roles"}}}},
+		{name: "login with an argument", in: "login on", err: "no argument"},
+		{name: "login unknown option", in: "login {\n color blue\n }", err: "unrecognized option"},
+		{name: "login negative duration", in: "login {\n session_ttl -1h\n }", err: "positive"},
+		{name: "login title of two words", in: "login {\n title Example Corp\n }", err: "quote"},
+		{name: "login templates without a directory", in: "login {\n templates\n }", err: "argument"},
+		{name: "login idle longer than absolute", in: "login {\n session_ttl 8d\n session_max_ttl 7d\n }", err: "longer"},
+		{name: "pkce without optional", in: "client web h pkce", err: "pkce optional"},
+		{name: "pkce required", in: "client web h pkce required", err: "pkce optional"},
+		{name: "a URI before its keyword", in: "client web h https://a.example/cb", err: "unexpected"},
+		{name: "email without a value", in: "user alice h email", err: "one value"},
+		{name: "email twice", in: "user alice h email a@x email b@x", err: "twice"},
+		{name: "client flags on a user", in: "user alice h consent", err: "unexpected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := parseText("tokengate {\n" + tc.in + "\n}")
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want an error saying %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(g, tc.want) {
+				t.Fatalf("parsed\n%#v\nwant\n%#v", g, tc.want)
+			}
+		})
+	}
+}
+
+// TestFormatBrowserSignIn: Format writes the browser sign-in options so
+// that Parse reads them back, a role named like a keyword included.
+func TestFormatBrowserSignIn(t *testing.T) {
+	in := config.Gateway{
+		Login: &config.Login{SessionTTL: caddy.Duration(time.Hour), Title: "Example `Corp`", Templates: "/etc/tg pages"},
+		Users: []config.User{{Name: "alice", PasswordHash: "h", Email: "alice@example.com", DisplayName: "Alice \"Al\" Example"}},
+		Clients: []config.Client{
+			{ID: "spa", Public: true, RedirectURIs: []string{"http://127.0.0.1/cb", "https://a.example/cb?x=1,2"}, Roles: []string{"consent"}},
+			{ID: "web", SecretHash: "h", RedirectURIs: []string{"https://a.example/cb"}, PostLogoutRedirectURIs: []string{"https://a.example/"},
+				PKCEOptional: true, Consent: true, Grants: []string{"authorization_code"}},
+		},
+	}
+	out, err := Format(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := parseText(out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(in, back) {
+		t.Fatalf("round trip:\n%#v\n%#v\n%s", in, back, out)
 	}
 }

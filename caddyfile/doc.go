@@ -23,8 +23,10 @@
 //		issuing           on | off                  # off: validate only
 //		token_service     on | off                  # off: no /user/… and /entity/… routes
 //		realm             <realm>
-//		user   <name> <password-hash> [roles <r>...] [scopes <s>...]
-//		client <id>   <secret-hash>   [roles <r>...] [scopes <s>...] [grants <g>...]
+//		user   <name> <password-hash> [roles <r>...] [scopes <s>...] [email <address>] [name <display-name>]
+//		client <id>   <secret-hash> | public          [roles <r>...] [scopes <s>...] [grants <g>...]
+//		client <id>   <secret-hash> | public          redirect_uri <uri>... [post_logout_redirect_uri <uri>...] [pkce optional] [consent]
+//		                                         # browser sign-in (needs login); public: no secret, PKCE
 //		entity <id> [roles <r>...]
 //		entity_admin_role <role>...                 # default: admin
 //		entity_admin_kind user|client|entity|table:<name>...  # default: user
@@ -52,6 +54,12 @@
 //			table_size          65536             # entries per table (fixed memory)
 //		}
 //		hash_budget    <concurrency> [<queue>]   # default: half the CPUs (≥ 1), 4 waiting per slot
+//		login [{                                 # browser sign-in: /authorize, the login page, the SSO session
+//			session_ttl     <duration>           # idle lifetime, slides with use; default 12h
+//			session_max_ttl <duration>           # absolute lifetime; default 7d
+//			title           <text>               # on the pages; default: the issuer's host
+//			templates       <dir>                # the operator's own page templates
+//		}]
 //		user_table <name> {
 //			driver          sqlite | postgres
 //			dsn             <path | dsn>
@@ -71,6 +79,8 @@
 // Durations take Caddy's units plus d for days (90d). Paths are matched
 // after the guard made them canonical; paths servers read differently are
 // refused with 400 unless `paths lenient` names their kind. Lists (roles,
-// scopes, grants, values) may be space- or comma-separated. Placeholders
-// such as {env.NAME} are expanded at load in store DSNs and master_key.
+// scopes, grants, values) may be space- or comma-separated; redirect URIs
+// only space-separated (a URI may hold a comma). A value with spaces is
+// quoted (name "Alice Example"). Placeholders such as {env.NAME} are
+// expanded at load in store DSNs and master_key.
 package caddyfile

@@ -2,6 +2,7 @@ package caddyfile
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -49,10 +50,24 @@ func Format(g config.Gateway) (string, error) {
 	f.list(1, "entity_admin_role", g.EntityAdminRoles)
 	f.list(1, "entity_admin_kind", g.EntityAdminKinds)
 	for _, u := range g.Users {
-		f.line(1, append([]string{"user", u.Name, u.PasswordHash}, keywords("roles", u.Roles, "scopes", u.Scopes)...)...)
+		args := append([]string{"user", u.Name, u.PasswordHash}, keywords("roles", u.Roles, "scopes", u.Scopes)...)
+		args = append(args, single("email", u.Email, "name", u.DisplayName)...)
+		f.line(1, args...)
 	}
 	for _, c := range g.Clients {
-		f.line(1, append([]string{"client", c.ID, c.SecretHash}, keywords("roles", c.Roles, "scopes", c.Scopes, "grants", c.Grants)...)...)
+		secret := c.SecretHash
+		if c.Public {
+			secret = "public"
+		}
+		args := append([]string{"client", c.ID, secret}, keywords("roles", c.Roles, "scopes", c.Scopes, "grants", c.Grants)...)
+		args = append(args, uris("redirect_uri", c.RedirectURIs, "post_logout_redirect_uri", c.PostLogoutRedirectURIs)...)
+		if c.PKCEOptional {
+			args = append(args, "pkce", "optional")
+		}
+		if c.Consent {
+			args = append(args, "consent")
+		}
+		f.line(1, args...)
 	}
 	for _, e := range g.Entities {
 		f.line(1, append([]string{"entity", e.ID}, keywords("roles", e.Roles)...)...)
@@ -80,6 +95,20 @@ func Format(g config.Gateway) (string, error) {
 		if ep.AccessTTL != 0 {
 			f.line(2, "access_ttl", time.Duration(ep.AccessTTL).String())
 		}
+		f.line(1, "}")
+	}
+	if l := g.Login; l != nil {
+		f.block(1, "login")
+		for _, d := range []struct {
+			name string
+			v    caddy.Duration
+		}{{"session_ttl", l.SessionTTL}, {"session_max_ttl", l.SessionMaxTTL}} {
+			if d.v != 0 {
+				f.line(2, d.name, time.Duration(d.v).String())
+			}
+		}
+		f.opt(2, "title", l.Title)
+		f.opt(2, "templates", l.Templates)
 		f.line(1, "}")
 	}
 	if len(g.Allow) > 0 {
@@ -147,12 +176,43 @@ func (f *formatter) list(indent int, name string, values []string) {
 	}
 }
 
-// keywords renders `kw a,b kw2 c` for the non-empty lists of kw, list pairs.
+// keywords renders `kw a,b kw2 c` for the non-empty lists of kw, list
+// pairs. A lone value that Parse would read as a keyword of the user or
+// client line (a role called consent) gets a trailing comma, which Parse
+// drops.
 func keywords(pairs ...any) []string {
 	var out []string
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if l := pairs[i+1].([]string); len(l) > 0 {
-			out = append(out, pairs[i].(string), strings.Join(l, ","))
+			v := strings.Join(l, ",")
+			if slices.Contains([]string{"roles", "scopes", "grants", "email", "name", "redirect_uri", "post_logout_redirect_uri",
+				"pkce", "consent"}, v) {
+				v += ","
+			}
+			out = append(out, pairs[i].(string), v)
+		}
+	}
+	return out
+}
+
+// single renders `kw value` for the set values of kw, value pairs.
+func single(pairs ...string) []string {
+	var out []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			out = append(out, pairs[i], pairs[i+1])
+		}
+	}
+	return out
+}
+
+// uris renders `kw u1 u2` for the non-empty lists of kw, list pairs: one
+// token per URI, which Parse never splits at commas.
+func uris(pairs ...any) []string {
+	var out []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if l := pairs[i+1].([]string); len(l) > 0 {
+			out = append(append(out, pairs[i].(string)), l...)
 		}
 	}
 	return out

@@ -26,6 +26,10 @@ func parseText(text string) (config.Gateway, error) {
 func FuzzParse(f *testing.F) {
 	f.Add("tokengate {\n\tissuer https://a.example\n\tuser alice $2a$h roles admin,ops scopes x\n}")
 	f.Add("tokengate")
+	f.Add("tokengate {\n\tlogin {\n\t\tsession_ttl 8h\n\t\tsession_max_ttl 7d\n\t\ttitle \"Example Corp\"\n\t\ttemplates /etc/tg\n\t}\n}")
+	f.Add("tokengate {\n\tlogin\n\tclient spa public redirect_uri http://127.0.0.1/cb https://a.example/cb?x=1,2 scopes a\n}")
+	f.Add("tokengate {\n\tclient web h roles consent, redirect_uri https://a.example/cb post_logout_redirect_uri https://a.example/ pkce optional consent\n}")
+	f.Add("tokengate {\n\tuser alice h roles admin email alice@example.com name \"Alice Example\"\n}")
 	f.Fuzz(func(t *testing.T, text string) {
 		g, err := parseText(text)
 		if err != nil {

@@ -30,7 +30,7 @@ import (
 func Command() caddycmd.Command {
 	return caddycmd.Command{
 		Name:  "tokengate",
-		Usage: "<user|client|entity|keys|revoke|hash-password> …",
+		Usage: "<user|client|entity|consent|keys|revoke|hash-password> …",
 		Short: "Manages tokengate users, clients, entities and signing keys",
 		Long: `Manages the tokengate store: users, clients and signing keys.
 
@@ -44,8 +44,8 @@ Without a master key, the one Caddy generated in its data directory
 			cmd.PersistentFlags().String("config", "", "Caddyfile whose tokengate block names the store")
 			cmd.PersistentFlags().String("store", "", "sqlite:<path> or postgres:<dsn>")
 			cmd.PersistentFlags().Bool("json", false, "print one JSON object per line instead of text")
-			cmd.AddCommand(userCommand(), clientCommand(), entityCommand(), keysCommand(), revokeCommand(), hashPasswordCommand(),
-				resealCommand())
+			cmd.AddCommand(userCommand(), clientCommand(), entityCommand(), consentCommand(), keysCommand(), revokeCommand(),
+				hashPasswordCommand(), resealCommand())
 			withExitCodes(cmd)
 		},
 	}

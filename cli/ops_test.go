@@ -250,6 +250,13 @@ func TestUsageMistakesNameThemselves(t *testing.T) {
 		{[]string{"tokengate", "user"}, 2, "needs a subcommand: add, list, passwd, remove"},
 		{[]string{"tokengate", "user", "add", store}, 2, "accepts 1 arg"},
 		{[]string{"tokengate", "user", "remove", "nobody", store}, 1, "user nobody"},
+		{[]string{"tokengate", "client", "add", "spa", "--public", "--redirect", "https://a.example/cb", store}, 2, "--redirect"},
+		{[]string{"tokengate", "client", "add", "spa", "--public", "--redirect-uri", "http://a.example/cb", store}, 2, "loopback"},
+		{[]string{"tokengate", "user", "add", "bob", "--email", "bob", store}, 2, "bare address"},
+		{[]string{"tokengate", "consent"}, 2, "needs a subcommand: list, revoke"},
+		{[]string{"tokengate", "consent", "list", store}, 2, "--user is required"},
+		{[]string{"tokengate", "consent", "revoke", "--user", "alice", "--clinet", "x", store}, 2, "--clinet"},
+		{[]string{"tokengate", "consent", "list", "--user", "nobody", store}, 1, "no user nobody"},
 	} {
 		code, out := caddy(t, "", tc.args...)
 		if code != tc.want || !strings.Contains(out, tc.says) || !strings.HasPrefix(out, "Error: ") || strings.Contains(out, `"level"`) {

@@ -22,6 +22,11 @@ func userCommand() *cobra.Command {
 			if err := errors.Join(issuer.CheckName("user", args[0]), checkOptionalName("user id", id)); err != nil {
 				return err
 			}
+			email, _ := cmd.Flags().GetString("email")
+			name, _ := cmd.Flags().GetString("name")
+			if err := (issuer.User{Email: email, DisplayName: name}).CheckProfile(); err != nil {
+				return usagef("user %s: %v", args[0], err)
+			}
 			pw, err := readPassword(cmd, "Password for "+args[0]+": ")
 			if err != nil {
 				return err
@@ -34,7 +39,8 @@ func userCommand() *cobra.Command {
 				if err := e.declared("user", args[0]); err != nil {
 					return err
 				}
-				u := issuer.User{Name: args[0], ID: id, PasswordHash: hash, Roles: splitFlag(cmd, "roles"), Scopes: splitFlag(cmd, "scopes")}
+				u := issuer.User{Name: args[0], ID: id, PasswordHash: hash, Roles: splitFlag(cmd, "roles"), Scopes: splitFlag(cmd, "scopes"),
+					Email: email, DisplayName: name}
 				if err := distinctSubject(ctx, cmd, e, "user", u.Name, u.Subject()); err != nil {
 					return err
 				}
@@ -58,6 +64,8 @@ func userCommand() *cobra.Command {
 	add.Flags().String("roles", "", "comma-separated roles")
 	add.Flags().String("scopes", "", "comma-separated scopes the user may be granted")
 	add.Flags().String("id", "", "stable subject id (default: the name)")
+	add.Flags().String("email", "", "the user's email address, taken as verified (browser sign-in's email claim)")
+	add.Flags().String("name", "", "the user's display name (browser sign-in's name claim)")
 	add.Flags().Bool("password-stdin", false, "read the password from standard input")
 	hashFlags(add)
 	add.Flags().Bool("keep-sessions", false, "replacing a user: keep its access and refresh tokens (default: they stop working)")
@@ -74,9 +82,9 @@ func userCommand() *cobra.Command {
 				}
 				var rows [][]string
 				for _, u := range us {
-					rows = append(rows, []string{u.Name, u.Subject(), strings.Join(u.Roles, ","), strings.Join(u.Scopes, ",")})
+					rows = append(rows, []string{u.Name, u.Subject(), strings.Join(u.Roles, ","), strings.Join(u.Scopes, ","), u.Email, u.DisplayName})
 				}
-				return table(e, "NAME\tSUBJECT\tROLES\tSCOPES", rows)
+				return table(e, "NAME\tSUBJECT\tROLES\tSCOPES\tEMAIL\tDISPLAY_NAME", rows)
 			})
 		},
 	}
@@ -129,10 +137,19 @@ func userCommand() *cobra.Command {
 func clientCommand() *cobra.Command {
 	c := &cobra.Command{Use: "client", Short: "Manages OAuth 2.0 clients"}
 	add := &cobra.Command{
-		Use: "add <id>", Short: "Adds a client and prints its secret once", Args: cobra.ExactArgs(1),
+		Use: "add <id>", Short: "Adds a client and prints its secret once (a public client has none)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := issuer.CheckName("client", args[0]); err != nil {
 				return err
+			}
+			cl := issuer.Client{ID: args[0], Roles: splitFlag(cmd, "roles"), Scopes: splitFlag(cmd, "scopes"), Grants: splitFlag(cmd, "grants")}
+			cl.Public, _ = cmd.Flags().GetBool("public")
+			cl.RedirectURIs, _ = cmd.Flags().GetStringArray("redirect-uri")
+			cl.PostLogoutRedirectURIs, _ = cmd.Flags().GetStringArray("post-logout-redirect-uri")
+			cl.PKCEOptional, _ = cmd.Flags().GetBool("pkce-optional")
+			cl.Consent, _ = cmd.Flags().GetBool("consent")
+			if err := issuer.CheckBrowserClient(cl); err != nil {
+				return usagef("client %s: %v", args[0], err)
 			}
 			return withStore(cmd, createStore, func(ctx context.Context, e env) error {
 				if err := e.declared("client", args[0]); err != nil {
@@ -146,7 +163,9 @@ func clientCommand() *cobra.Command {
 				if err := distinctSubject(ctx, cmd, e, "client", args[0], args[0]); err != nil {
 					return err
 				}
-				cl := issuer.Client{ID: args[0], Roles: splitFlag(cmd, "roles"), Scopes: splitFlag(cmd, "scopes"), Grants: splitFlag(cmd, "grants")}
+				if cl.Public {
+					return savePublic(ctx, e, cl)
+				}
 				return saveWithSecret(ctx, cmd, e, cl)
 			})
 		},
@@ -154,6 +173,11 @@ func clientCommand() *cobra.Command {
 	add.Flags().String("roles", "", "comma-separated roles")
 	add.Flags().String("scopes", "", "comma-separated scopes the client may be granted")
 	add.Flags().String("grants", "", "comma-separated grant types the client may use (default: all)")
+	add.Flags().Bool("public", false, "a browser or native app: no secret, it names itself with client_id and always uses PKCE")
+	add.Flags().StringArray("redirect-uri", nil, "where browser sign-in may send the user back with a code, matched exactly (repeatable)")
+	add.Flags().StringArray("post-logout-redirect-uri", nil, "where logout may send the user afterwards (repeatable)")
+	add.Flags().Bool("pkce-optional", false, "let this confidential client leave PKCE out of its authorization requests")
+	add.Flags().Bool("consent", false, "ask the user's consent before the client gets a code")
 	forceFlag(add)
 
 	rotate := &cobra.Command{
@@ -163,6 +187,9 @@ func clientCommand() *cobra.Command {
 				cl, err := e.core.Store().GetClient(ctx, args[0])
 				if err != nil {
 					return err
+				}
+				if cl.Public {
+					return fmt.Errorf("client %s is public: it has no secret to rotate", cl.ID)
 				}
 				return saveWithSecret(ctx, cmd, e, cl)
 			})
@@ -179,9 +206,11 @@ func clientCommand() *cobra.Command {
 				}
 				var rows [][]string
 				for _, c := range cs {
-					rows = append(rows, []string{c.ID, strings.Join(c.Roles, ","), strings.Join(c.Scopes, ","), strings.Join(c.Grants, ",")})
+					rows = append(rows, []string{c.ID, strings.Join(c.Roles, ","), strings.Join(c.Scopes, ","), strings.Join(c.Grants, ","),
+						clientType(c), strings.Join(c.RedirectURIs, " "), strings.Join(c.PostLogoutRedirectURIs, " "), clientOptions(c)})
 				}
-				return table(e, "CLIENT_ID\tROLES\tSCOPES\tGRANTS", rows)
+				// URIs are space-separated: a URI may hold a comma.
+				return table(e, "CLIENT_ID\tROLES\tSCOPES\tGRANTS\tTYPE\tREDIRECT_URIS\tPOST_LOGOUT_REDIRECT_URIS\tOPTIONS", rows)
 			})
 		},
 	}
@@ -199,6 +228,38 @@ func clientCommand() *cobra.Command {
 	maxTokenAgeFlag(remove)
 	c.AddCommand(add, list, remove, rotate)
 	return c
+}
+
+// savePublic stores a public client, which has no secret, and prints its
+// id.
+func savePublic(ctx context.Context, e env, cl issuer.Client) error {
+	if err := e.core.Store().PutClient(ctx, cl); err != nil {
+		return err
+	}
+	return e.emit(map[string]string{"client_id": cl.ID}, func() {
+		fmt.Fprintf(e.out, "client_id: %s\n(a public client: no secret)\n", cl.ID)
+	})
+}
+
+// clientType is client list's TYPE: RFC 6749 §2.1's client types.
+func clientType(c issuer.Client) string {
+	if c.Public {
+		return "public"
+	}
+	return "confidential"
+}
+
+// clientOptions is client list's OPTIONS: the browser sign-in flags set,
+// spelled as client add's flags.
+func clientOptions(c issuer.Client) string {
+	var out []string
+	if c.PKCEOptional {
+		out = append(out, "pkce-optional")
+	}
+	if c.Consent {
+		out = append(out, "consent")
+	}
+	return strings.Join(out, ",")
 }
 
 // saveWithSecret gives cl a fresh secret, stores only its keyed hash and

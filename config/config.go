@@ -174,6 +174,31 @@ type Gateway struct {
 	// Retry-After at once. Default: 4 per slot. Memory for argon2id is at
 	// most hash_concurrency × its m (19 MiB for new hashes).
 	HashQueue int `json:"hash_queue,omitempty"`
+
+	// Browser sign-in: the authorization code flow with PKCE at
+	// /authorize, the login and consent pages and the single sign-on
+	// session, and grant_type authorization_code at /token. Default: off.
+	// Clients with redirect URIs need it.
+	Login *Login `json:"login,omitempty"`
+}
+
+// Login turns on browser sign-in and tunes its session and pages.
+type Login struct {
+	// Idle lifetime of the single sign-on session: each use extends it by
+	// this much, up to SessionMaxTTL. Default 12h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+	// Absolute lifetime of the single sign-on session, from the sign-in;
+	// not shorter than SessionTTL. Default 7d.
+	SessionMaxTTL caddy.Duration `json:"session_max_ttl,omitempty"`
+	// The name shown on the login, consent and error pages (escaped, never
+	// read as HTML). Default: the issuer's host name.
+	Title string `json:"title,omitempty"`
+	// A directory of the operator's own page templates (html/template):
+	// layout.html, login.html, consent.html and error.html, each used in
+	// place of the built-in one when present. It must exist when Caddy
+	// loads the config, and every template is parsed and tried then.
+	// Default: the built-in pages.
+	Templates string `json:"templates,omitempty"`
 }
 
 // DPoP is the site's DPoP policy.
@@ -268,14 +293,21 @@ type User struct {
 	Roles []string `json:"roles,omitempty"`
 	// The scopes the user may be granted.
 	Scopes []string `json:"scopes,omitempty"`
+	// The user's email address, set by the operator and so taken as
+	// verified (the OpenID Connect email claim). Default: none.
+	Email string `json:"email,omitempty"`
+	// The user's display name (the OpenID Connect name claim; `name` in
+	// the Caddyfile, as Name is the username). Default: none.
+	DisplayName string `json:"display_name,omitempty"`
 }
 
 // Client is a client declared in the configuration.
 type Client struct {
 	// The client_id, and the subject of its client_credentials tokens; no ':'.
 	ID string `json:"id"`
-	// argon2id PHC string or bcrypt hash of the client secret.
-	SecretHash string `json:"secret_hash"`
+	// argon2id PHC string or bcrypt hash of the client secret; empty, and
+	// only empty, for a public client.
+	SecretHash string `json:"secret_hash,omitempty"`
 	// Roles put in the client's client_credentials tokens.
 	Roles []string `json:"roles,omitempty"`
 	// The scopes the client may be granted.
@@ -283,6 +315,27 @@ type Client struct {
 	// Grant types the client may use (others get unauthorized_client);
 	// empty allows all.
 	Grants []string `json:"grants,omitempty"`
+	// Marks a client that holds no secret (a browser or native app, RFC
+	// 6749 §2.1): it names itself with client_id alone and must use PKCE.
+	Public bool `json:"public,omitempty"`
+	// Where /authorize may send the user back with a code, matched as
+	// exact strings (RFC 9700 §4.1.3), except that an http loopback URI
+	// matches on any port (RFC 8252 §7.3). Each is an absolute https URI,
+	// or http on a loopback host (localhost, 127.0.0.1, [::1]), without a
+	// fragment or user info. Needs the login block.
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// Where logout may send the user afterwards, spelled like
+	// RedirectURIs and matched exactly. Needs redirect URIs.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// Lets a confidential client leave PKCE out of its authorization
+	// requests (`pkce optional`); one that sends a challenge still needs
+	// the verifier. Refused on a public client. Default: PKCE S256 is
+	// required.
+	PKCEOptional bool `json:"pkce_optional,omitempty"`
+	// Asks the user's consent, on a page naming the client and the scopes,
+	// before the client gets a code; the decision is remembered per user
+	// and client, and asked again for more scopes. Needs redirect URIs.
+	Consent bool `json:"consent,omitempty"`
 }
 
 // Entity is an entity declared in the configuration.

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -213,7 +212,7 @@ func loopbackWithoutPort(uri string) (string, bool) {
 		return "", false
 	}
 	host := u.Hostname()
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !isLoopback(host) {
 		return "", false
 	}
 	if p := u.Port(); p != "" && strings.TrimLeft(p, "0123456789") != "" {

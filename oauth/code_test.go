@@ -76,7 +76,7 @@ func TestAuthorizationCodeGrant(t *testing.T) {
 		c := code("spa", challenge)
 		r := redeem(c, spa)
 		if r.status != 200 || r.json["access_token"] == nil || r.json["refresh_token"] == nil || r.json["scope"] != "read" ||
-			r.header.Get("Cache-Control") != "no-store" {
+			r.json["token_type"] != "Bearer" || r.json["expires_in"] == nil || r.header.Get("Cache-Control") != "no-store" {
 			t.Fatalf("redeem: %d %v", r.status, r.json)
 		}
 		claims, err := is.Verify(r.json["access_token"].(string))
@@ -138,7 +138,9 @@ func TestAuthorizationCodeGrant(t *testing.T) {
 		}
 		methods, _ := m.json["code_challenge_methods_supported"].([]any)
 		types, _ := m.json["response_types_supported"].([]any)
-		if len(methods) != 1 || methods[0] != "S256" || len(types) != 1 || types[0] != "code" {
+		modes, _ := m.json["response_modes_supported"].([]any)
+		if len(methods) != 1 || methods[0] != "S256" || len(types) != 1 || types[0] != "code" ||
+			len(modes) != 2 || modes[0] != "query" || modes[1] != "form_post" {
 			t.Fatalf("metadata: %v", m.json)
 		}
 	})
