@@ -285,10 +285,17 @@ func (h *Handler) issuerConfig(alg string, accessTTL time.Duration) issuer.Confi
 	return cfg
 }
 
-// mountRoutes sets up the OAuth 2.0, Token Service and compatibility routes.
+// mountRoutes sets up the OAuth 2.0, browser sign-in, Token Service and
+// compatibility routes.
 func (h *Handler) mountRoutes() error {
 	h.routes = (&oauth.Server{Issuer: h.issuer, Log: h.log, Realm: h.realm, DPoP: h.oauthDPoP(), AuthorizePath: h.authorizePath()}).Routes()
 	h.prefixes = []string{"/token/"}
+	if h.login != nil {
+		ls := &login.Server{Issuer: h.issuer, Log: h.log, Title: h.login.Title, Pages: h.loginPages,
+			Secure: strings.HasPrefix(h.iss, "https://")}
+		maps.Copy(h.routes, ls.Routes())
+		h.prefixes = append(h.prefixes, "/login/")
+	}
 	if !h.DisableTokenService {
 		ts := &tokenservice.Server{Issuer: h.issuer, Log: h.log, Realm: h.realm, Tokens: h.tokens,
 			AdminRoles: h.EntityAdminRoles, AdminKinds: adminKinds(h.EntityAdminKinds), SecretTTL: durationOr(h.SecretTTL, DefaultSecretTTL),

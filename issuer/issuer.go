@@ -141,6 +141,7 @@ type Issuer struct {
 	sessionStore SessionStore
 	consentStore ConsentStore
 	cfg          Config
+	tableNames   []string // cfg.Directories' names, sorted
 	users        map[string]User
 	clients      map[string]Client
 	entities     map[string]Entity
@@ -194,7 +195,9 @@ func New(core *Core, cfg Config) (*Issuer, error) {
 			return nil, err
 		}
 		i.cost.raise(TableKind(name), i.defaultClass)
+		i.tableNames = append(i.tableNames, name)
 	}
+	slices.Sort(i.tableNames)
 	for _, e := range cfg.Entities {
 		if err := CheckName("entity", e.ID); err != nil {
 			return nil, err

@@ -107,11 +107,17 @@ func (i *Issuer) AuthenticateTableUser(ctx context.Context, name, username, pass
 	if !ok {
 		return User{}, fmt.Errorf("no user table %q is configured", name)
 	}
+	return i.authenticateTable(ctx, name, username, password, func() (User, error) { return dir.LookupUser(ctx, username) })
+}
+
+// authenticateTable is AuthenticateTableUser with the lookup given (SignIn
+// has already found the user).
+func (i *Issuer) authenticateTable(ctx context.Context, name, username, password string, lookup func() (User, error)) (User, error) {
 	account := dirAccount(name, username)
 	if err := i.allow(ctx, account); err != nil {
 		return User{}, err
 	}
-	u, err := i.authenticateWith(ctx, TableKind(name), func() (User, error) { return dir.LookupUser(ctx, username) }, password)
+	u, err := i.authenticateWith(ctx, TableKind(name), lookup, password)
 	i.settle(ctx, account, err)
 	return u, err
 }

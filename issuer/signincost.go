@@ -108,6 +108,19 @@ func (s *signinCost) reference(kind PrincipalKind) string {
 	return s.ref[kind]
 }
 
+// costliest returns the kind of kinds whose reference class costs most.
+func (s *signinCost) costliest(kinds []PrincipalKind) PrincipalKind {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	best := kinds[0]
+	for _, k := range kinds[1:] {
+		if classCost(s.ref[k]) > classCost(s.ref[best]) {
+			best = k
+		}
+	}
+	return best
+}
+
 // observe records that a check of class took d.
 func (s *signinCost) observe(class string, d time.Duration) {
 	s.mu.Lock()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -21,23 +20,50 @@ const sessionPrefix = "tgs_"
 // a gateway user (Caddyfile or store) first, else a user of a user table,
 // throttled and hash-budgeted like every sign-in, and failing alike
 // (ErrInvalidCredentials) for an unknown name and a wrong password.
+//
+// Every directory is asked whoever holds the name, so the queries a name
+// costs tell nothing; an unknown name costs a check of the costliest kind
+// it could have been. A table that cannot answer is an outage for names
+// no one else holds, never an unknown name.
 func (i *Issuer) SignIn(ctx context.Context, username, password string) (Principal, error) {
-	if _, err := i.lookupUser(ctx, username); err == nil || !errors.Is(err, ErrNotFound) {
-		u, err := i.AuthenticateUser(ctx, username, password)
-		return UserPrincipal(u), err
+	_, err := i.lookupUser(ctx, username)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Principal{}, err
 	}
-	names := make([]string, 0, len(i.cfg.Directories))
-	for name := range i.cfg.Directories {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if _, err := i.cfg.Directories[name].LookupUser(ctx, username); err == nil {
-			u, err := i.AuthenticateTableUser(ctx, name, username, password)
-			return DirectoryPrincipal(name, u), err
+	gateway := err == nil
+	found, kinds := "", []PrincipalKind{KindUser}
+	var row User
+	var outage error
+	for _, name := range i.tableNames {
+		kinds = append(kinds, TableKind(name))
+		u, terr := i.cfg.Directories[name].LookupUser(ctx, username)
+		switch {
+		case terr == nil && found == "":
+			found, row = name, u
+		case terr != nil && !errors.Is(terr, ErrNotFound) && outage == nil:
+			outage = fmt.Errorf("looking up %q in user table %s: %w", username, name, terr)
 		}
 	}
-	_, err := i.AuthenticateUser(ctx, username, password) // an unknown name costs what a known one does
+	switch {
+	case gateway:
+		u, err := i.AuthenticateUser(ctx, username, password)
+		return UserPrincipal(u), err
+	case found != "":
+		u, err := i.authenticateTable(ctx, found, username, password, func() (User, error) { return row, nil })
+		return DirectoryPrincipal(found, u), err
+	case outage != nil:
+		return Principal{}, outage
+	}
+	account := userAccount(username)
+	if err := i.allow(ctx, account); err != nil {
+		return Principal{}, err
+	}
+	err = i.dummyCheck(ctx, i.cost.costliest(kinds), password)
+	if err == nil {
+		err = ErrInvalidCredentials
+		i.core.Emit(ctx, Event{Kind: EventLoginFailed, NameKind: "user", Name: username})
+	}
+	i.settle(ctx, account, err)
 	return Principal{}, err
 }
 
