@@ -63,10 +63,25 @@ func (s *Server) Routes() map[string]httpx.Route {
 	both := []string{http.MethodGet, http.MethodHead, http.MethodPost}
 	return map[string]httpx.Route{
 		PathAuthorize: {Methods: both, Handler: s.authorize},
-		PathLogin:     {Methods: httpx.Post, Handler: s.login},
-		PathConsent:   {Methods: httpx.Post, Handler: s.consent},
-		PathStyle:     {Methods: httpx.Get, Handler: s.asset("static/style.css", "text/css; charset=utf-8")},
-		PathFormPost:  {Methods: httpx.Get, Handler: s.asset("static/formpost.js", "text/javascript; charset=utf-8")},
+		// GET is routed here too, to answer a browser with a page.
+		PathLogin:    {Methods: both, Handler: s.formOnly(s.login)},
+		PathConsent:  {Methods: both, Handler: s.formOnly(s.consent)},
+		PathStyle:    {Methods: httpx.Get, Handler: s.asset("static/style.css", "text/css; charset=utf-8")},
+		PathFormPost: {Methods: httpx.Get, Handler: s.asset("static/formpost.js", "text/javascript; charset=utf-8")},
+	}
+}
+
+// formOnly answers anything but a form's POST (a bookmark, a reload of
+// the answer) with a page saying where to start, not the gateway's JSON.
+func (s *Server) formOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			s.pageHeaders(w, "")
+			w.Header().Set("Allow", http.MethodPost)
+			s.errorPage(w, http.StatusMethodNotAllowed, "This page answers the sign-in form. Go back to the application and sign in from there.", 0)
+			return
+		}
+		h(w, r)
 	}
 }
 
