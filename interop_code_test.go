@@ -2,6 +2,7 @@ package tokengate_test
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -9,15 +10,13 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
-
-	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
 // TestInteropGoOAuth2AuthorizationCode: golang.org/x/oauth2 builds the
 // authorization request from the site's metadata with a PKCE S256
-// challenge of its own verifier, and exchanges the code the login page
-// would have issued (minted here with Issuer.IssueCode on the gateway's
-// store) with that verifier; the token passes the guard. A wrong verifier
+// challenge of its own verifier (GenerateVerifier, S256ChallengeOption),
+// the test's browser signs in on the login page, and the library
+// exchanges the code with that verifier; the token passes the guard. A wrong verifier
 // and a replayed code are invalid_grant, as the library reports them.
 func TestInteropGoOAuth2AuthorizationCode(t *testing.T) {
 	const callback = "http://127.0.0.1/callback"
@@ -33,18 +32,9 @@ func TestInteropGoOAuth2AuthorizationCode(t *testing.T) {
 		Endpoint: oauth2.Endpoint{AuthURL: meta.json["authorization_endpoint"].(string), TokenURL: meta.json["token_endpoint"].(string),
 			AuthStyle: oauth2.AuthStyleInParams}}
 
-	// The login page's side: a session for alice, and a code for the
-	// challenge the library put in its authorization URL.
-	core := openTestCore(t, g.store, time.Now())
-	t.Cleanup(func() { core.Close() })
-	side, err := issuer.New(core, issuer.Config{Issuer: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, session, err := side.StartSession(ctx, issuer.UserPrincipal(issuer.User{Name: "alice"}), []string{"pwd"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A person's part, the login form, is posted by the test's browser.
+	b := newBrowser(t, g)
+	signedIn := false
 	authorize := func(verifier string) string {
 		t.Helper()
 		u, err := url.Parse(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)))
@@ -56,12 +46,16 @@ func TestInteropGoOAuth2AuthorizationCode(t *testing.T) {
 			q.Get("code_challenge_method") != "S256" || q.Get("state") != "st" {
 			t.Fatalf("authorization URL %s", u)
 		}
-		code, err := side.IssueCode(ctx, issuer.CodeRequest{Client: issuer.Client{ID: "spa"}, RedirectURI: q.Get("redirect_uri"),
-			Challenge: q.Get("code_challenge"), Scope: q.Get("scope"), Session: session})
-		if err != nil {
-			t.Fatal(err)
+		r := b.do(http.MethodGet, strings.TrimPrefix(u.String(), base), nil)
+		if !signedIn {
+			r = b.submit(r, "/login", "username", "alice", "password", userPassword)
+			signedIn = true
 		}
-		return code
+		loc, err := url.Parse(r.header.Get("Location"))
+		if err != nil || r.status != http.StatusSeeOther || loc.Query().Get("state") != "st" || loc.Query().Get("iss") != base {
+			t.Fatalf("authorization response: %d %q", r.status, r.header.Get("Location"))
+		}
+		return loc.Query().Get("code")
 	}
 
 	verifier := oauth2.GenerateVerifier()
