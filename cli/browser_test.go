@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tokengate/caddy-tokengate/issuer"
 )
 
 // jsonLines decodes one JSON object per line.
@@ -226,5 +229,47 @@ func TestConsentOfADeclaredUser(t *testing.T) {
 	}
 	if out, err := run(t, "", "consent", "list", "--user", "carol", "--config="+caddyfile); err != nil || !strings.Contains(out, "grafana") {
 		t.Fatalf("consent list of a declared user: %q %v", out, err)
+	}
+}
+
+// TestCommandsEndSignInSessions: revoke --sub, user passwd and user remove
+// end the user's sign-in (SSO) sessions in the store, so that no instance
+// lets the browser in again; passwd --keep-sessions keeps them.
+func TestCommandsEndSignInSessions(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		args  []string
+		ends  bool
+	}{
+		{"revoke --sub", "", []string{"revoke", "--sub", "carol"}, true},
+		{"user passwd", "pw-two\n", []string{"user", "passwd", "carol", "--password-stdin"}, true},
+		{"user passwd --keep-sessions", "pw-two\n", []string{"user", "passwd", "carol", "--password-stdin", "--keep-sessions"}, false},
+		{"user remove", "", []string{"user", "remove", "carol"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "tg.db")
+			store := "--store=sqlite:" + db
+			if out, err := run(t, "pw-one\n", "user", "add", "carol", "--password-stdin", store); err != nil {
+				t.Fatal(err, out)
+			}
+			is := openIssuer(t, db)
+			ctx := context.Background()
+			p, err := is.SignIn(ctx, "carol", "pw-one")
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _, err := is.StartSession(ctx, p, []string{"pwd"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := run(t, tc.stdin, append(tc.args, store)...); err != nil {
+				t.Fatal(err, out)
+			}
+			_, err = is.LookupSession(ctx, id)
+			if ended := errors.Is(err, issuer.ErrNotFound); ended != tc.ends || (!ended && err != nil) {
+				t.Fatalf("after %s the sign-in session: %v (want ended %v)", tc.name, err, tc.ends)
+			}
+		})
 	}
 }
