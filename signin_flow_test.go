@@ -378,3 +378,32 @@ func TestSignOutEndsSessionsEverywhere(t *testing.T) {
 		t.Fatalf("prompt=none after revoke --sub elsewhere: %v", q)
 	}
 }
+
+// TestSignInRotatesTheSession: every sign-in gets a new session id and
+// ends the one the browser held, so an id planted in a browser before the
+// person signs in is worth nothing after (no fixation).
+func TestSignInRotatesTheSession(t *testing.T) {
+	g := signInSite(t, "")
+	v := newVerifier(t)
+	b := newBrowser(t, g)
+	sessionOf := func() string {
+		for _, c := range b.hc.Jar.Cookies(mustParse(t, base)) {
+			if c.Name == "tg_session" {
+				return c.Value
+			}
+		}
+		t.Fatal("no session cookie")
+		return ""
+	}
+	answer(t, b.submit(b.do(http.MethodGet, authorizePath("spa", v), nil), "/login", "username", "alice", "password", userPassword))
+	planted := sessionOf()
+	answer(t, b.submit(b.do(http.MethodGet, authorizePath("spa", v, "prompt", "login"), nil), "/login", "username", "bob", "password", userPassword))
+	if now := sessionOf(); now == planted || !strings.HasPrefix(now, "tgs_") {
+		t.Fatalf("the session id was not renewed at sign-in: %.8s…", now)
+	}
+	other := newBrowser(t, g)
+	other.hc.Jar.SetCookies(mustParse(t, base), []*http.Cookie{{Name: "tg_session", Value: planted, Path: "/"}})
+	if q := answer(t, other.do(http.MethodGet, authorizePath("spa", v, "prompt", "none"), nil)); q.Get("error") != "login_required" {
+		t.Fatalf("the id held before the sign-in still opens a session: %v", q)
+	}
+}
