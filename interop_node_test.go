@@ -107,6 +107,79 @@ func TestInteropNodeDPoP(t *testing.T) {
 	}
 }
 
+// TestInteropNodeAuthorizationCode runs the authorization code flow with
+// PKCE through the login page with oauth4webapi and openid-client, each
+// building its own authorization request from the metadata and checking
+// the authorization response (state, iss) as it was written to: the code's
+// tokens pass the guard, refresh rotates them, and a replayed code is
+// invalid_grant and revokes what the first exchange issued.
+func TestInteropNodeAuthorizationCode(t *testing.T) {
+	needNodeModule(t, "oauth4webapi")
+	needNodeModule(t, "openid-client")
+	const callback = "http://127.0.0.1:9/cb"
+	g := startGateway(t, "login\n\t\tclient spa public redirect_uri "+callback+" scopes orders:read")
+	out, err := exec.Command("node", "interop/node/code.mjs", base, "spa", callback, "alice", userPassword).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node client: %v\n%s", err, out)
+	}
+	type guarded struct {
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+	}
+	var got map[string]struct {
+		ISSSupported   *bool    `json:"iss_supported"`
+		PKCEMethods    []string `json:"pkce_methods"`
+		ISS            string   `json:"iss"`
+		Session        bool     `json:"session"`
+		TokenType      string   `json:"token_type"`
+		Scope          string   `json:"scope"`
+		Guarded        guarded  `json:"guarded"`
+		Rotated        bool     `json:"rotated"`
+		RefreshGuarded guarded  `json:"refreshed_guarded"`
+		Replay         string   `json:"replay"`
+		Access         string   `json:"access_token"`
+		RefreshAccess  string   `json:"refreshed_access_token"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node client printed %q", out)
+	}
+	if m := got["oauth4webapi"]; m.ISSSupported == nil || !*m.ISSSupported || !slices.Equal(m.PKCEMethods, []string{"S256"}) {
+		t.Errorf("metadata as oauth4webapi read it: iss supported %v, PKCE methods %v", m.ISSSupported, m.PKCEMethods)
+	}
+	for _, lib := range []string{"oauth4webapi", "openid-client"} {
+		r, ok := got[lib]
+		if !ok {
+			t.Errorf("%s: no result in %s", lib, out)
+			continue
+		}
+		if r.ISS != base || !r.Session {
+			t.Errorf("%s: authorization response iss %q, session cookie %v", lib, r.ISS, r.Session)
+		}
+		if r.TokenType != "bearer" || r.Scope != "orders:read" {
+			t.Errorf("%s: token_type %q, scope %q", lib, r.TokenType, r.Scope)
+		}
+		for name, gr := range map[string]guarded{"code": r.Guarded, "refreshed": r.RefreshGuarded} {
+			if gr.Status != 200 || !strings.Contains(gr.Body, "sub=alice") || !strings.Contains(gr.Body, "client=spa") {
+				t.Errorf("%s: the guarded path with the %s token: %d %q", lib, name, gr.Status, gr.Body)
+			}
+		}
+		if !r.Rotated {
+			t.Errorf("%s: refresh token not rotated", lib)
+		}
+		if r.Replay != "invalid_grant" {
+			t.Errorf("%s: a replayed code: %q", lib, r.Replay)
+		}
+		// The replay revoked what the code issued, refreshed tokens too.
+		for name, tok := range map[string]string{"first exchange's": r.Access, "refreshed": r.RefreshAccess} {
+			if tok == "" {
+				t.Errorf("%s: no %s access token", lib, name)
+			} else if res := g.get("/orders/1", tok); res.status != 401 {
+				t.Errorf("%s: the %s access token after a replayed code: %d %s", lib, name, res.status, res.body)
+			}
+		}
+	}
+}
+
 // needNodeModule skips a Node interop test when test.sh could not install
 // the Node clients (it says why in TOKENGATE_NODE_SKIP) or, outside CI,
 // when they were never installed; under CI a missing module is a failure.
