@@ -543,7 +543,17 @@ func (s *Server) pageHeaders(w http.ResponseWriter, formTarget string) {
 	h := w.Header()
 	formAction := "'self'"
 	if u, err := url.Parse(formTarget); err == nil && formTarget != "" {
-		formAction += " " + u.Scheme + "://" + u.Host
+		host := u.Host
+		if strings.HasPrefix(host, "[") {
+			// A CSP source cannot name an IPv6 literal (browsers drop
+			// such a source, and with it the redirect to a native app's
+			// [::1] listener): any host on that port.
+			host = "*"
+			if p := u.Port(); p != "" {
+				host += ":" + p
+			}
+		}
+		formAction += " " + u.Scheme + "://" + host
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
