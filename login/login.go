@@ -344,8 +344,17 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, a authz, v url.V
 	http.Redirect(w, r, target+sep+v.Encode(), http.StatusSeeOther)
 }
 
-// seal puts a into the form of a page, with its CSRF token.
-func (s *Server) seal(w http.ResponseWriter, r *http.Request, a authz) (sealed, csrf string, err error) {
+// Pages whose form carries a sealed request; a CSRF token is bound to
+// one, so that a form is taken only by its own page's route (a login
+// form posted to /consent would skip the sign-in prompt=login or max_age
+// asked for).
+const (
+	formLogin   = "login"
+	formConsent = "consent"
+)
+
+// seal puts a into the form of page, with its CSRF token.
+func (s *Server) seal(w http.ResponseWriter, r *http.Request, a authz, page string) (sealed, csrf string, err error) {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return "", "", err
@@ -353,13 +362,13 @@ func (s *Server) seal(w http.ResponseWriter, r *http.Request, a authz) (sealed, 
 	if sealed, err = s.Issuer.SealState("authorize", b, pendingTTL); err != nil {
 		return "", "", err
 	}
-	return sealed, s.Issuer.StateMAC("csrf", s.csrfCookie(w, r), a.ID), nil
+	return sealed, s.Issuer.StateMAC("csrf", s.csrfCookie(w, r), a.ID, page), nil
 }
 
-// unseal opens the pending request of a posted form and checks its CSRF
-// token against the browser's cookie (this stops login CSRF too: another
-// site cannot read or set the cookie).
-func (s *Server) unseal(r *http.Request) (authz, bool) {
+// unseal opens the pending request of a form posted from page and checks
+// its CSRF token against the browser's cookie (this stops login CSRF too:
+// another site cannot read or set the cookie).
+func (s *Server) unseal(r *http.Request, page string) (authz, bool) {
 	var a authz
 	b, err := s.Issuer.OpenState("authorize", r.PostForm.Get("authz"))
 	if err != nil || json.Unmarshal(b, &a) != nil {
@@ -369,7 +378,7 @@ func (s *Server) unseal(r *http.Request) (authz, bool) {
 	if err != nil || ck.Value == "" {
 		return authz{}, false
 	}
-	want := s.Issuer.StateMAC("csrf", ck.Value, a.ID)
+	want := s.Issuer.StateMAC("csrf", ck.Value, a.ID, page)
 	return a, hmac.Equal([]byte(want), []byte(r.PostForm.Get("csrf")))
 }
 
@@ -387,15 +396,15 @@ func (s *Server) csrfCookie(w http.ResponseWriter, r *http.Request) string {
 	return v
 }
 
-// postedForm reads a page's form, or answers the problem.
-func (s *Server) postedForm(w http.ResponseWriter, r *http.Request) (authz, issuer.Client, bool) {
+// postedForm reads the form of page, or answers the problem.
+func (s *Server) postedForm(w http.ResponseWriter, r *http.Request, page string) (authz, issuer.Client, bool) {
 	s.pageHeaders(w, "")
 	r.Body = http.MaxBytesReader(w, r.Body, httpx.MaxBody)
 	if err := r.ParseForm(); err != nil {
 		s.errorPage(w, http.StatusBadRequest, "the form could not be read", 0)
 		return authz{}, issuer.Client{}, false
 	}
-	a, ok := s.unseal(r)
+	a, ok := s.unseal(r, page)
 	if !ok {
 		s.errorPage(w, http.StatusForbidden, "This form has expired or did not come from this site. Go back to the application and sign in again.", 0)
 		return authz{}, issuer.Client{}, false
@@ -410,7 +419,7 @@ func (s *Server) postedForm(w http.ResponseWriter, r *http.Request) (authz, issu
 
 // login checks the login form.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	a, c, ok := s.postedForm(w, r)
+	a, c, ok := s.postedForm(w, r, formLogin)
 	if !ok {
 		return
 	}
@@ -452,7 +461,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 // consent takes the consent page's decision.
 func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
-	a, c, ok := s.postedForm(w, r)
+	a, c, ok := s.postedForm(w, r, formConsent)
 	if !ok {
 		return
 	}
@@ -474,7 +483,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, a authz, c issuer.Client, status int, msg, username string) {
-	sealed, csrf, err := s.seal(w, r, a)
+	sealed, csrf, err := s.seal(w, r, a, formLogin)
 	if err != nil {
 		s.serverError(w, err)
 		return
@@ -486,7 +495,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, a authz, c is
 }
 
 func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a authz, c issuer.Client) {
-	sealed, csrf, err := s.seal(w, r, a)
+	sealed, csrf, err := s.seal(w, r, a, formConsent)
 	if err != nil {
 		s.serverError(w, err)
 		return
@@ -549,7 +558,17 @@ func (s *Server) pageHeaders(w http.ResponseWriter, formTarget string) {
 	h := w.Header()
 	formAction := "'self'"
 	if u, err := url.Parse(formTarget); err == nil && formTarget != "" {
-		formAction += " " + u.Scheme + "://" + u.Host
+		host := u.Host
+		if strings.HasPrefix(host, "[") {
+			// A CSP source cannot name an IPv6 literal (browsers drop
+			// such a source, and with it the redirect to a native app's
+			// [::1] listener): any host on that port.
+			host = "*"
+			if p := u.Port(); p != "" {
+				host += ":" + p
+			}
+		}
+		formAction += " " + u.Scheme + "://" + host
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
