@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,9 @@ const (
 	PathStyle     = "/login/static/style.css"
 	PathFormPost  = "/login/static/formpost.js"
 )
+
+// maxState bounds the state echoed to the client.
+const maxState = 2048
 
 // pendingTTL is how long a login or consent page may wait for its answer.
 const pendingTTL = 30 * time.Minute
@@ -62,7 +66,8 @@ func cookieName(base string, secure bool) string {
 func (s *Server) Routes() map[string]httpx.Route {
 	both := []string{http.MethodGet, http.MethodHead, http.MethodPost}
 	return map[string]httpx.Route{
-		PathAuthorize: {Methods: both, Handler: s.authorize},
+		// No HEAD: a code is a side effect a HEAD must not have.
+		PathAuthorize: {Methods: []string{http.MethodGet, http.MethodPost}, Handler: s.authorize},
 		// GET is routed here too, to answer a browser with a page.
 		PathLogin:    {Methods: both, Handler: s.formOnly(s.login)},
 		PathConsent:  {Methods: both, Handler: s.formOnly(s.consent)},
@@ -100,6 +105,9 @@ type authz struct {
 	Prompt      []string `json:"p,omitempty"`
 	MaxAge      int64    `json:"ma"` // -1: none
 	LoginHint   string   `json:"lh,omitempty"`
+	// Session is the hash of the session a consent page was shown to:
+	// the decision counts only for that session's user.
+	Session string `json:"ss,omitempty"`
 }
 
 // oidcScopes may be asked of any client; other scopes must be the client's.
@@ -108,6 +116,11 @@ var oidcScopes = []string{"openid", "profile", "email", "groups", "offline_acces
 // authorize is the authorization endpoint (GET, or POST as a form).
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	s.pageHeaders(w, "")
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, http.StatusMethodNotAllowed, "Open this page with GET or POST.", 0)
+		return
+	}
 	params, err := requestParams(r)
 	if err != nil {
 		s.errorPage(w, http.StatusBadRequest, err.Error(), 0)
@@ -151,6 +164,10 @@ func refuse(code, desc string) *refusal {
 // shown, never redirected.
 func (s *Server) parseAuthorize(r *http.Request, p url.Values) (authz, issuer.Client, *refusal) {
 	a := authz{ClientID: p.Get("client_id"), RedirectURI: p.Get("redirect_uri"), State: p.Get("state"), MaxAge: -1}
+	if len(a.State) > maxState {
+		a.State = "" // never echoed, not even in the refusal
+		return a, issuer.Client{}, refuse("invalid_request", "state is too long")
+	}
 	if a.ClientID == "" {
 		return a, issuer.Client{}, refuse("invalid_request", "client_id is required")
 	}
@@ -220,13 +237,13 @@ func (s *Server) parseAuthorize(r *http.Request, p url.Values) (authz, issuer.Cl
 	}
 	if v := p.Get("max_age"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
+		if err != nil || len(v) > 9 || strings.Trim(v, "0123456789") != "" { // digits only; at most ~31 years, so no overflow
 			return a, c, refuse("invalid_request", "max_age must be a number of seconds")
 		}
 		a.MaxAge = n
 	}
 	a.Nonce, a.LoginHint = p.Get("nonce"), p.Get("login_hint")
-	if len(a.Nonce) > 512 || len(a.State) > 2048 || len(a.LoginHint) > 256 {
+	if len(a.Nonce) > 512 || len(a.LoginHint) > 256 {
 		return a, c, refuse("invalid_request", "a parameter is too long")
 	}
 	id := make([]byte, 18)
@@ -288,7 +305,7 @@ func (s *Server) proceed(w http.ResponseWriter, r *http.Request, a authz, c issu
 		s.loginPage(w, r, a, c, http.StatusOK, "", a.LoginHint)
 		return
 	}
-	if c.Consent {
+	if c.Consent || slices.Contains(a.Prompt, "consent") {
 		ok, err := s.Issuer.HasConsent(r.Context(), sess.Subject, c.ID, strings.Fields(a.Scope))
 		if err != nil {
 			s.serverError(w, err)
@@ -299,7 +316,7 @@ func (s *Server) proceed(w http.ResponseWriter, r *http.Request, a authz, c issu
 				s.answerError(w, r, a, "consent_required", "the user has not allowed this application")
 				return
 			}
-			s.consentPage(w, r, a, c)
+			s.consentPage(w, r, a, c, sess)
 			return
 		}
 	}
@@ -470,6 +487,12 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 		s.loginPage(w, r, a, c, http.StatusOK, "", "")
 		return
 	}
+	if subtle.ConstantTimeCompare([]byte(a.Session), []byte(sess.Hash)) != 1 {
+		// Another user signed in since the page was shown (another tab):
+		// ask that user.
+		s.consentPage(w, r, a, c, sess)
+		return
+	}
 	if r.PostForm.Get("decision") != "allow" {
 		s.answerError(w, r, a, "access_denied", "the user denied the request")
 		return
@@ -494,7 +517,8 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, a authz, c is
 	s.render(w, status, "login.html", page{Heading: "Sign in", Client: c.ID, Authz: sealed, CSRF: csrf, Username: username, Error: msg})
 }
 
-func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a authz, c issuer.Client) {
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a authz, c issuer.Client, sess issuer.Session) {
+	a.Session = sess.Hash
 	sealed, csrf, err := s.seal(w, r, a, formConsent)
 	if err != nil {
 		s.serverError(w, err)
@@ -502,7 +526,7 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a authz, c 
 	}
 	s.pageHeaders(w, a.Redirect) // as on the login page
 	s.render(w, http.StatusOK, "consent.html", page{Heading: "Allow access?", Client: c.ID, Authz: sealed, CSRF: csrf,
-		Scopes: strings.Fields(a.Scope)})
+		Scopes: strings.Fields(a.Scope), Username: sess.Principal})
 }
 
 func (s *Server) errorPage(w http.ResponseWriter, status int, msg string, retryAfter int64) {

@@ -78,7 +78,7 @@ func TestPromptAndMaxAge(t *testing.T) {
 		{name: "prompt=none with a session: a code", extra: []string{"prompt", "none"}, want: "code"},
 		{name: "prompt=none without a session: login_required", fresh: true, extra: []string{"prompt", "none"}, want: "login_required"},
 		{name: "prompt=login with a session: the login page", extra: []string{"prompt", "login"}, want: "login", signsIn: true},
-		{name: "prompt=login consent with a session: the login page", extra: []string{"prompt", "login consent"}, want: "login", signsIn: true},
+		{name: "prompt=login consent with a session: the login page", extra: []string{"prompt", "login consent"}, want: "login"},
 		{name: "prompt=select_account: a code", extra: []string{"prompt", "select_account"}, want: "code"},
 		{name: "prompt=none login: refused", extra: []string{"prompt", "none login"}, want: "invalid_request"},
 		{name: "max_age longer than the session's age: a code", extra: []string{"max_age", "3600"}, want: "code"},
