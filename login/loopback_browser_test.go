@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/caddy-tokengate/internal/leaf/waitfor"
 	"github.com/tokengate/caddy-tokengate/internal/testkit/browsertest"
 	"github.com/tokengate/caddy-tokengate/internal/testkit/issuertest"
 	"github.com/tokengate/caddy-tokengate/issuer"
@@ -63,11 +64,10 @@ func TestBrowserLoopbackRedirect(t *testing.T) {
 				chromedp.SendKeys(chromedp.CSS("#username"), "alice"), chromedp.SendKeys(chromedp.CSS("#password"), issuertest.Password),
 				chromedp.Click(chromedp.CSS("button[type=submit]")))
 			var loc string
-			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-				if loc = browsertest.Get(t, ctx, chromedp.Location()); strings.HasPrefix(loc, cb+"?") {
-					break
-				}
-			}
+			waitfor.Until(t, "the browser at the app's listener "+cb, 10*time.Second, 20*time.Millisecond, func() bool {
+				loc = browsertest.Get(t, ctx, chromedp.Location())
+				return strings.HasPrefix(loc, cb+"?")
+			})
 			u, err := url.Parse(loc)
 			if err != nil || !strings.HasPrefix(loc, cb+"?") || u.Query().Get("code") == "" || u.Query().Get("state") != "st-n" {
 				t.Fatalf("the browser did not reach the app's listener %s: it is at %q", cb, loc)
