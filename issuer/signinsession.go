@@ -58,9 +58,8 @@ func (i *Issuer) SignIn(ctx context.Context, username, password string) (Princip
 	if err := i.allow(ctx, account); err != nil {
 		return Principal{}, err
 	}
-	err = i.dummyCheck(ctx, i.cost.costliest(kinds), password)
-	if err == nil {
-		err = ErrInvalidCredentials
+	_, err = i.authenticateWith(ctx, i.cost.costliest(kinds), func() (User, error) { return User{}, ErrNotFound }, password)
+	if errors.Is(err, ErrInvalidCredentials) {
 		i.core.Emit(ctx, Event{Kind: EventLoginFailed, NameKind: "user", Name: username})
 	}
 	i.settle(ctx, account, err)

@@ -64,26 +64,29 @@ func cookieName(base string, secure bool) string {
 
 // Routes maps each path to its handler.
 func (s *Server) Routes() map[string]httpx.Route {
+	// Every method a browser may send is routed to the pages, which answer
+	// a wrong one with a page (not the gateway's JSON). /authorize takes no
+	// HEAD: a code is a side effect a HEAD must not have.
 	both := []string{http.MethodGet, http.MethodHead, http.MethodPost}
 	return map[string]httpx.Route{
-		// No HEAD: a code is a side effect a HEAD must not have.
-		PathAuthorize: {Methods: []string{http.MethodGet, http.MethodPost}, Handler: s.authorize},
-		// GET is routed here too, to answer a browser with a page.
-		PathLogin:    {Methods: both, Handler: s.formOnly(s.login)},
-		PathConsent:  {Methods: both, Handler: s.formOnly(s.consent)},
+		PathAuthorize: {Methods: both, Handler: s.only([]string{http.MethodGet, http.MethodPost}, "Open this page with GET or POST.", s.authorize)},
+		PathLogin: {Methods: both, Handler: s.only(httpx.Post,
+			"This page answers the sign-in form. Go back to the application and sign in from there.", s.login)},
+		PathConsent: {Methods: both, Handler: s.only(httpx.Post,
+			"This page answers the sign-in form. Go back to the application and sign in from there.", s.consent)},
 		PathStyle:    {Methods: httpx.Get, Handler: s.asset("static/style.css", "text/css; charset=utf-8")},
 		PathFormPost: {Methods: httpx.Get, Handler: s.asset("static/formpost.js", "text/javascript; charset=utf-8")},
 	}
 }
 
-// formOnly answers anything but a form's POST (a bookmark, a reload of
-// the answer) with a page saying where to start, not the gateway's JSON.
-func (s *Server) formOnly(h http.HandlerFunc) http.HandlerFunc {
+// only answers a method other than methods (a bookmarked form target, a
+// HEAD of /authorize) with a 405 page saying msg.
+func (s *Server) only(methods []string, msg string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
+		if !slices.Contains(methods, r.Method) {
 			s.pageHeaders(w, "")
-			w.Header().Set("Allow", http.MethodPost)
-			s.errorPage(w, http.StatusMethodNotAllowed, "This page answers the sign-in form. Go back to the application and sign in from there.", 0)
+			w.Header().Set("Allow", strings.Join(methods, ", "))
+			s.errorPage(w, http.StatusMethodNotAllowed, msg, 0)
 			return
 		}
 		h(w, r)
@@ -116,11 +119,6 @@ var oidcScopes = []string{"openid", "profile", "email", "groups", "offline_acces
 // authorize is the authorization endpoint (GET, or POST as a form).
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	s.pageHeaders(w, "")
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, http.StatusMethodNotAllowed, "Open this page with GET or POST.", 0)
-		return
-	}
 	params, err := requestParams(r)
 	if err != nil {
 		s.errorPage(w, http.StatusBadRequest, err.Error(), 0)
